@@ -1,0 +1,174 @@
+"""Colour ops: jitter (factors and their random order), grayscale, solarize."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from keras_eqssl.augment import _keras_cv
+from keras_eqssl.augment.base import (
+    BINARY,
+    CATEGORICAL,
+    CONTINUOUS,
+    Op,
+    ParamSpec,
+    bernoulli,
+    check_probability,
+    check_range,
+    register,
+    switch_per_image,
+    uniform,
+    where_images,
+)
+
+JITTER_OPS = ("brightness", "contrast", "saturation", "hue")
+
+
+def _factor_range(owner, field, value, centre):
+    """torchvision's convention: a number x means [centre - x, centre + x]; a pair is taken as is."""
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError(f"{owner}: {field} must be >= 0; received {field}={value}.")
+        value = (centre - value, centre + value)
+    lo, hi = check_range(owner, field, value)
+    return (max(lo, 0.0), hi) if centre == 1.0 else (lo, hi)
+
+
+def adjust_brightness(images, factor):
+    """Multiplies pixel values by `factor` (B,) (0 = black, 1 = unchanged), as torchvision."""
+    return tf.clip_by_value(images * tf.reshape(factor, [-1, 1, 1, 1]), 0.0, 1.0)
+
+
+@register
+class ColorJitter(Op):
+    """Brightness, contrast, saturation and hue changes applied in a random per-image order.
+
+    Args:
+        brightness, contrast, saturation: x >= 0 samples a factor in [max(0, 1 - x), 1 + x]
+            (or give a (min, max) pair); 1 leaves the image unchanged.
+        hue: x in [0, 0.5] samples a hue rotation in [-x, x] turns.
+        name: key prefix of the recorded parameters.
+
+    Records:
+        `color` (B, 4): (brightness, contrast, saturation, hue) factors;
+        `color_order` (B, 4) int32: the order the four adjustments ran in, e.g. [2, 0, 3, 1]
+        means saturation first, then brightness, hue, contrast.
+    """
+
+    def __init__(self, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1, name: str = "color"):
+        super().__init__(name)
+        self.brightness = _factor_range("ColorJitter", "brightness", brightness, 1.0)
+        self.contrast = _factor_range("ColorJitter", "contrast", contrast, 1.0)
+        self.saturation = _factor_range("ColorJitter", "saturation", saturation, 1.0)
+        self.hue = _factor_range("ColorJitter", "hue", hue, 0.0)
+        if self.hue[0] < -0.5 or self.hue[1] > 0.5:
+            raise ValueError(f"ColorJitter: hue must lie within [-0.5, 0.5]; received hue={hue!r}.")
+        _keras_cv.init()
+
+    @property
+    def ranges(self):
+        return (self.brightness, self.contrast, self.saturation, self.hue)
+
+    def param_specs(self):
+        lo = min(r[0] for r in self.ranges)
+        hi = max(r[1] for r in self.ranges)
+        return [
+            ParamSpec(self.name, (4,), CONTINUOUS, lo, hi, names=JITTER_OPS, doc="jitter factors; hue in turns"),
+            ParamSpec(f"{self.name}_order", (4,), CATEGORICAL, 0, 3, "int32", names=("first", "second", "third", "fourth"),
+                      doc="index into (brightness, contrast, saturation, hue), in the order applied"),
+        ]
+
+    def sample(self, batch_size, seed, image_size=None):
+        factors = tf.stack([uniform([batch_size], seed, i, *r) for i, r in enumerate(self.ranges)], axis=1)
+        order = tf.argsort(uniform([batch_size, 4], seed, 4, 0.0, 1.0), axis=1, stable=True)
+        return {self.name: factors, f"{self.name}_order": tf.cast(order, tf.int32)}
+
+    def apply(self, images, params):
+        factors = params[self.name]
+
+        def branch(j, fn):
+            return lambda imgs, idx: fn(imgs, tf.gather(factors[:, j], idx))
+
+        branches = [
+            branch(0, adjust_brightness),
+            branch(1, _keras_cv.adjust_contrast),
+            branch(2, _keras_cv.adjust_saturation),
+            branch(3, _keras_cv.adjust_hue),
+        ]
+        order = params[f"{self.name}_order"]
+        for stage in range(4):
+            images = switch_per_image(images, order[:, stage], branches)
+        return images
+
+    def identity_params(self, batch_size):
+        factors = tf.tile(tf.constant([[1.0, 1.0, 1.0, 0.0]]), [batch_size, 1])
+        order = tf.tile(tf.range(4, dtype=tf.int32)[None], [batch_size, 1])
+        return {self.name: factors, f"{self.name}_order": order}
+
+    def get_config(self):
+        return {
+            "brightness": list(self.brightness),
+            "contrast": list(self.contrast),
+            "saturation": list(self.saturation),
+            "hue": list(self.hue),
+            "name": self.name,
+        }
+
+
+@register
+class Grayscale(Op):
+    """Turns images gray (luma repeated to 3 channels) with probability `p`.
+
+    Records `grayscale` (B, 1): 1.0 where the image was made gray.
+    """
+
+    def __init__(self, p: float = 0.2, name: str = "grayscale"):
+        super().__init__(name)
+        self.p = check_probability("Grayscale", p)
+        _keras_cv.init()
+
+    def param_specs(self):
+        return [ParamSpec(self.name, (1,), BINARY, 0.0, 1.0, doc="1 = made grayscale")]
+
+    def sample(self, batch_size, seed, image_size=None):
+        return {self.name: bernoulli(batch_size, seed, 0, self.p)}
+
+    def apply(self, images, params):
+        return where_images(params[self.name], _keras_cv.grayscale(images), images)
+
+    def identity_params(self, batch_size):
+        return {self.name: tf.zeros([batch_size, 1])}
+
+    def get_config(self):
+        return {"p": self.p, "name": self.name}
+
+
+@register
+class Solarize(Op):
+    """Inverts pixels at or above `threshold` with probability `p`.
+
+    Records `solarize` (B, 1): 1.0 where the image was solarized.
+    """
+
+    def __init__(self, p: float = 0.2, threshold: float = 0.5, name: str = "solarize"):
+        super().__init__(name)
+        self.p = check_probability("Solarize", p)
+        self.threshold = float(threshold)
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"Solarize: threshold must be in [0, 1]; received threshold={threshold}.")
+        _keras_cv.init()
+
+    def param_specs(self):
+        return [ParamSpec(self.name, (1,), BINARY, 0.0, 1.0, doc="1 = solarized")]
+
+    def sample(self, batch_size, seed, image_size=None):
+        return {self.name: bernoulli(batch_size, seed, 0, self.p)}
+
+    def apply(self, images, params):
+        threshold = tf.fill([tf.shape(images)[0]], self.threshold)
+        return where_images(params[self.name], _keras_cv.solarize(images, threshold), images)
+
+    def identity_params(self, batch_size):
+        return {self.name: tf.zeros([batch_size, 1])}
+
+    def get_config(self):
+        return {"p": self.p, "threshold": self.threshold, "name": self.name}

@@ -1,0 +1,147 @@
+"""Geometric ops: continuous rotation, 90-degree rotation, translation."""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+from keras_eqssl.augment import _keras_cv
+from keras_eqssl.augment.base import CATEGORICAL, CONTINUOUS, Op, ParamSpec, check_range, draw, register, uniform
+
+FILL_MODES = ("constant", "reflect", "wrap", "nearest")
+
+
+def _check_fill(owner, fill_mode):
+    if fill_mode not in FILL_MODES:
+        raise ValueError(f"{owner}: fill_mode must be one of {FILL_MODES}; received fill_mode={fill_mode!r}.")
+    return fill_mode
+
+
+def rot90(images, k) -> tf.Tensor:
+    """Rotates each image counter-clockwise by k[i] * 90 degrees (square images), k (B,) or (B, 1)."""
+    k = tf.reshape(tf.cast(k, tf.int32), [-1]) % 4
+    out = images
+    for j in range(1, 4):
+        out = tf.where(tf.reshape(k == j, [-1, 1, 1, 1]), tf.image.rot90(images, j), out)
+    return out
+
+
+def rot90_boxes(boxes, k) -> tf.Tensor:
+    """Boxes (..., 4) as normalised (y0, x0, y1, x1) under a counter-clockwise rotation by k * 90 degrees."""
+    k = tf.cast(k, tf.int32) % 4
+    y0, x0, y1, x1 = tf.unstack(boxes, axis=-1)
+    options = [
+        tf.stack([y0, x0, y1, x1], -1),
+        tf.stack([1 - x1, y0, 1 - x0, y1], -1),
+        tf.stack([1 - y1, 1 - x1, 1 - y0, 1 - x0], -1),
+        tf.stack([x0, 1 - y1, x1, 1 - y0], -1),
+    ]
+    k = tf.broadcast_to(k, tf.shape(y0))
+    out = options[0]
+    for j in range(1, 4):
+        out = tf.where((k == j)[..., None], options[j], out)
+    return out
+
+
+@register
+class Rotation(Op):
+    """Rotates each image counter-clockwise by an angle ~ U(degrees) about its centre.
+
+    Args:
+        degrees: (min, max) angle in degrees, or x for (-x, x).
+        fill_mode: how to fill the corners: constant (black), reflect, wrap, nearest.
+
+    Records `rotation` (B, 1): the angle in degrees, positive = counter-clockwise.
+    """
+
+    def __init__(self, degrees=45.0, fill_mode: str = "constant", name: str = "rotation"):
+        super().__init__(name)
+        if isinstance(degrees, (int, float)):
+            degrees = (-abs(degrees), abs(degrees))
+        self.degrees = check_range("Rotation", "degrees", degrees, low=-180.0, high=180.0)
+        self.fill_mode = _check_fill("Rotation", fill_mode)
+        _keras_cv.init()
+
+    def param_specs(self):
+        return [ParamSpec(self.name, (1,), CONTINUOUS, *self.degrees, doc="degrees, counter-clockwise")]
+
+    def sample(self, batch_size, seed, image_size=None):
+        return {self.name: uniform([batch_size, 1], seed, 0, *self.degrees)}
+
+    def apply(self, images, params):
+        hw = tf.cast(tf.shape(images)[1:3], tf.float32)
+        # keras-cv's matrix turns content clockwise for positive angles: negate for CCW.
+        angles = -params[self.name][:, 0] * (math.pi / 180.0)
+        return _keras_cv.affine(images, _keras_cv.rotation_matrix(angles, hw[0], hw[1]), self.fill_mode)
+
+    def identity_params(self, batch_size):
+        return {self.name: tf.zeros([batch_size, 1])}
+
+    def get_config(self):
+        return {"degrees": list(self.degrees), "fill_mode": self.fill_mode, "name": self.name}
+
+
+@register
+class Rotate90(Op):
+    """Rotates each square image counter-clockwise by k * 90 degrees, k uniform in `ks`.
+
+    Records `rot90` (B, 1) int32: k in {0, 1, 2, 3}.
+    """
+
+    def __init__(self, ks=(0, 1, 2, 3), name: str = "rot90"):
+        super().__init__(name)
+        self.ks = tuple(int(k) for k in ks)
+        if not self.ks or any(k not in (0, 1, 2, 3) for k in self.ks):
+            raise ValueError(f"Rotate90: ks must be a non-empty subset of (0, 1, 2, 3); received ks={ks!r}.")
+
+    def param_specs(self):
+        return [ParamSpec(self.name, (1,), CATEGORICAL, 0, 3, "int32", doc="quarter turns, counter-clockwise")]
+
+    def sample(self, batch_size, seed, image_size=None):
+        u = tf.random.stateless_uniform([batch_size, 1], draw(seed, 0), 0, len(self.ks), tf.int32)
+        return {self.name: tf.gather(tf.constant(self.ks, tf.int32), u)}
+
+    def apply(self, images, params):
+        if images.shape[1] is not None and images.shape[1] != images.shape[2]:
+            raise ValueError(f"Rotate90 needs square images; received shape {images.shape}.")
+        return rot90(images, params[self.name])
+
+    def identity_params(self, batch_size):
+        return {self.name: tf.zeros([batch_size, 1], tf.int32)}
+
+    def get_config(self):
+        return {"ks": list(self.ks), "name": self.name}
+
+
+@register
+class Translation(Op):
+    """Shifts image content by (tx, ty) pixels, each ~ U(-max_shift, max_shift).
+
+    Records `translation` (B, 2): (tx, ty) in pixels of the input; positive = right / down.
+    """
+
+    def __init__(self, max_shift: float = 10.0, fill_mode: str = "constant", name: str = "translation"):
+        super().__init__(name)
+        self.max_shift = float(max_shift)
+        if self.max_shift < 0:
+            raise ValueError(f"Translation: max_shift must be >= 0; received max_shift={max_shift}.")
+        self.fill_mode = _check_fill("Translation", fill_mode)
+        _keras_cv.init()
+
+    def param_specs(self):
+        m = self.max_shift
+        return [ParamSpec(self.name, (2,), CONTINUOUS, -m, m, names=("tx", "ty"), doc="pixels, right/down")]
+
+    def sample(self, batch_size, seed, image_size=None):
+        return {self.name: uniform([batch_size, 2], seed, 0, -self.max_shift, self.max_shift)}
+
+    def apply(self, images, params):
+        t = params[self.name]
+        return _keras_cv.affine(images, _keras_cv.translation_matrix(t[:, 0], t[:, 1]), self.fill_mode)
+
+    def identity_params(self, batch_size):
+        return {self.name: tf.zeros([batch_size, 2])}
+
+    def get_config(self):
+        return {"max_shift": self.max_shift, "fill_mode": self.fill_mode, "name": self.name}

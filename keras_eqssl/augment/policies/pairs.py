@@ -1,0 +1,62 @@
+"""Two-view policies of the invariance baselines: SimCLR and BYOL (asymmetric)."""
+
+from __future__ import annotations
+
+from keras_eqssl.augment.blur import GaussianBlur
+from keras_eqssl.augment.color import ColorJitter, Grayscale, Solarize
+from keras_eqssl.augment.compose import Compose, RandomApply
+from keras_eqssl.augment.crop import RandomResizedCrop
+from keras_eqssl.augment.flip import Flip
+from keras_eqssl.augment.policies.base import ViewsPolicy
+
+SIMCLR_JITTER = dict(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1)
+BYOL_JITTER = dict(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)
+
+
+def view_chain(
+    size,
+    scale=(0.08, 1.0),
+    ratio=(3 / 4, 4 / 3),
+    flip_p=0.5,
+    jitter=None,
+    jitter_p=0.8,
+    grayscale_p=0.2,
+    blur_sigma=(0.1, 2.0),
+    blur_p=0.5,
+    solarize_p=None,
+    blur_kernel_size=None,
+) -> Compose:
+    """The standard SSL view: crop, flip, jitter (p), grayscale (p), blur (p), and solarize (p) when given."""
+    jitter = SIMCLR_JITTER if jitter is None else jitter
+    ops = [
+        RandomResizedCrop(size, scale=scale, ratio=ratio),
+        Flip(p=flip_p),
+        RandomApply(ColorJitter(**jitter), p=jitter_p),
+        Grayscale(p=grayscale_p),
+        RandomApply(GaussianBlur(sigma=blur_sigma, kernel_size=blur_kernel_size), p=blur_p),
+    ]
+    if solarize_p is not None:
+        ops.append(Solarize(p=solarize_p))
+    return Compose(ops, name="view")
+
+
+def simclr(size=224, **chain_kwargs) -> ViewsPolicy:
+    """SimCLR (Chen et al. 2020): two views from the same chain, blur p=0.5.
+
+    Views `v1`, `v2`: (B, size, size, 3). Params per view: crop, crop_scale, crop_ratio, flip,
+    color_applied, color, color_order, grayscale, blur_applied, blur.
+    """
+    return ViewsPolicy({"v1": view_chain(size, **chain_kwargs), "v2": view_chain(size, **chain_kwargs)}, name="simclr")
+
+
+def byol(size=224, blur_p=(1.0, 0.1), solarize_p=(0.0, 0.2), jitter=None, **chain_kwargs) -> ViewsPolicy:
+    """BYOL (Grill et al. 2020): the two views differ in blur and solarize probability.
+
+    Views `v1`, `v2`; `v2` also records `solarize`.
+    """
+    jitter = BYOL_JITTER if jitter is None else jitter
+    views = {
+        v: view_chain(size, jitter=jitter, blur_p=blur_p[i], solarize_p=solarize_p[i], **chain_kwargs)
+        for i, v in enumerate(("v1", "v2"))
+    }
+    return ViewsPolicy(views, name="byol")

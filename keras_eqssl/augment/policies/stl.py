@@ -1,0 +1,96 @@
+"""STL's aligned pairs (Yu et al., NeurIPS 2024): two different images share one transformation."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from keras_eqssl.augment import base
+from keras_eqssl.augment.augmix import AugMix
+from keras_eqssl.augment.blur import GaussianBlur
+from keras_eqssl.augment.color import ColorJitter, Grayscale
+from keras_eqssl.augment.compose import Compose, RandomApply
+from keras_eqssl.augment.crop import RandomResizedCrop
+from keras_eqssl.augment.flip import Flip
+from keras_eqssl.augment.policies.base import Policy
+from keras_eqssl.augment.policies.pairs import SIMCLR_JITTER
+from keras_eqssl.augment.seeds import fold
+
+
+class AlignedPairsPolicy(Policy):
+    """Images 2i and 2i+1 of a batch receive the *same* `aligned` parameters in each view;
+    `per_image` parameters are drawn for every image on its own.
+
+    STL's recipe: crop, colour jitter and grayscale are aligned (the transformations STL learns);
+    flip and blur are per image (nuisances). With `augmix=True`, AugMix joins the aligned part.
+
+    Views `v1`, `v2`: (B, size, size, 3); B must be even. Params per view: the aligned keys
+    (rows 2i and 2i+1 equal) and the per-image keys.
+    """
+
+    def __init__(self, aligned: base.Op, per_image: base.Op, views=("v1", "v2"), name: str = "stl"):
+        self.aligned, self.per_image = aligned, per_image
+        self.views = tuple(views)
+        self.name = name
+
+    def view_names(self):
+        return list(self.views)
+
+    def param_specs(self):
+        specs = self.aligned.param_specs() + self.per_image.param_specs()
+        return {v: specs for v in self.views}
+
+    def make_views(self, images, seeds):
+        batch = tf.shape(images)[0]
+        if images.shape[0] is not None and images.shape[0] % 2:
+            raise ValueError(
+                f"AlignedPairsPolicy pairs images (2i, 2i+1): the batch size must be even; received shape {images.shape}."
+            )
+        tf.debugging.assert_equal(batch % 2, 0, message="AlignedPairsPolicy: the batch size must be even")
+        size = tf.shape(images)[1:3]
+        out, params = {}, {}
+        for v in self.views:
+            shared = self.aligned.sample(batch // 2, fold(seeds[v], 0), image_size=size)
+            shared = {k: tf.repeat(t, 2, axis=0) for k, t in shared.items()}
+            own = self.per_image.sample(batch, fold(seeds[v], 1), image_size=self.aligned.output_size(size))
+            params[v] = {**shared, **own}
+            out[v] = self.per_image.apply(self.aligned.apply(images, params[v]), params[v])
+        return out, params
+
+    def get_config(self):
+        return {
+            "aligned": base.serialize(self.aligned),
+            "per_image": base.serialize(self.per_image),
+            "views": list(self.views),
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(
+            base.from_config(config["aligned"]), base.from_config(config["per_image"]), config["views"], config["name"]
+        )
+
+
+def stl(
+    size=96,
+    scale=(0.2, 1.0),
+    ratio=(3 / 4, 4 / 3),
+    jitter=None,
+    jitter_p=0.8,
+    grayscale_p=0.2,
+    flip_p=0.5,
+    blur_sigma=(0.1, 2.0),
+    blur_p=0.5,
+    augmix: bool = False,
+    augmix_kwargs=None,
+) -> AlignedPairsPolicy:
+    """STL's policy: aligned crop + jitter + grayscale (+ AugMix), per-image flip + blur."""
+    aligned = [
+        RandomResizedCrop(size, scale=scale, ratio=ratio),
+        RandomApply(ColorJitter(**(SIMCLR_JITTER if jitter is None else jitter)), p=jitter_p),
+        Grayscale(p=grayscale_p),
+    ]
+    if augmix:
+        aligned.append(AugMix(**(augmix_kwargs or {})))
+    per_image = [Flip(p=flip_p), RandomApply(GaussianBlur(sigma=blur_sigma, kernel_size=9), p=blur_p)]
+    return AlignedPairsPolicy(Compose(aligned, name="aligned"), Compose(per_image, name="per_image"), name="stl")

@@ -1,0 +1,42 @@
+"""Draws a batch of images and their augmented views, with each view's recorded parameters.
+
+keras-eqssl-views --config=configs/simclr.py --out=views.png
+keras-eqssl-views --config=configs/gtsa.py --out=gtsa.png --rows=3
+"""
+
+from __future__ import annotations
+
+from absl import app, flags
+
+from keras_eqssl.cli._config import checked, define_config_flag
+
+_CONFIG = define_config_flag()
+_OUT = flags.DEFINE_string("out", "views.png", "Where to write the PNG.")
+_ROWS = flags.DEFINE_integer("rows", 4, "Number of source images shown.")
+_STEP = flags.DEFINE_integer("step", 0, "Which batch (step) of the pipeline to draw.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    config = checked(_CONFIG)
+
+    from keras_eqssl.augment.policies import policy_from_config
+    from keras_eqssl.data import source_from_config
+    from keras_eqssl.viz import draw_views_grid
+
+    policy = policy_from_config(config.augment)
+    # Aligned-pair policies (STL) need an even batch; draw one more image if needed, show `rows`.
+    batch = next(iter(source_from_config(config).batch(_ROWS.value + _ROWS.value % 2)))
+    views, params = policy(batch["image"], seed=config.seed, step=_STEP.value)
+    title = f"policy={config.augment.policy}  seed={config.seed}  step={_STEP.value}"
+    path = draw_views_grid(batch["image"].numpy(), views, params, _OUT.value, rows=_ROWS.value, title=title)
+    print(f"wrote {path}: {_ROWS.value} images x {len(views)} views ({', '.join(views)})")
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

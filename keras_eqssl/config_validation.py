@@ -1,0 +1,164 @@
+"""Checks a config against the schema in `default_config` before any work starts.
+
+Every error names the field, e.g. `config.augment.jitter.p=1.5: a probability must be in [0, 1]`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+
+import ml_collections
+
+from keras_eqssl import default_config
+
+
+class ConfigError(ValueError):
+    """A config field is unknown, of the wrong type, or has an impossible value."""
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _compatible(default, value) -> bool:
+    if default is None or value is None:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if _is_number(default):
+        return _is_number(value) and (isinstance(default, float) or isinstance(value, int))
+    if isinstance(default, (tuple, list)):
+        return (
+            isinstance(value, (tuple, list))
+            and len(value) == len(default)
+            and all(_compatible(d, v) for d, v in zip(default, value))
+        )
+    return isinstance(value, type(default))
+
+
+def _check_keys(config, schema, path: str) -> None:
+    for key in config.keys():
+        where = f"{path}.{key}"
+        if key not in schema:
+            close = difflib.get_close_matches(key, list(schema.keys()), n=1)
+            hint = f"; did you mean {path}.{close[0]}?" if close else f"; known keys: {sorted(schema.keys())}"
+            raise ConfigError(f"{where}: unknown key{hint}")
+        default, value = schema[key], config[key]
+        if isinstance(default, ml_collections.ConfigDict):
+            if not isinstance(value, (ml_collections.ConfigDict, dict)):
+                raise ConfigError(f"{where}: expected a section (ConfigDict), received {value!r}.")
+            _check_keys(value, default, where)
+        elif not _compatible(default, value):
+            raise ConfigError(
+                f"{where}={value!r}: wrong type; expected {type(default).__name__} like the default {default!r}."
+            )
+
+
+def _probability(v):
+    values = v if isinstance(v, (tuple, list)) else (v,)
+    if any(not 0.0 <= float(x) <= 1.0 for x in values):
+        return "a probability must be in [0, 1]"
+
+
+def _positive_int(v):
+    if int(v) < 1:
+        return "must be a positive integer"
+
+
+def _non_negative_int(v):
+    if int(v) < 0:
+        return "must be >= 0"
+
+
+def _range(low=None, high=None, strict_low=False) -> Callable:
+    def check(v):
+        lo, hi = v
+        if lo > hi:
+            return "min > max"
+        if low is not None and (lo <= low if strict_low else lo < low):
+            return f"min must be {'>' if strict_low else '>='} {low}"
+        if high is not None and hi > high:
+            return f"max must be <= {high}"
+
+    return check
+
+
+def _one_of(choices) -> Callable:
+    def check(v):
+        if v not in choices:
+            return f"must be one of {tuple(choices)}"
+
+    return check
+
+
+def _value_rules() -> dict[str, Callable]:
+    from keras_eqssl.augment.policies import POLICIES
+    from keras_eqssl.data import SOURCES
+
+    scale = _range(0.0, 1.0, strict_low=True)  # an area fraction: (0, 1]
+    return {
+        "data.source": _one_of(SOURCES),
+        "data.image_size": _positive_int,
+        "data.num_images": _positive_int,
+        "data.batch_size": _positive_int,
+        "augment.policy": _one_of(POLICIES),
+        "augment.size": _positive_int,
+        "augment.crop.scale": scale,
+        "augment.crop.ratio": _range(0.0, strict_low=True),
+        "augment.jitter.brightness": lambda v: "must be >= 0" if v < 0 else None,
+        "augment.jitter.contrast": lambda v: "must be >= 0" if v < 0 else None,
+        "augment.jitter.saturation": lambda v: "must be >= 0" if v < 0 else None,
+        "augment.jitter.hue": lambda v: "must be in [0, 0.5]" if not 0 <= v <= 0.5 else None,
+        "augment.blur.sigma": _range(0.0),
+        "augment.augmix.severity": lambda v: "must be in [1, 10]" if not 1 <= v <= 10 else None,
+        "augment.augmix.width": _positive_int,
+        "augment.augmix.depth": lambda v: "must be -1 or >= 1" if v == 0 or v < -1 else None,
+        "augment.augmix.alpha": lambda v: "must be > 0" if v <= 0 else None,
+        "augment.gtsa.local_size": _positive_int,
+        "augment.gtsa.num_local": _non_negative_int,
+        "augment.gtsa.global_scale": scale,
+        "augment.gtsa.local_scale": scale,
+        "augment.gtsa.min_overlap_global": _probability,
+        "augment.gtsa.min_overlap_local": _probability,
+        "augment.essl.size": _positive_int,
+        "augment.essl.scale": scale,
+        "train.steps": _positive_int,
+    }
+
+
+def _flatten(config, prefix=""):
+    for key in config.keys():
+        value = config[key]
+        path = f"{prefix}{key}"
+        if isinstance(value, (ml_collections.ConfigDict, dict)):
+            yield from _flatten(value, path + ".")
+        else:
+            yield path, key, value
+
+
+def validate(config: ml_collections.ConfigDict, schema: ml_collections.ConfigDict | None = None) -> None:
+    """Raises `ConfigError` naming the first bad field; returns None for a good config.
+
+    Checks: every key exists in the schema (`default_config.get_config()`), every value has the
+    schema's type, probabilities (`p`, `*_p`) lie in [0, 1], ranges have min <= max and area
+    fractions (crop scales) lie in (0, 1], sizes are positive, names are known.
+
+    Example:
+    >>> cfg = default_config.get_config()
+    >>> cfg.augment.jitter.p = 1.5
+    >>> validate(cfg)
+    Traceback (most recent call last):
+    ...
+    keras_eqssl.config_validation.ConfigError: config.augment.jitter.p=1.5: a probability must be in [0, 1]
+    """
+    schema = default_config.get_config() if schema is None else schema
+    _check_keys(config, schema, "config")
+    rules = _value_rules()
+    for path, key, value in _flatten(config):
+        rule = rules.get(path)
+        if rule is None and (key == "p" or key.endswith("_p")):
+            rule = _probability
+        problem = rule(value) if rule is not None and value is not None else None
+        if problem:
+            raise ConfigError(f"config.{path}={value!r}: {problem}")

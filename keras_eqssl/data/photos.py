@@ -1,0 +1,93 @@
+"""Real photographs that ship inside scikit-image: no download, so tests and demos run offline."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import tensorflow as tf
+
+# Photographs (not synthetic patterns) that scikit-image bundles in its wheel; some are gray.
+PHOTOS = (
+    "astronaut",
+    "camera",
+    "cat",
+    "chelsea",
+    "coffee",
+    "coins",
+    "grass",
+    "gravel",
+    "moon",
+    "brick",
+    "clock",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "rocket",
+    "stereo_motorcycle",
+)
+_STORE_SIDE = 256
+
+
+def _square_rgb(image: np.ndarray) -> np.ndarray:
+    if isinstance(image, tuple):  # stereo_motorcycle returns (left, right, disparity)
+        image = image[0]
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=-1)
+    image = image[..., :3]
+    h, w = image.shape[:2]
+    side = min(h, w)
+    y, x = (h - side) // 2, (w - side) // 2
+    return image[y : y + side, x : x + side]
+
+
+@functools.cache
+def load_photos(names: tuple[str, ...] = PHOTOS) -> np.ndarray:
+    """The bundled photos, centre-cropped square and resized: (P, 256, 256, 3) uint8."""
+    import skimage.data
+
+    out = []
+    for name in names:
+        try:
+            image = getattr(skimage.data, name)()
+        except Exception as err:  # a scikit-image without this photo, or one that wants a download
+            raise RuntimeError(
+                f"scikit-image photo {name!r} could not be loaded ({type(err).__name__}: {err}); "
+                "it should ship inside the scikit-image wheel."
+            ) from err
+        square = tf.image.resize(_square_rgb(image), (_STORE_SIDE, _STORE_SIDE), antialias=True)
+        out.append(tf.cast(tf.clip_by_value(tf.round(square), 0, 255), tf.uint8).numpy())
+    return np.stack(out)
+
+
+def skimage_photos(image_size: int = 128, num_images: int = 2048, seed: int = 0) -> tf.data.Dataset:
+    """Random square crops of the scikit-image photos, as `{"image": (S, S, 3) uint8, "label": int32}`.
+
+    Image i is a crop of photo `i % P` covering 40-100% of its side at a random position, drawn
+    statelessly from (seed, i), so the dataset is the same on every run. The label is the
+    photo's index (P = 16 classes).
+
+    Example:
+    >>> ds = skimage_photos(image_size=64, num_images=8)
+    >>> next(iter(ds))["image"].shape
+    TensorShape([64, 64, 3])
+    """
+    if image_size < 1 or num_images < 1:
+        raise ValueError(
+            f"skimage_photos: image_size and num_images must be >= 1; received {image_size}, {num_images}."
+        )
+    photos = tf.constant(load_photos())
+    count = photos.shape[0]
+
+    def crop(i):
+        s = tf.random.experimental.stateless_fold_in(tf.constant([seed, 7], tf.int64), i)
+        u = tf.random.stateless_uniform([3], s)
+        side = 0.4 + 0.6 * u[0]
+        y0, x0 = u[1] * (1 - side), u[2] * (1 - side)
+        box = tf.stack([y0, x0, y0 + side, x0 + side])[None]
+        label = tf.cast(i % count, tf.int32)
+        image = tf.image.crop_and_resize(tf.cast(photos[label][None], tf.float32), box, [0], [image_size, image_size])
+        return {"image": tf.cast(tf.clip_by_value(tf.round(image[0]), 0, 255), tf.uint8), "label": label}
+
+    return tf.data.Dataset.range(num_images).map(crop, num_parallel_calls=tf.data.AUTOTUNE)

@@ -1,0 +1,87 @@
+"""Config files: every one in configs/ is valid, and bad ones fail naming the field."""
+
+import importlib.util
+import pathlib
+
+import pytest
+
+from keras_eqssl import default_config
+from keras_eqssl.config_validation import ConfigError, validate
+
+CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
+CONFIG_FILES = sorted(CONFIG_DIR.glob("*.py"))
+
+
+def load(path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def test_there_are_config_files():
+    assert {p.stem for p in CONFIG_FILES} >= {"simclr", "byol", "stl", "gtsa", "essl"}
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: p.stem)
+def test_config_file_is_valid_and_builds_its_policy(path):
+    from keras_eqssl.augment.policies import policy_from_config
+
+    config = load(path)
+    validate(config)
+    assert config.augment.policy == path.stem
+    policy_from_config(config.augment)
+
+
+def test_default_config_is_valid():
+    validate(default_config.get_config())
+
+
+def _bad(mutate):
+    config = default_config.get_config()
+    with config.unlocked():
+        mutate(config)
+    with pytest.raises(ConfigError) as err:
+        validate(config)
+    return str(err.value)
+
+
+def test_unknown_key_is_named_with_a_suggestion():
+    msg = _bad(lambda c: c.augment.__setitem__("jiter", {"p": 0.5}))
+    assert "config.augment.jiter" in msg and "unknown key" in msg and "config.augment.jitter" in msg
+
+
+def test_unknown_nested_key():
+    msg = _bad(lambda c: c.augment.blur.__setitem__("kernel", 3))
+    assert "config.augment.blur.kernel" in msg
+
+
+def test_wrong_type_is_named():
+    config = default_config.get_config()
+    schema = default_config.get_config()
+    config = config.to_dict()
+    config["data"]["batch_size"] = "big"
+    import ml_collections
+
+    with pytest.raises(ConfigError, match=r"config.data.batch_size='big': wrong type"):
+        validate(ml_collections.ConfigDict(config), schema)
+
+
+@pytest.mark.parametrize(
+    "field, mutate, expect",
+    [
+        ("augment.jitter.p", lambda c: setattr(c.augment.jitter, "p", 1.5), "probability"),
+        ("augment.flip.p", lambda c: setattr(c.augment.flip, "p", -0.1), "probability"),
+        ("augment.byol.solarize_p", lambda c: setattr(c.augment.byol, "solarize_p", (0.0, 2.0)), "probability"),
+        ("augment.crop.scale", lambda c: setattr(c.augment.crop, "scale", (0.9, 0.1)), "min > max"),
+        ("augment.crop.scale", lambda c: setattr(c.augment.crop, "scale", (0.5, 1.2)), "max must be <= 1"),
+        ("augment.gtsa.local_scale", lambda c: setattr(c.augment.gtsa, "local_scale", (0.0, 0.3)), "min must be > 0"),
+        ("augment.blur.sigma", lambda c: setattr(c.augment.blur, "sigma", (2.0, 0.1)), "min > max"),
+        ("augment.policy", lambda c: setattr(c.augment, "policy", "simclear"), "must be one of"),
+        ("data.batch_size", lambda c: setattr(c.data, "batch_size", 0), "positive"),
+        ("augment.augmix.severity", lambda c: setattr(c.augment.augmix, "severity", 11), "[1, 10]"),
+    ],
+)
+def test_impossible_values_name_the_field(field, mutate, expect):
+    msg = _bad(mutate)
+    assert f"config.{field}=" in msg and expect in msg
