@@ -84,7 +84,7 @@ def _affine(images, rows):
 
 def rotate(images, m):
     hw = tf.cast(tf.shape(images)[1:3], tf.float32)
-    angles = -m * (30.0 * math.pi / 180.0)
+    angles = m * (30.0 * math.pi / 180.0)  # counter-clockwise, as Rotation
     return _keras_cv.affine(images, _keras_cv.rotation_matrix(angles, hw[0], hw[1]))
 
 

@@ -71,8 +71,8 @@ class Rotation(Op):
 
     def apply(self, images, params):
         hw = tf.cast(tf.shape(images)[1:3], tf.float32)
-        # keras-cv's matrix turns content clockwise for positive angles: negate for CCW.
-        angles = -params[self.name][:, 0] * (math.pi / 180.0)
+        # keras-cv's matrix turns content counter-clockwise (on screen) for positive angles.
+        angles = params[self.name][:, 0] * (math.pi / 180.0)
         return _keras_cv.affine(images, _keras_cv.rotation_matrix(angles, hw[0], hw[1]), self.fill_mode)
 
     def identity_params(self, batch_size):

@@ -8,6 +8,7 @@ uninterrupted single-device run.
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 SeedLike = int | tuple[int, int] | tf.Tensor
@@ -17,11 +18,14 @@ def as_seed(seed: SeedLike) -> tf.Tensor:
     """Returns `seed` as a shape-(2,) int32 tensor.
 
     Args:
-        seed: a Python int, a pair of ints, or a shape-(2,) integer tensor.
+        seed: a Python or NumPy int, a scalar integer tensor, a pair of ints, or a shape-(2,)
+            integer tensor.
     """
-    if isinstance(seed, int):
-        return tf.constant([0, seed], dtype=tf.int32)
+    if isinstance(seed, (int, np.integer)):
+        return tf.constant([0, int(seed)], dtype=tf.int32)
     seed = tf.convert_to_tensor(seed)
+    if seed.shape.rank == 0 and seed.dtype.is_integer:
+        return tf.stack([tf.constant(0, tf.int32), tf.cast(seed, tf.int32)])
     if not seed.dtype.is_integer:
         raise TypeError(f"A seed must be integer; received dtype {seed.dtype.name}.")
     if seed.shape.rank is not None and seed.shape.as_list() != [2]:

@@ -52,7 +52,7 @@ def simclr(size=224, **chain_kwargs) -> ViewsPolicy:
 def byol(size=224, blur_p=(1.0, 0.1), solarize_p=(0.0, 0.2), jitter=None, **chain_kwargs) -> ViewsPolicy:
     """BYOL (Grill et al. 2020): the two views differ in blur and solarize probability.
 
-    Views `v1`, `v2`; `v2` also records `solarize`.
+    Views `v1`, `v2`; both record `solarize` (always 0 in `v1` with the default solarize_p).
     """
     jitter = BYOL_JITTER if jitter is None else jitter
     views = {

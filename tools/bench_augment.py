@@ -1,0 +1,229 @@
+"""Throughput of our SimCLR two-view policy beside the same chain built from keras-cv / Keras layers.
+
+Both run in one process, in the same tf.data pipeline:
+
+    source uint8 images (B, 256, 256, 3) -> .batch(B) -> .map(two-view fn, AUTOTUNE) -> .prefetch(AUTOTUNE)
+
+and the number reported is **source images per second**: every source image yields two views
+(so views/s is twice that). Ours (`keras_eqssl.augment.policies.simclr`) also returns every
+parameter it sampled for each image; theirs returns only the views.
+
+Usage:
+    python tools/bench_augment.py                       # 64 and 224 px, batch 256
+    python tools/bench_augment.py --sizes 64 --batches 4 --repeats 1
+
+The keras-cv / Keras chain ("theirs"), one layer per SimCLR step, each picked because it works in
+this version combination (TF 2.21, Keras 3.15, keras-cv 0.9) and is the closest match that runs
+per image:
+
+- crop: `keras_cv.layers.RandomCropAndResize(crop_area_factor=(0.08, 1), aspect_ratio_factor=(3/4, 4/3))`.
+  Keras 3 has no random *resized* crop (RandomCrop keeps the scale, RandomZoom keeps the aspect
+  ratio). It clips an oversized box where torchvision (and ours) redraws it.
+- flip: `keras.layers.RandomFlip("horizontal")`, vectorised, per-image coin.
+- colour jitter with p=0.8: `keras_cv.layers.RandomApply(keras_cv.layers.RandomColorJitter(...), rate=0.8)`.
+  Neither Keras 3 nor keras-cv has a per-image probability on the jitter itself, so keras-cv's
+  RandomApply (a per-image map over the batch) supplies it; inside it keras-cv's jitter
+  (vectorised). Both jitters (keras-cv's and `keras.layers.RandomColorJitter`) run a fixed order
+  (brightness, contrast, saturation, hue), not SimCLR's random per-image order, and their
+  brightness is additive; the two are equally fast here, and keras-cv's sits with its own RandomApply.
+  Factors: brightness 0.4, contrast 0.4 ([0.6, 1.4]), saturation [0.6, 1.4] (keras-cv encodes a
+  factor f as f / (1 + f), hence (0.375, 0.583)), hue 0.1 turn (keras-cv's hue_factor 0.2).
+- grayscale with p=0.2: `keras.layers.RandomGrayscale(factor=0.2)`, vectorised, per-image coin
+  (keras-cv's `Grayscale` has no probability).
+- blur with p=0.5: `keras_cv.layers.RandomApply(keras_cv.layers.RandomGaussianBlur(k, factor=(0.1, 2)), rate=0.5)`.
+  keras-cv's blur draws a sigma per image and is separable, as SimCLR's. `keras.layers.RandomGaussianBlur`
+  has its own per-image coin but draws one sigma per batch and convolves with a full k x k kernel:
+  about 8x slower at 224 px here, so it would flatter ours.
+
+Kernel size of the blur: about 10% of the output side, odd, at least 3 (7 at 64 px, 23 at 224 px),
+as ours derives it. Timing: `--warmup` batches go through a first iterator (the first batches pay
+for graph optimisation and thread start-up; the map functions are traced when the pipeline is
+built), then a fresh iterator is timed from its creation over `--batches` batches, so no batch
+prepared during the warm-up is counted. With `--repeats` > 1 ours and theirs alternate and the
+best run of each is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+try:
+    import keras_eqssl  # noqa: F401
+except ImportError:  # run from a checkout that is not installed: `python tools/bench_augment.py`
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from keras_eqssl.augment.policies import simclr  # noqa: E402
+
+tf.get_logger().setLevel("ERROR")  # keras-cv's vectorized_map warns once per op it cannot vectorise
+
+SOURCE_SIDE = 256
+
+
+def blur_kernel_size(size: int) -> int:
+    """About 10% of the side, odd, at least 3: what `GaussianBlur` derives for a square image."""
+    k = max(3, int(0.1 * size))
+    return k + 1 if k % 2 == 0 else k
+
+
+def source_images(count: int, synthetic: bool, seed: int = 0) -> np.ndarray:
+    """(count, 256, 256, 3) uint8: the bundled scikit-image photos (tiled, randomly flipped and
+    rolled so that the pool is not 16 repeated images), or uniform noise with `synthetic`."""
+    rng = np.random.default_rng(seed)
+    if not synthetic:
+        try:
+            from keras_eqssl.data.photos import load_photos
+
+            photos = load_photos()
+        except Exception as err:  # noqa: BLE001 - a benchmark falls back rather than stops
+            print(f"(scikit-image photos unavailable: {type(err).__name__}: {err}; using synthetic images)")
+            synthetic = True
+    if synthetic:
+        return rng.integers(0, 256, size=(count, SOURCE_SIDE, SOURCE_SIDE, 3), dtype=np.uint8)
+    out = []
+    for i in range(count):
+        image = photos[i % len(photos)]
+        if rng.random() < 0.5:
+            image = image[:, ::-1]
+        out.append(np.roll(image, shift=tuple(rng.integers(0, SOURCE_SIDE, size=2)), axis=(0, 1)))
+    return np.stack(out)
+
+
+def ours_fn(size: int):
+    """(step, uint8 batch) -> ({"v1", "v2"}, params): our policy, seeded per batch by its step."""
+    policy = simclr(size)
+
+    def fn(step, images):
+        return policy(images, seed=0, step=step)
+
+    return fn
+
+
+def theirs_chain(size: int):
+    """The SimCLR view chain from keras-cv / Keras layers (see the module docstring for why each)."""
+    import keras
+    import keras_cv
+
+    k = blur_kernel_size(size)
+    return [
+        keras_cv.layers.RandomCropAndResize(
+            target_size=(size, size), crop_area_factor=(0.08, 1.0), aspect_ratio_factor=(3 / 4, 4 / 3)
+        ),
+        keras.layers.RandomFlip("horizontal"),
+        keras_cv.layers.RandomApply(
+            keras_cv.layers.RandomColorJitter(
+                value_range=(0, 1),
+                brightness_factor=0.4,
+                contrast_factor=0.4,
+                saturation_factor=(0.6 / 1.6, 1.4 / 2.4),
+                hue_factor=0.2,
+            ),
+            rate=0.8,
+        ),
+        keras.layers.RandomGrayscale(factor=0.2),
+        keras_cv.layers.RandomApply(keras_cv.layers.RandomGaussianBlur(kernel_size=k, factor=(0.1, 2.0)), rate=0.5),
+    ]
+
+
+def theirs_fn(size: int):
+    """(step, uint8 batch) -> {"v1", "v2"}: the layer chain called twice, the ordinary way."""
+    chain = theirs_chain(size)
+
+    def view(images):
+        for layer in chain:
+            images = layer(images, training=True)
+        return images
+
+    def fn(step, images):
+        del step
+        images = tf.cast(images, tf.float32) / 255.0
+        return {"v1": view(images), "v2": view(images)}
+
+    return fn
+
+
+def pipeline(pool: np.ndarray, batch: int, fn) -> tf.data.Dataset:
+    ds = tf.data.Dataset.from_tensor_slices(pool).repeat().batch(batch, drop_remainder=True)
+    return ds.enumerate().map(fn, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def check_views(ds: tf.data.Dataset, size: int, batch: int, name: str) -> None:
+    """One batch: two views of the right shape, in [0, 1], and not the same."""
+    out = next(iter(ds))
+    views = out[0] if isinstance(out, tuple) else out
+    v1, v2 = views["v1"], views["v2"]
+    if v1.shape != (batch, size, size, 3) or v2.shape != (batch, size, size, 3):
+        raise RuntimeError(f"{name}: views of shape {v1.shape}, {v2.shape}; expected ({batch}, {size}, {size}, 3).")
+    if float(tf.reduce_min(v1)) < 0 or float(tf.reduce_max(v1)) > 1.0 + 1e-5:
+        raise RuntimeError(f"{name}: view values outside [0, 1].")
+    if bool(tf.reduce_all(v1 == v2)):
+        raise RuntimeError(f"{name}: the two views are identical.")
+
+
+def time_pipeline(ds: tf.data.Dataset, warmup: int, batches: int) -> float:
+    """Seconds for `batches` batches from a fresh iterator, after `warmup` batches from another."""
+    for _ in ds.take(warmup):
+        pass
+    start = time.perf_counter()
+    iterator = iter(ds)
+    for _ in range(batches):
+        next(iterator)
+    elapsed = time.perf_counter() - start
+    del iterator
+    return elapsed
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="64,224", help="output sides, comma-separated (default 64,224)")
+    parser.add_argument("--batch", type=int, default=256, help="source images per batch (default 256)")
+    parser.add_argument("--batches", type=int, default=8, help="timed batches per run (default 8)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed batches before each run (default 3)")
+    parser.add_argument("--repeats", type=int, default=2, help="runs of each, alternating; best is kept (default 2)")
+    parser.add_argument("--synthetic", action="store_true", help="uniform-noise source images, not photos")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    if not sizes or min(sizes) < 1 or args.batch < 1 or args.batches < 1 or args.warmup < 0 or args.repeats < 1:
+        parser.error("sizes, --batch, --batches and --repeats must be positive, --warmup >= 0")
+
+    pool = source_images(args.batch, args.synthetic)
+    print(
+        f"TF {tf.__version__}, {os.cpu_count()} CPU cores; source: {'synthetic' if args.synthetic else 'scikit-image photos'} "
+        f"{pool.shape[1]}x{pool.shape[2]} uint8, batch {args.batch}, warm-up {args.warmup} + timed {args.batches} "
+        f"batches, best of {args.repeats}."
+    )
+    results = []
+    for size in sizes:
+        datasets = {"ours": pipeline(pool, args.batch, ours_fn(size)), "theirs": pipeline(pool, args.batch, theirs_fn(size))}
+        for name, ds in datasets.items():
+            check_views(ds, size, args.batch, name)
+        best = {name: float("inf") for name in datasets}
+        for r in range(args.repeats):
+            for name, ds in datasets.items():
+                seconds = time_pipeline(ds, args.warmup, args.batches)
+                best[name] = min(best[name], seconds)
+                rate = args.batches * args.batch / seconds
+                print(f"  {size:>4} px  {name:<6}  run {r + 1}: {seconds:7.2f} s  {rate:8.1f} source images/s", flush=True)
+        rates = {name: args.batches * args.batch / seconds for name, seconds in best.items()}
+        results.append((size, rates["ours"], rates["theirs"]))
+
+    print()
+    print("Throughput in SOURCE images/s (each source image -> two views; views/s = 2x).")
+    print("ours = keras_eqssl simclr() with every parameter recorded; theirs = keras-cv/Keras layer chain, twice.")
+    print(f"{'size':>6} | {'ours img/s':>11} | {'theirs img/s':>12} | {'ours/theirs':>11}")
+    print(f"{'-' * 6}-+-{'-' * 11}-+-{'-' * 12}-+-{'-' * 11}")
+    for size, ours, theirs in results:
+        print(f"{size:>6} | {ours:>11.1f} | {theirs:>12.1f} | {ours / theirs:>11.2f}")
+    slow = [size for size, ours, theirs in results if ours < 0.9 * theirs]
+    print("target ours/theirs >= 0.9: " + ("met" if not slow else f"NOT met at {', '.join(map(str, slow))} px"))
+
+
+if __name__ == "__main__":
+    main()
