@@ -201,7 +201,10 @@ def main(argv=None) -> None:
     )
     results = []
     for size in sizes:
-        datasets = {"ours": pipeline(pool, args.batch, ours_fn(size)), "theirs": pipeline(pool, args.batch, theirs_fn(size))}
+        datasets = {
+            "ours": pipeline(pool, args.batch, ours_fn(size)),
+            "theirs": pipeline(pool, args.batch, theirs_fn(size)),
+        }
         for name, ds in datasets.items():
             check_views(ds, size, args.batch, name)
         best = {name: float("inf") for name in datasets}
@@ -210,7 +213,9 @@ def main(argv=None) -> None:
                 seconds = time_pipeline(ds, args.warmup, args.batches)
                 best[name] = min(best[name], seconds)
                 rate = args.batches * args.batch / seconds
-                print(f"  {size:>4} px  {name:<6}  run {r + 1}: {seconds:7.2f} s  {rate:8.1f} source images/s", flush=True)
+                print(
+                    f"  {size:>4} px  {name:<6}  run {r + 1}: {seconds:7.2f} s  {rate:8.1f} source images/s", flush=True
+                )
         rates = {name: args.batches * args.batch / seconds for name, seconds in best.items()}
         results.append((size, rates["ours"], rates["theirs"]))
 

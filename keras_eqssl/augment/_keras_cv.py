@@ -24,9 +24,6 @@ def _layers():
 
     L = keras_cv.layers
     return {
-        "hue": L.RandomHue(factor=(0.0, 0.0), value_range=_VALUE_RANGE),
-        "saturation": L.RandomSaturation(factor=(0.5, 0.5)),
-        "contrast": L.RandomContrast(value_range=_VALUE_RANGE, factor=(0.0, 0.0)),
         "grayscale": L.Grayscale(output_channels=3),
         "solarize": L.Solarization(value_range=_VALUE_RANGE),
     }
@@ -40,23 +37,6 @@ def init() -> None:
 
 def _per_image(values, images):
     return tf.reshape(tf.cast(values, images.dtype), [-1, 1, 1, 1])
-
-
-def adjust_hue(images, delta):
-    """Rotates hue by `delta` (B,) in turns ([-0.5, 0.5]), torchvision's convention."""
-    return _layers()["hue"].augment_images(images, tf.reshape(delta, [-1]))
-
-
-def adjust_saturation(images, factor):
-    """Multiplies HSV saturation by `factor` (B,) >= 0 (0 = gray, 1 = unchanged)."""
-    # keras-cv encodes the factor f as t = f / (1 + f) in [0, 1) and inverts it.
-    factor = tf.reshape(tf.cast(factor, tf.float32), [-1])
-    return _layers()["saturation"].augment_images(images, factor / (1.0 + factor))
-
-
-def adjust_contrast(images, factor):
-    """Scales each channel's deviation from its mean by `factor` (B,) and clips to [0, 1]."""
-    return _layers()["contrast"].augment_images(images, _per_image(factor, images))
 
 
 def grayscale(images):
@@ -78,9 +58,7 @@ def _preprocessing():
 
 def affine(images, matrices, fill_mode="constant", interpolation="bilinear"):
     """Applies per-image projective transforms, 8 values each (output -> input mapping)."""
-    out = _preprocessing().transform(
-        images, matrices, fill_mode=fill_mode, fill_value=0.0, interpolation=interpolation
-    )
+    out = _preprocessing().transform(images, matrices, fill_mode=fill_mode, fill_value=0.0, interpolation=interpolation)
     out.set_shape(images.shape)
     return out
 

@@ -53,7 +53,9 @@ def equalize(images, _m):
     q = tf.cast(tf.round(images * 255.0), tf.int32)
     flat = tf.reshape(tf.transpose(q, [0, 3, 1, 2]), [n * c, h * w])
     hist = tf.math.bincount(flat, minlength=256, maxlength=256, axis=-1)
-    last = tf.gather(hist, 255 - tf.argmax(tf.reverse(tf.cast(hist > 0, tf.int32), [1]), axis=1, output_type=tf.int32), batch_dims=1)
+    last = tf.gather(
+        hist, 255 - tf.argmax(tf.reverse(tf.cast(hist > 0, tf.int32), [1]), axis=1, output_type=tf.int32), batch_dims=1
+    )
     step = (tf.reduce_sum(hist, axis=1) - last) // 255
     before = tf.cumsum(hist, axis=1, exclusive=True)
     safe = tf.maximum(step, 1)[:, None]
@@ -146,7 +148,9 @@ class AugMix(Op):
     def param_specs(self):
         n, s, w = self.name, self.steps, self.width
         return [
-            ParamSpec(f"{n}_ops", (w, s), CATEGORICAL, 0, NO_OP, "int32", doc=f"op index into {AUGMIX_OPS}; {NO_OP} = unused"),
+            ParamSpec(
+                f"{n}_ops", (w, s), CATEGORICAL, 0, NO_OP, "int32", doc=f"op index into {AUGMIX_OPS}; {NO_OP} = unused"
+            ),
             ParamSpec(f"{n}_mags", (w, s), CONTINUOUS, -self.severity / 10, self.severity / 10, doc="signed magnitude"),
             ParamSpec(f"{n}_weights", (w,), CONTINUOUS, 0.0, 1.0, doc="chain mixing weights"),
             ParamSpec(f"{n}_mix", (1,), CONTINUOUS, 0.0, 1.0, doc="weight of the mix vs the original"),
@@ -164,7 +168,12 @@ class AugMix(Op):
         g = _gamma([batch_size, w], draw(seed, 4), self.alpha)
         weights = g / tf.reduce_sum(g, axis=1, keepdims=True)
         a, b = _gamma([batch_size, 1], draw(seed, 5), self.alpha), _gamma([batch_size, 1], draw(seed, 6), self.alpha)
-        return {f"{self.name}_ops": ops, f"{self.name}_mags": mags, f"{self.name}_weights": weights, f"{self.name}_mix": a / (a + b)}
+        return {
+            f"{self.name}_ops": ops,
+            f"{self.name}_mags": mags,
+            f"{self.name}_weights": weights,
+            f"{self.name}_mix": a / (a + b),
+        }
 
     def apply(self, images, params):
         ops, mags = params[f"{self.name}_ops"], params[f"{self.name}_mags"]
@@ -194,4 +203,10 @@ class AugMix(Op):
         }
 
     def get_config(self):
-        return {"severity": self.severity, "width": self.width, "depth": self.depth, "alpha": self.alpha, "name": self.name}
+        return {
+            "severity": self.severity,
+            "width": self.width,
+            "depth": self.depth,
+            "alpha": self.alpha,
+            "name": self.name,
+        }

@@ -206,4 +206,3 @@ def switch_per_image(images, choice, branches) -> tf.Tensor:
     out = tf.dynamic_stitch(indices, outs)
     out.set_shape(images.shape)
     return out
-

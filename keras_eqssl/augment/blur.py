@@ -21,6 +21,12 @@ def blur(images, sigma, size: int) -> tf.Tensor:
     Args:
         images: (B, H, W, C) float. sigma: (B,) or (B, 1). size: odd kernel size.
     """
+    if images.shape[0] == 0:
+        return images
+    return tf.cond(tf.shape(images)[0] > 0, lambda: _blur(images, sigma, size), lambda: images)
+
+
+def _blur(images, sigma, size: int) -> tf.Tensor:
     b, h, w, c = (tf.shape(images)[i] for i in range(4))
     kernels = gaussian_kernels(sigma, size)  # (B, K)
     # Fold the batch into channels so one depthwise conv runs every image with its own kernel.
@@ -32,7 +38,7 @@ def blur(images, sigma, size: int) -> tf.Tensor:
     x = tf.nn.depthwise_conv2d(x, tf.reshape(k, [1, size, -1, 1]), [1, 1, 1, 1], "VALID")
     out = tf.transpose(tf.reshape(x, [h, w, b, c]), [2, 0, 1, 3])
     out.set_shape(images.shape)
-    return out
+    return tf.clip_by_value(out, 0.0, 1.0)
 
 
 @register
@@ -50,7 +56,9 @@ class GaussianBlur(Op):
         super().__init__(name)
         self.sigma = check_range("GaussianBlur", "sigma", sigma, low=0.0)
         if kernel_size is not None and (int(kernel_size) < 1 or int(kernel_size) % 2 == 0):
-            raise ValueError(f"GaussianBlur: kernel_size must be a positive odd int; received kernel_size={kernel_size}.")
+            raise ValueError(
+                f"GaussianBlur: kernel_size must be a positive odd int; received kernel_size={kernel_size}."
+            )
         self.kernel_size = None if kernel_size is None else int(kernel_size)
 
     def param_specs(self):

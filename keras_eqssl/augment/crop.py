@@ -98,7 +98,11 @@ class RandomResizedCrop(Op):
 
     def identity_params(self, batch_size):
         full = tf.tile(tf.constant([[0.0, 0.0, 1.0, 1.0]]), [batch_size, 1])
-        return {self.name: full, f"{self.name}_scale": tf.ones([batch_size, 1]), f"{self.name}_ratio": tf.ones([batch_size, 1])}
+        return {
+            self.name: full,
+            f"{self.name}_scale": tf.ones([batch_size, 1]),
+            f"{self.name}_ratio": tf.ones([batch_size, 1]),
+        }
 
     def output_size(self, input_size):
         return self.size
