@@ -1,76 +1,46 @@
 """keras_eqssl: self-supervised learning in Keras 3 that keeps equivariant features.
 
 Public API: the names in `__all__`. Everything else is importable but private by convention.
+Names are imported lazily (on first use), so `import keras_eqssl` does not load TensorFlow:
+the renderer, for one, must create its GL context before TensorFlow's LLVM is loaded.
 """
 
+import importlib as _importlib
 import os as _os
 
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's start-up INFO lines; set it yourself to see them
 
-from keras_eqssl import augment, data  # noqa: E402
-from keras_eqssl.augment import (  # noqa: E402
-    AugMix,
-    ColorJitter,
-    Compose,
-    Flip,
-    GaussianBlur,
-    Grayscale,
-    ParamSpec,
-    RandomApply,
-    RandomChoice,
-    RandomResizedCrop,
-    Rotate90,
-    Rotation,
-    Solarize,
-    Translation,
-    make_seed,
-)
-from keras_eqssl.augment.policies import (  # noqa: E402
-    AlignedPairsPolicy,
-    MultiCropPolicy,
-    Policy,
-    RotatedCropPolicy,
-    ViewsPolicy,
-    byol,
-    policy_from_config,
-    simclr,
-    stl,
-)
-from keras_eqssl.config_validation import ConfigError, validate  # noqa: E402
-from keras_eqssl.data import skimage_photos, view_batches  # noqa: E402
-
 __version__ = "0.1.0"
 
-__all__ = [
-    "AlignedPairsPolicy",
-    "AugMix",
-    "ColorJitter",
-    "Compose",
-    "ConfigError",
-    "Flip",
-    "GaussianBlur",
-    "Grayscale",
-    "MultiCropPolicy",
-    "ParamSpec",
-    "Policy",
-    "RandomApply",
-    "RandomChoice",
-    "RandomResizedCrop",
-    "Rotate90",
-    "RotatedCropPolicy",
-    "Rotation",
-    "Solarize",
-    "Translation",
-    "ViewsPolicy",
-    "augment",
-    "byol",
-    "data",
-    "make_seed",
-    "policy_from_config",
-    "simclr",
-    "skimage_photos",
-    "stl",
-    "validate",
-    "view_batches",
-]
+_EXPORTS = {
+    "keras_eqssl.augment": (
+        "AugMix", "ColorJitter", "Compose", "Flip", "GaussianBlur", "Grayscale", "ParamSpec", "RandomApply",
+        "RandomChoice", "RandomResizedCrop", "Rotate90", "Rotation", "Solarize", "Translation", "make_seed",
+    ),
+    "keras_eqssl.augment.policies": (
+        "AlignedPairsPolicy", "MultiCropPolicy", "Policy", "RotatedCropPolicy", "ViewsPolicy", "byol",
+        "policy_from_config", "simclr", "stl",
+    ),
+    "keras_eqssl.config_validation": ("ConfigError", "validate"),
+    "keras_eqssl.data": ("skimage_photos", "view_batches"),
+}  # fmt: skip
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+_SUBMODULES = ("augment", "data")
+
+__all__ = sorted([*_WHERE, *_SUBMODULES])
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        value = getattr(_importlib.import_module(_WHERE[name]), name)
+    elif name in _SUBMODULES:
+        value = _importlib.import_module(f"keras_eqssl.{name}")
+    else:
+        raise AttributeError(f"module 'keras_eqssl' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted([*globals(), *__all__])
