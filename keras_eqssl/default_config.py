@@ -16,7 +16,11 @@ def get_config() -> ml_collections.ConfigDict:
     c.workdir = "runs/default"
 
     c.data = ml_collections.ConfigDict()
-    c.data.source = "skimage_photos"  # photos bundled with scikit-image (no download)
+    c.data.source = "skimage_photos"  # skimage_photos | image_folder | tfds | fashion_mnist
+    c.data.root = ""  # image_folder: one subfolder per class
+    c.data.tfds_name = ""  # tfds: a prepared image-classification dataset, e.g. "cifar10"
+    c.data.data_dir = ""  # tfds: its data_dir ("" = tfds default)
+    c.data.split = "train"
     c.data.image_size = 128  # side of the source images handed to the policy
     c.data.num_images = 2048  # images per epoch drawn from the source
     c.data.batch_size = 64

@@ -5,11 +5,26 @@ Names are imported lazily, so `keras_eqssl.data.render` runs without loading Ten
 
 import importlib as _importlib
 
-SOURCES = ("skimage_photos",)
+SOURCES = ("skimage_photos", "image_folder", "tfds", "fashion_mnist")
 
 _EXPORTS = {
     "keras_eqssl.data.photos": ("PHOTOS", "load_photos", "skimage_photos"),
     "keras_eqssl.data.pipeline": ("view_batches",),
+    "keras_eqssl.data.threedie": (
+        "threedie_pairs",
+        "pair_batches",
+        "normalize_3diebench",
+        "THREEDIE_MEAN",
+        "THREEDIE_STD",
+    ),
+    "keras_eqssl.data.threedie_index": ("list_objects", "ThreeDIEObjects"),
+    "keras_eqssl.data.threedie_tfds": ("ThreeDIEBench", "tfds_pairs"),
+    "keras_eqssl.data.tfds_source": ("tfds_images",),
+    "keras_eqssl.data.image_folder": ("image_folder", "list_image_folder"),
+    "keras_eqssl.data.fashion_mnist": ("fashion_mnist", "fashion_mnist_available"),
+    "keras_eqssl.data.image_files": ("BadFileError",),
+    "keras_eqssl.data.quaternions": ("relative_rotation", "euler_xyz_to_quaternion"),
+    "keras_eqssl.data.rotations": ("relative_quaternion",),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -25,10 +40,28 @@ def __getattr__(name):
 
 
 def source_from_config(config):
-    """The `tf.data.Dataset` named by `config.data.source` (images of side `config.data.image_size`)."""
+    """The `tf.data.Dataset` of `{"image", "label"}` named by `config.data.source`.
+
+    Sources: `skimage_photos` (bundled photos), `image_folder` (`config.data.root` with one
+    subfolder per class), `tfds` (`config.data.tfds_name` already prepared in
+    `config.data.data_dir`; nothing is downloaded), `fashion_mnist` (Debian's
+    dataset-fashion-mnist package). Images have side `config.data.image_size`.
+    """
     d = config.data
     if d.source == "skimage_photos":
         from keras_eqssl.data.photos import skimage_photos
 
         return skimage_photos(image_size=d.image_size, num_images=d.num_images, seed=config.seed)
+    if d.source == "image_folder":
+        from keras_eqssl.data.image_folder import image_folder
+
+        return image_folder(d.root, image_size=d.image_size, seed=config.seed)
+    if d.source == "tfds":
+        from keras_eqssl.data.tfds_source import tfds_images
+
+        return tfds_images(d.tfds_name, split=d.split, data_dir=d.data_dir or None, image_size=d.image_size)
+    if d.source == "fashion_mnist":
+        from keras_eqssl.data.fashion_mnist import fashion_mnist
+
+        return fashion_mnist(split=d.split, image_size=d.image_size)
     raise ValueError(f"config.data.source={d.source!r} is not a known source; choose one of {SOURCES}.")
