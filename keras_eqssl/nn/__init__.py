@@ -1,0 +1,29 @@
+"""Building blocks: backbones that return feature maps, tokens and pooled vectors; SSL heads."""
+
+from keras_eqssl.nn.backbone import OUTPUT_KEYS, Backbone
+from keras_eqssl.nn.class_token_position_embedding import ClassTokenPositionEmbedding
+from keras_eqssl.nn.conv_decoder import ConvDecoder
+from keras_eqssl.nn.cross_attention import CrossAttention
+from keras_eqssl.nn.mlp import MLP
+from keras_eqssl.nn.registry import BACKBONES, available_backbones, backbone_from_name
+from keras_eqssl.nn.resnet_backbone import ResNetBackbone
+from keras_eqssl.nn.tokens_to_grid import TokensToGrid
+from keras_eqssl.nn.transformer_encoder_block import TransformerEncoderBlock
+from keras_eqssl.nn.vit_backbone import VIT_PRESETS, VisionTransformer
+
+__all__ = [
+    "BACKBONES",
+    "MLP",
+    "OUTPUT_KEYS",
+    "VIT_PRESETS",
+    "Backbone",
+    "ClassTokenPositionEmbedding",
+    "ConvDecoder",
+    "CrossAttention",
+    "ResNetBackbone",
+    "TokensToGrid",
+    "TransformerEncoderBlock",
+    "VisionTransformer",
+    "available_backbones",
+    "backbone_from_name",
+]

@@ -1,0 +1,120 @@
+"""MLP projector / predictor head: Linear-BN-ReLU blocks and a final Linear."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+
+
+@keras.saving.register_keras_serializable(package="keras_eqssl")
+class MLP(keras.layers.Layer):
+    """Projector / predictor MLP of SSL methods: `[Linear-BN-ReLU] * (n - 1)`, then a Linear.
+
+    The head of SimCLR (Chen et al., ICML 2020), BYOL (Grill et al., NeurIPS 2020), VICReg (Bardes
+    et al., ICLR 2022) and SIE (Garrido et al., ICML 2023): every hidden layer is a Dense followed
+    by BatchNormalization and ReLU; the last layer is a Dense with no BN or activation (SimSiam's
+    projector adds a BN after it: `last_batch_norm=True`). `MLP([2048, 2048, 256])` maps
+    `(B, d) -> (B, 256)` with two hidden layers of 2048. Any leading dimensions work:
+    `(B, N, d) -> (B, N, 256)`, with BN statistics taken over all of them.
+
+    Under `tf.distribute`, `synchronized=True` uses `BatchNormalization(synchronized=True)`, so
+    batch statistics are computed over the global batch (as SimCLR/BYOL/VICReg do on TPUs/GPUs).
+
+    Args:
+        units: list of int. Output units of each Dense; the last entry is the output dimension.
+        use_last_bias: bool. Whether the last Dense has a bias (VICReg/SIE: False).
+        last_batch_norm: bool. Whether a BN (no ReLU) follows the last Dense (SimSiam).
+        synchronized: bool. Synchronise BN statistics across replicas.
+        activation: str. The hidden activation.
+        bn_momentum: float. Keras BatchNormalization momentum (0.9 = torch's 0.1).
+        bn_epsilon: float. BatchNormalization epsilon.
+        **kwargs: standard `keras.layers.Layer` arguments.
+
+    Examples:
+
+    ```python
+    import numpy as np
+    projector = MLP([2048, 2048, 256], use_last_bias=False)
+    projector(np.zeros((4, 512), "float32")).shape  # (4, 256)
+    ```
+    """
+
+    def __init__(
+        self,
+        units: Sequence[int],
+        use_last_bias: bool = True,
+        last_batch_norm: bool = False,
+        synchronized: bool = False,
+        activation: str = "relu",
+        bn_momentum: float = 0.9,
+        bn_epsilon: float = 1e-5,
+        **kwargs,
+    ):
+        units = [int(u) for u in (units if isinstance(units, Sequence) else [units])]
+        if not units or min(units) < 1:
+            raise ValueError(f"`units` must be a non-empty list of positive ints. Received: units={units}")
+        super().__init__(**kwargs)
+        self.units = units
+        self.use_last_bias = bool(use_last_bias)
+        self.last_batch_norm = bool(last_batch_norm)
+        self.synchronized = bool(synchronized)
+        self.activation = activation
+        self.bn_momentum = float(bn_momentum)
+        self.bn_epsilon = float(bn_epsilon)
+        self.activation_fn = keras.activations.get(activation)
+
+        self.dense_layers, self.norm_layers = [], []
+        for i, u in enumerate(units):
+            last = i == len(units) - 1
+            self.dense_layers.append(
+                keras.layers.Dense(
+                    u, use_bias=self.use_last_bias if last else True, name=f"dense{i}", dtype=self.dtype_policy
+                )
+            )
+            if not last or self.last_batch_norm:
+                self.norm_layers.append(
+                    keras.layers.BatchNormalization(
+                        momentum=self.bn_momentum,
+                        epsilon=self.bn_epsilon,
+                        synchronized=self.synchronized,
+                        name=f"bn{i}",
+                        dtype=self.dtype_policy,
+                    )
+                )
+
+    def build(self, input_shape):
+        if input_shape[-1] is None:
+            raise ValueError(f"The last input dimension must be known. Received: input_shape={input_shape}")
+        shape = tuple(input_shape)
+        for i, dense in enumerate(self.dense_layers):
+            dense.build(shape)
+            shape = (*shape[:-1], self.units[i])
+            if i < len(self.norm_layers):
+                self.norm_layers[i].build(shape)
+
+    def call(self, x, training=None):
+        last = len(self.dense_layers) - 1
+        for i, dense in enumerate(self.dense_layers):
+            x = dense(x)
+            if i < len(self.norm_layers):
+                x = self.norm_layers[i](x, training=training)
+            if i < last:
+                x = self.activation_fn(x)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units[-1])
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            units=list(self.units),
+            use_last_bias=self.use_last_bias,
+            last_batch_norm=self.last_batch_norm,
+            synchronized=self.synchronized,
+            activation=self.activation,
+            bn_momentum=self.bn_momentum,
+            bn_epsilon=self.bn_epsilon,
+        )
+        return config

@@ -1,0 +1,159 @@
+"""Vision Transformer backbone (ViT-S/16 and smaller presets) returning patch tokens and a pooled vector."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+
+from keras_eqssl.nn.backbone import Backbone
+from keras_eqssl.nn.class_token_position_embedding import ClassTokenPositionEmbedding
+from keras_eqssl.nn.tokens_to_grid import TokensToGrid
+from keras_eqssl.nn.transformer_encoder_block import TransformerEncoderBlock
+
+POOLINGS = ("cls", "mean")
+
+# Keyword presets for `VisionTransformer(**VIT_PRESETS[name])` (see also `backbone_from_name`).
+VIT_PRESETS = {
+    "vit_s16": dict(patch_size=16, hidden_dim=384, depth=12, num_heads=6, mlp_dim=1536, image_size=224),
+    "vit_b16": dict(patch_size=16, hidden_dim=768, depth=12, num_heads=12, mlp_dim=3072, image_size=224),
+    "vit_tiny": dict(patch_size=8, hidden_dim=32, depth=2, num_heads=2, mlp_dim=64, image_size=32),
+}
+
+
+@keras.saving.register_keras_serializable(package="keras_eqssl")
+class VisionTransformer(Backbone):
+    """Vision Transformer feature extractor returning its patch tokens and a pooled vector.
+
+    The ViT of Dosovitskiy et al., "An Image is Worth 16x16 Words: Transformers for Image
+    Recognition at Scale" (ICLR 2021), without a classification head: a `patch_size` x
+    `patch_size` strided conv embeds patches, a learned CLS token and learned position embeddings
+    are added (resized bicubically when the patch grid differs from `image_size / patch_size`,
+    so any input size works), then `depth` pre-norm Transformer blocks and a final LayerNorm.
+    `VisionTransformer(**VIT_PRESETS["vit_s16"])` is ViT-S/16 (21.7M parameters).
+
+    Outputs (see `Backbone`): `"tokens"` `(B, h*w, D)` are the normalised patch tokens (CLS
+    excluded), `"feature_map"` `(B, h, w, D)` the same on the patch grid (`h = H // patch_size`),
+    and `"pooled"` `(B, D)` the normalised CLS token (`pooling="cls"`) or the mean of the patch
+    tokens (`pooling="mean"`).
+
+    Args:
+        patch_size: int. Side of the square patches (16 for ViT-*/16).
+        hidden_dim: int. Token dimension D (384 for ViT-S).
+        depth: int. Number of Transformer blocks (12 for ViT-S).
+        num_heads: int. Attention heads; must divide `hidden_dim` (6 for ViT-S).
+        mlp_dim: int or None. Hidden units of each block's MLP; `None` means `4 * hidden_dim`.
+        image_size: int. The input size the position table is stored for (a multiple of
+            `patch_size`); other sizes are served by resizing it.
+        pooling: str. `"cls"` or `"mean"`: what `"pooled"` is.
+        layer_norm_epsilon: float. Epsilon of every LayerNorm (1e-6 as in timm).
+        dropout_rate: float. Dropout inside the blocks (0 for SSL pretraining).
+        image_shape: tuple. Input shape; `(None, None, 3)` accepts any size.
+        name: str. The model name.
+
+    Examples:
+
+    ```python
+    import numpy as np
+    from keras_eqssl.nn import VIT_PRESETS, VisionTransformer
+
+    vit = VisionTransformer(**VIT_PRESETS["vit_tiny"])  # patch 8, dim 32, depth 2, heads 2
+    out = vit(np.zeros((2, 48, 48, 3), "float32"))
+    out["feature_map"].shape  # (2, 6, 6, 32)
+    out["tokens"].shape       # (2, 36, 32)
+    out["pooled"].shape       # (2, 32)
+    ```
+    """
+
+    def __init__(
+        self,
+        patch_size: int = 16,
+        hidden_dim: int = 384,
+        depth: int = 12,
+        num_heads: int = 6,
+        mlp_dim: int | None = None,
+        image_size: int = 224,
+        pooling: str = "cls",
+        layer_norm_epsilon: float = 1e-6,
+        dropout_rate: float = 0.0,
+        image_shape: Sequence[int | None] = (None, None, 3),
+        name: str = "vit",
+        **kwargs,
+    ):
+        # --- validate ------------------------------------------------------------------------
+        if min(patch_size, hidden_dim, depth, num_heads) < 1:
+            raise ValueError(
+                "`patch_size`, `hidden_dim`, `depth` and `num_heads` must be >= 1. Received: "
+                f"patch_size={patch_size}, hidden_dim={hidden_dim}, depth={depth}, num_heads={num_heads}"
+            )
+        if hidden_dim % num_heads:
+            raise ValueError(
+                f"`hidden_dim` must be divisible by `num_heads`. Received: hidden_dim={hidden_dim}, num_heads={num_heads}"
+            )
+        if image_size < patch_size or image_size % patch_size:
+            raise ValueError(
+                f"`image_size` must be a multiple of `patch_size`. Received: image_size={image_size}, patch_size={patch_size}"
+            )
+        if pooling not in POOLINGS:
+            raise ValueError(f"`pooling` must be one of {POOLINGS}. Received: pooling={pooling!r}")
+        image_shape = tuple(image_shape)
+        if len(image_shape) != 3 or image_shape[-1] != 3:
+            raise ValueError(
+                f"`image_shape` must be (H, W, 3) with H, W ints or None. Received: image_shape={image_shape}"
+            )
+        mlp_dim = 4 * hidden_dim if mlp_dim is None else int(mlp_dim)
+
+        # --- graph ---------------------------------------------------------------------------
+        inputs = keras.Input(shape=image_shape, name="images")
+        patches = keras.layers.Conv2D(hidden_dim, patch_size, patch_size, padding="valid", name="patch_embedding")(
+            inputs
+        )
+        x = ClassTokenPositionEmbedding(image_size // patch_size, name="class_token_position_embedding")(patches)
+        for i in range(depth):
+            x = TransformerEncoderBlock(
+                num_heads, mlp_dim, layer_norm_epsilon=layer_norm_epsilon, dropout_rate=dropout_rate, name=f"block{i}"
+            )(x)
+        x = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="norm")(x)
+        tokens = x[:, 1:]
+        feature_map = TokensToGrid(name="feature_map")(tokens, patches)
+        if pooling == "cls":
+            pooled = x[:, 0]
+        else:
+            pooled = keras.layers.GlobalAveragePooling1D(name="pooled")(tokens)
+        super().__init__(
+            inputs=inputs, outputs={"feature_map": feature_map, "tokens": tokens, "pooled": pooled}, name=name, **kwargs
+        )
+
+        # --- config --------------------------------------------------------------------------
+        self.patch_size = int(patch_size)
+        self.hidden_dim = int(hidden_dim)
+        self.depth = int(depth)
+        self.num_heads = int(num_heads)
+        self.mlp_dim = mlp_dim
+        self.image_size = int(image_size)
+        self.pooling = pooling
+        self.layer_norm_epsilon = float(layer_norm_epsilon)
+        self.dropout_rate = float(dropout_rate)
+        self.image_shape = image_shape
+        self._feature_dim = self.hidden_dim
+        self._feature_stride = self.patch_size
+
+    def grid_size(self, image_size: int | tuple[int, int]) -> tuple[int, int]:
+        height, width = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        return height // self.patch_size, width // self.patch_size
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            patch_size=self.patch_size,
+            hidden_dim=self.hidden_dim,
+            depth=self.depth,
+            num_heads=self.num_heads,
+            mlp_dim=self.mlp_dim,
+            image_size=self.image_size,
+            pooling=self.pooling,
+            layer_norm_epsilon=self.layer_norm_epsilon,
+            dropout_rate=self.dropout_rate,
+            image_shape=list(self.image_shape),
+        )
+        return config

@@ -1,0 +1,198 @@
+"""Backbones: shapes at two input sizes, pooled = mean, SIE layout details, parameter counts, config and saving."""
+
+import keras
+import numpy as np
+import pytest
+from nn_helpers import random_images, run_backbone_test
+
+from keras_eqssl.nn import VIT_PRESETS, ResNetBackbone, VisionTransformer, available_backbones, backbone_from_name
+
+
+# --- shapes, config round trip and .keras saving (the shared helper) ------------------------------
+@pytest.mark.parametrize(
+    "name, kwargs, sizes, grids, dim",
+    [
+        ("resnet18", dict(stem="imagenet", width=0.125), (32, 64), [(1, 1), (2, 2)], 64),
+        ("resnet18", dict(stem="cifar", width=0.125), (32, 40), [(4, 4), (5, 5)], 64),
+        ("resnet18", dict(stem="sie", width=0.125), (64, (48, 80)), [(2, 2), (2, 3)], 64),
+        ("resnet50", dict(stem="imagenet", width=0.125), (32, 64), [(1, 1), (2, 2)], 256),
+        ("resnet50", dict(stem="sie", width=0.0625), (64, 96), [(2, 2), (3, 3)], 128),
+        ("resnet50", dict(stem="cifar", width=0.0625), (32, 48), [(4, 4), (6, 6)], 128),
+    ],
+)
+def test_resnet_outputs_config_and_saving(name, kwargs, sizes, grids, dim, tmp_path):
+    run_backbone_test(
+        lambda: backbone_from_name(name, **kwargs), sizes, dim, grids, pooled_is_mean=True, tmp_path=tmp_path
+    )
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_vit_outputs_config_and_saving(pooling, tmp_path):
+    # 32 px is the stored 4x4 position grid; 48 px (6x6) and 40x56 (5x7) resize it.
+    run_backbone_test(
+        lambda: backbone_from_name("vit_tiny", pooling=pooling),
+        (32, 48, (40, 56)),
+        32,
+        [(4, 4), (6, 6), (5, 7)],
+        pooled_is_mean=pooling == "mean",
+        tmp_path=tmp_path,
+    )
+
+
+def test_vit_cls_pooling_is_normalised_cls_token():
+    vit = backbone_from_name("vit_tiny")
+    images = random_images(2, 32)
+    inner = keras.Model(vit.input, vit.get_layer("norm").output)
+    np.testing.assert_allclose(vit(images)["pooled"], inner(images)[:, 0], atol=1e-6)
+
+
+def test_vit_position_embedding_unchanged_at_stored_size():
+    layer = VisionTransformer(**VIT_PRESETS["vit_tiny"]).get_layer("class_token_position_embedding")
+    patches = np.zeros((1, 4, 4, 32), "float32")
+    tokens = np.asarray(layer(patches))
+    np.testing.assert_allclose(tokens[0, 1:], np.asarray(layer.position_embedding)[0, 1:], atol=1e-7)
+    np.testing.assert_allclose(tokens[0, 0], np.asarray(layer.class_token + layer.position_embedding[:, :1])[0, 0])
+
+
+# --- SIE layout -----------------------------------------------------------------------------------
+def test_sie_projection_shortcut_in_every_stage_first_block():
+    sie = ResNetBackbone([2, 2, 2, 2], stem="sie", width=0.125)
+    imagenet = ResNetBackbone([2, 2, 2, 2], stem="imagenet", width=0.125)
+    names = {layer.name for layer in sie.layers}
+    for stack in range(4):
+        assert f"stack{stack}_block0_shortcut_conv" in names
+        assert f"stack{stack}_block1_shortcut_conv" not in names
+    # torchvision's layout projects only where the shape changes: not in layer1 of ResNet-18.
+    assert "stack0_block0_shortcut_conv" not in {layer.name for layer in imagenet.layers}
+    assert "stack1_block0_shortcut_conv" in {layer.name for layer in imagenet.layers}
+
+
+def test_sie_stride_on_second_conv():
+    sie = ResNetBackbone([2, 2, 2, 2], stem="sie", width=0.125)
+    imagenet = ResNetBackbone([2, 2, 2, 2], stem="imagenet", width=0.125)
+    for stack in (1, 2, 3):
+        assert sie.get_layer(f"stack{stack}_block0_conv1").strides == (1, 1)
+        assert sie.get_layer(f"stack{stack}_block0_conv2").strides == (2, 2)
+        assert imagenet.get_layer(f"stack{stack}_block0_conv1").strides == (2, 2)
+        assert imagenet.get_layer(f"stack{stack}_block0_conv2").strides == (1, 1)
+    # 'same' stem: 256 -> 128 (conv) -> 64 (pool) -> ... -> 8x8 (research notes, section 3.5).
+    assert sie.get_layer("stem_conv").padding == "same"
+    assert sie.get_layer("stem_pool").padding == "same"
+    assert sie.grid_size(256) == (8, 8)
+
+
+def test_sie_zero_init_makes_each_block_its_shortcut():
+    sie = ResNetBackbone([2, 2, 2, 2], stem="sie", width=0.125)
+    for stack in range(4):
+        for block in range(2):
+            np.testing.assert_array_equal(sie.get_layer(f"stack{stack}_block{block}_bn2").gamma, 0.0)
+    assert not np.any(
+        np.asarray(ResNetBackbone([2, 2], stem="imagenet", width=0.125).get_layer("stack0_block0_bn2").gamma) == 0
+    )
+    name = "stack1_block0"
+    probe = keras.Model(
+        sie.input,
+        [
+            sie.get_layer(f"{name}_bn2").output,
+            sie.get_layer(f"{name}_shortcut_bn").output,
+            sie.get_layer(f"{name}_out").output,
+        ],
+    )
+    for training in (False, True):
+        residual, shortcut, out = (np.asarray(t) for t in probe(random_images(2, 64), training=training))
+        np.testing.assert_array_equal(residual, 0.0)
+        np.testing.assert_allclose(out, np.maximum(shortcut, 0.0), atol=1e-6)
+
+
+def test_bottleneck_stride_on_3x3_conv():
+    r50 = ResNetBackbone([1, 1], block_type="bottleneck", width=0.125)
+    assert r50.get_layer("stack1_block0_conv1").strides == (1, 1)
+    assert r50.get_layer("stack1_block0_conv2").strides == (2, 2)
+
+
+# --- parameter counts (build only) ----------------------------------------------------------------
+def _trainable(model) -> int:
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [("resnet18", 11_176_512), ("resnet50", 23_508_032), ("vit_s16", 21_665_664)],  # torchvision / timm, no head
+)
+def test_full_size_parameter_counts(name, expected):
+    model = backbone_from_name(name)
+    assert abs(_trainable(model) - expected) <= 0.01 * expected, f"{name}: {_trainable(model):,} vs {expected:,}"
+    assert abs(model.count_params() - expected) <= 0.01 * expected  # + BN moving statistics
+
+
+def test_full_size_feature_dims():
+    assert backbone_from_name("resnet18", stem="sie").feature_dim == 512
+    assert backbone_from_name("resnet50").feature_dim == 2048
+    assert backbone_from_name("vit_s16").feature_dim == 384
+    assert backbone_from_name("vit_s16").grid_size(224) == (14, 14)
+
+
+# --- registry and validation ----------------------------------------------------------------------
+def test_registry():
+    assert {"resnet18", "resnet50", "vit_s16", "vit_tiny"} <= set(available_backbones())
+    backbone = backbone_from_name("resnet18", stem="sie", width=0.25)
+    assert (backbone.stem, backbone.width, backbone.feature_dim, backbone.feature_stride) == ("sie", 0.25, 128, 32)
+    with pytest.raises(ValueError, match="Received: name='resnet19'"):
+        backbone_from_name("resnet19")
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(stackwise_num_blocks=[2, 2], stem="tpu"), "Received: stem='tpu'"),
+        (dict(stackwise_num_blocks=[2, 2], block_type="wide"), "Received: block_type='wide'"),
+        (dict(stackwise_num_blocks=[2, 2], width=0), "Received: width=0"),
+        (dict(stackwise_num_blocks=[2, 0]), r"Received: stackwise_num_blocks=\[2, 0\]"),
+        (dict(stackwise_num_blocks=[2, 2], stackwise_num_filters=[64]), r"stackwise_num_filters=\[64\]"),
+    ],
+)
+def test_resnet_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ResNetBackbone(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(hidden_dim=30, num_heads=4), "hidden_dim=30, num_heads=4"),
+        (dict(image_size=100, patch_size=16), "image_size=100, patch_size=16"),
+        (dict(pooling="max"), "Received: pooling='max'"),
+    ],
+)
+def test_vit_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        VisionTransformer(**{**VIT_PRESETS["vit_tiny"], **kwargs})
+
+
+def test_vit_any_size_inside_tf_function():
+    # With unknown H, W at trace time the position table is resized under tf.cond.
+    import tensorflow as tf
+
+    vit = backbone_from_name("vit_tiny")
+    traced = tf.function(
+        lambda x: vit(x, training=False)["tokens"], input_signature=[tf.TensorSpec((None, None, None, 3))]
+    )
+    for size in (32, 48):
+        images = random_images(2, size)
+        np.testing.assert_allclose(traced(images), vit(images, training=False)["tokens"], atol=1e-5)
+
+
+@pytest.fixture
+def mixed_precision():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    yield
+    keras.config.set_dtype_policy(previous)
+
+
+@pytest.mark.parametrize("name, kwargs", [("vit_tiny", {}), ("resnet18", dict(stem="sie", width=0.125))])
+def test_backbones_under_mixed_precision(name, kwargs, mixed_precision):
+    backbone = backbone_from_name(name, **kwargs)
+    out = backbone(random_images(2, 48), training=False)  # 48 px: the ViT resizes its positions
+    for key in ("feature_map", "tokens", "pooled"):
+        assert out[key].dtype == "float16" and np.all(np.isfinite(np.asarray(out[key], "float32")))
