@@ -24,13 +24,17 @@ _EXPORTS = {
     ),
     "keras_eqssl.config_validation": ("ConfigError", "validate"),
     "keras_eqssl.data": ("skimage_photos", "view_batches"),
+    "keras_eqssl.losses": (
+        "barlow_twins", "byol_momentum", "ema_update", "negative_cosine", "nt_xent", "parameter_regression",
+        "reconstruction_mse", "unscale", "vicreg",
+    ),
     "keras_eqssl.nn": (
         "MLP", "VIT_PRESETS", "Backbone", "ConvDecoder", "CrossAttention", "ResNetBackbone",
         "VisionTransformer", "available_backbones", "backbone_from_name",
     ),
 }  # fmt: skip
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-_SUBMODULES = ("augment", "data", "nn")
+_SUBMODULES = ("augment", "data", "losses", "nn")
 
 __all__ = sorted([*_WHERE, *_SUBMODULES])
 
