@@ -24,7 +24,6 @@ def _layers():
 
     L = keras_cv.layers
     return {
-        "grayscale": L.Grayscale(output_channels=3),
         "solarize": L.Solarization(value_range=_VALUE_RANGE),
     }
 
@@ -37,11 +36,6 @@ def init() -> None:
 
 def _per_image(values, images):
     return tf.reshape(tf.cast(values, images.dtype), [-1, 1, 1, 1])
-
-
-def grayscale(images):
-    """ITU-R 601 luma, repeated to three channels."""
-    return _layers()["grayscale"].augment_images(images)
 
 
 def solarize(images, threshold):

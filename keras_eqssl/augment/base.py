@@ -186,8 +186,19 @@ def check_range(owner: str, field: str, value, low=None, high=None) -> tuple[flo
 
 
 def where_images(mask, a, b) -> tf.Tensor:
-    """Per-image select: `mask` is (B, 1) 0/1; returns a where mask is 1 else b."""
-    return tf.where(tf.reshape(mask, [-1, 1, 1, 1]) > 0.5, a, b)
+    """Per-image select: `mask` is (B, 1) 0/1; returns a where mask is 1 else b (same shapes)."""
+    # Select with a (B,) condition copies whole images; tf.where with a (B, 1, 1, 1) condition
+    # broadcasts it element by element, about 5x slower on CPU.
+    return tf.raw_ops.Select(condition=tf.reshape(mask, [-1]) > 0.5, x=a, y=b)
+
+
+def apply_where(mask, images, fn) -> tf.Tensor:
+    """`fn(images)` for the images where `mask` (B, 1) is 1, the others unchanged (exactly).
+
+    `fn` runs on those images only (possibly none), so a rarely applied op costs little.
+    """
+    chosen = tf.cast(tf.reshape(mask, [-1]) > 0.5, tf.int32)
+    return switch_per_image(images, chosen, [lambda imgs, idx: imgs, lambda imgs, idx: fn(imgs)])
 
 
 def switch_per_image(images, choice, branches) -> tf.Tensor:
@@ -200,8 +211,12 @@ def switch_per_image(images, choice, branches) -> tf.Tensor:
     """
     n = len(branches)
     batch_index = tf.range(tf.shape(images)[0])
-    parts = tf.dynamic_partition(images, choice, n)
     indices = tf.dynamic_partition(batch_index, choice, n)
+    # Gather each part by its indices rather than dynamic_partition the images: the shape function
+    # of DynamicPartition gives all its outputs one shared unknown batch dim, and when the choices
+    # are constant (a constant seed) Grappler's constant folding then hands one part's size to
+    # another part's shape ("data[3].shape = [1, ...] does not start with indices[3].shape = [2]").
+    parts = [tf.gather(images, idx) for idx in indices]
     outs = [branch(part, idx) for branch, part, idx in zip(branches, parts, indices)]
     out = tf.dynamic_stitch(indices, outs)
     out.set_shape(images.shape)

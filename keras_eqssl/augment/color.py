@@ -11,6 +11,7 @@ from keras_eqssl.augment.base import (
     CONTINUOUS,
     Op,
     ParamSpec,
+    apply_where,
     bernoulli,
     check_probability,
     check_range,
@@ -38,11 +39,37 @@ def adjust_brightness(images, factor):
     return tf.clip_by_value(images * tf.reshape(factor, [-1, 1, 1, 1]), 0.0, 1.0)
 
 
+# ITU-R 601 luma, the weights of tf.image.rgb_to_grayscale (and so of keras-cv's Grayscale).
+_LUMA_WEIGHTS = (0.2989, 0.5870, 0.1140)
+
+
+def luma(images, channels: int = 1):
+    """(B, H, W, channels) luma of (B, H, W, 3) images, repeated to `channels`.
+
+    One (pixels, 3) x (3, channels) matmul: the result of tf.image.rgb_to_grayscale (to 1e-7),
+    about 2x cheaper on CPU, and with the repeat to three channels folded in. (A 1x1 Conv2D is as
+    fast, but Grappler's MulConvPushDown aborts the process on it when the seed is a constant.)
+    """
+    weights = tf.tile(tf.constant(_LUMA_WEIGHTS, images.dtype)[:, None], [1, channels])
+    out = tf.matmul(tf.reshape(images, [-1, 3]), weights)
+    out = tf.reshape(out, tf.concat([tf.shape(images)[:-1], [channels]], axis=0))
+    out.set_shape(images.shape[:-1].concatenate([channels]))
+    return out
+
+
 def adjust_hue(images, delta):
-    """Rotates hue by `delta` (B,) turns in HSV space, wrapping around, as torchvision."""
-    hsv = tf.image.rgb_to_hsv(images)
-    h = tf.math.floormod(hsv[..., :1] + tf.reshape(delta, [-1, 1, 1, 1]), 1.0)
-    return tf.clip_by_value(tf.image.hsv_to_rgb(tf.concat([h, hsv[..., 1:]], axis=-1)), 0.0, 1.0)
+    """Rotates hue by `delta` (B,) turns in HSV space, wrapping around, as torchvision.
+
+    Runs TF's fused AdjustHue kernel image by image (it takes one delta per call): it keeps each
+    pixel's min and max channel and moves the middle one, which is the HSV rotation, in one pass
+    instead of rgb_to_hsv / shift / hsv_to_rgb (about 2.3x faster at 224 px, equal to 1e-6).
+    """
+    out = tf.map_fn(
+        lambda args: tf.image.adjust_hue(args[0], args[1]),
+        (images, tf.reshape(tf.cast(delta, tf.float32), [-1])),
+        fn_output_signature=tf.TensorSpec(images.shape[1:], images.dtype),
+    )
+    return tf.clip_by_value(out, 0.0, 1.0)
 
 
 def _blend(images, other, factor):
@@ -53,17 +80,17 @@ def _blend(images, other, factor):
 
 def adjust_contrast(images, factor):
     """Blends with the mean luma of each image (0 = flat gray, 1 = unchanged), as torchvision."""
-    mean = tf.reduce_mean(tf.image.rgb_to_grayscale(images), axis=[1, 2, 3], keepdims=True)
+    mean = tf.reduce_mean(luma(images), axis=[1, 2, 3], keepdims=True)
     return _blend(images, mean, factor)
 
 
 def adjust_saturation(images, factor):
     """Blends with the image's luma (0 = gray, 1 = unchanged, >1 more saturated), as torchvision.
 
-    Written on tf.image rather than keras-cv's HSV round trip: the blend is torchvision's
-    definition (SimCLR's), and it is about 4x cheaper at 224 px.
+    A blend rather than keras-cv's HSV round trip: the blend is torchvision's definition
+    (SimCLR's), and it is about 4x cheaper at 224 px.
     """
-    return _blend(images, tf.image.rgb_to_grayscale(images), factor)
+    return _blend(images, luma(images), factor)
 
 
 @register
@@ -164,7 +191,6 @@ class Grayscale(Op):
     def __init__(self, p: float = 0.2, name: str = "grayscale"):
         super().__init__(name)
         self.p = check_probability("Grayscale", p)
-        _keras_cv.init()
 
     def param_specs(self):
         return [ParamSpec(self.name, (1,), BINARY, 0.0, 1.0, doc="1 = made grayscale")]
@@ -173,7 +199,8 @@ class Grayscale(Op):
         return {self.name: bernoulli(batch_size, seed, 0, self.p)}
 
     def apply(self, images, params):
-        return where_images(params[self.name], _keras_cv.grayscale(images), images)
+        # Only the images made gray are computed (p = 0.2 in SimCLR); the rest pass through as is.
+        return apply_where(params[self.name], images, lambda imgs: luma(imgs, channels=3))
 
     def identity_params(self, batch_size):
         return {self.name: tf.zeros([batch_size, 1])}

@@ -27,6 +27,42 @@ def _select(mask, a: dict, b: dict) -> dict:
     return out
 
 
+# A chain on large images runs a few images at a time, so that every op reads and writes a few MB
+# that stay in cache rather than the whole batch (154 MB per intermediate for 256 images at
+# 224 px): the SimCLR view chain then takes about 1.6x less CPU time at 224 px. Chunks of 2^17 to
+# 2^19 pixels measured alike; 64 px images go 64 at a time, where chunking neither helps nor hurts.
+_CHUNK_PIXELS = 1 << 18  # output pixels per chunk: 3 MB of float32 RGB per intermediate
+
+
+def _chunk_size(output_hw) -> int | None:
+    """Images per chunk for a chain whose output is `output_hw`; None when it is not static."""
+    if any(s is None for s in output_hw):
+        return None
+    return max(1, _CHUNK_PIXELS // max(1, int(output_hw[0]) * int(output_hw[1])))
+
+
+def _apply_in_chunks(fn, images, params: dict, chunk: int, output_hw) -> tf.Tensor:
+    """`fn(images, params)` run on `chunk` images at a time (a while loop), concatenated.
+
+    Every op is per image (its parameters are per image), so the result is the same as one
+    call on the whole batch.
+    """
+    n = tf.shape(images)[0]
+    num_chunks = (n + chunk - 1) // chunk
+    out_shape = tf.TensorShape([None, *output_hw, 3])
+    parts = tf.TensorArray(tf.float32, size=num_chunks, infer_shape=False, element_shape=out_shape)
+
+    def body(i, parts):
+        rows = slice(i * chunk, (i + 1) * chunk)
+        out = fn(images[rows], {k: v[rows] for k, v in params.items()})
+        return i + 1, parts.write(i, out)
+
+    _, parts = tf.while_loop(lambda i, _: i < num_chunks, body, (tf.constant(0), parts), parallel_iterations=2)
+    out = parts.concat()
+    out.set_shape(images.shape[:1].concatenate(out_shape[1:]))
+    return out
+
+
 def _check_unique(owner, ops):
     seen = {}
     for op in ops:
@@ -70,6 +106,23 @@ class Compose(Op):
         return params
 
     def apply(self, images, params):
+        input_hw = tuple(images.shape[1:3]) if images.shape.rank == 4 else (None, None)
+        output_hw = tuple(self.output_size(input_hw)) if None not in input_hw else (None, None)
+        chunk = _chunk_size(output_hw)
+        batch = images.shape[0]
+        if chunk is None or (batch is not None and batch <= chunk):
+            return self._apply_batch(images, params)
+        # Only this chain's parameters are sliced per chunk (a policy may pass more keys).
+        keys = {spec.key for spec in self.param_specs()}
+        own = {k: v for k, v in params.items() if k in keys}
+        chunked = lambda: _apply_in_chunks(self._apply_batch, images, own, chunk, output_hw)
+        if batch is not None:
+            return chunked()
+        out = tf.cond(tf.shape(images)[0] <= chunk, lambda: self._apply_batch(images, own), chunked)
+        out.set_shape(images.shape[:1].concatenate([*output_hw, 3]))
+        return out
+
+    def _apply_batch(self, images, params):
         for op in self.ops:
             images = op.apply(images, params)
         return images

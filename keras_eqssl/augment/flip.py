@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from keras_eqssl.augment.base import BINARY, Op, ParamSpec, bernoulli, check_probability, register, where_images
+from keras_eqssl.augment.base import BINARY, Op, ParamSpec, apply_where, bernoulli, check_probability, register
 
 
 @register
@@ -25,7 +25,8 @@ class Flip(Op):
         return {self.name: bernoulli(batch_size, seed, 0, self.p)}
 
     def apply(self, images, params):
-        return where_images(params[self.name], tf.reverse(images, axis=[2]), images)
+        # Only the mirrored images are reversed; the others pass through as is.
+        return apply_where(params[self.name], images, lambda imgs: tf.reverse(imgs, axis=[2]))
 
     def identity_params(self, batch_size):
         return {self.name: tf.zeros([batch_size, 1])}

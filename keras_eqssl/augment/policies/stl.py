@@ -45,7 +45,9 @@ class AlignedPairsPolicy(Policy):
             raise ValueError(
                 f"AlignedPairsPolicy pairs images (2i, 2i+1): the batch size must be even; received shape {images.shape}."
             )
-        tf.debugging.assert_equal(batch % 2, 0, message="AlignedPairsPolicy: the batch size must be even")
+        check = tf.debugging.assert_equal(batch % 2, 0, message="AlignedPairsPolicy: the batch size must be even")
+        with tf.control_dependencies([check]):  # in graph mode, fail before any op sees the odd batch
+            images = tf.identity(images)
         size = tf.shape(images)[1:3]
         out, params = {}, {}
         for v in self.views:
