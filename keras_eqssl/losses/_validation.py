@@ -39,3 +39,20 @@ def check_same_shape(a: tf.Tensor, b: tf.Tensor, names: tuple[str, str], fn: str
             f"{fn}: `{names[0]}` and `{names[1]}` must have the same shape; "
             f"received {names[0]}.shape={a.shape} and {names[1]}.shape={b.shape}."
         )
+
+
+def global_embedding_pair(z1, z2, fn: str, gather_distributed: bool, why: str = "") -> tuple[tf.Tensor, tf.Tensor]:
+    """Checks two `(N, D)` embedding batches and returns them as float32, gathered over replicas.
+
+    Losses built on batch statistics (VICReg, Barlow Twins) need at least 2 rows; under
+    `tf.distribute` with `gather_distributed` the statistics are those of the global batch.
+    """
+    from keras_eqssl.losses import distributed
+
+    z1, z2 = as_float32(z1, "z1"), as_float32(z2, "z2")
+    check_embeddings(z1, z2, ("z1", "z2"), fn)
+    if distributed.num_replicas() == 1 and z1.shape[0] is not None and z1.shape[0] < 2:
+        raise ValueError(f"{fn}: needs a batch of at least 2{why}; received z1.shape={z1.shape}.")
+    if gather_distributed:
+        z1, z2 = distributed.all_gather(z1), distributed.all_gather(z2)
+    return z1, z2

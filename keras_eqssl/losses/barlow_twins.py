@@ -6,7 +6,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_eqssl.losses import distributed
-from keras_eqssl.losses._validation import as_float32, check_embeddings
+from keras_eqssl.losses._validation import global_embedding_pair
 
 
 def _standardize(z, eps):
@@ -46,12 +46,7 @@ def barlow_twins(z1, z2, lambd: float = 5e-3, eps: float = 1e-5, *, gather_distr
     >>> float(barlow_twins(z, z)) < float(barlow_twins(z, z[::-1]))
     True
     """
-    z1, z2 = as_float32(z1, "z1"), as_float32(z2, "z2")
-    check_embeddings(z1, z2, ("z1", "z2"), "barlow_twins")
-    if distributed.num_replicas() == 1 and z1.shape[0] is not None and z1.shape[0] < 2:
-        raise ValueError(f"barlow_twins: needs a batch of at least 2; received z1.shape={z1.shape}.")
-    if gather_distributed:
-        z1, z2 = distributed.all_gather(z1), distributed.all_gather(z2)
+    z1, z2 = global_embedding_pair(z1, z2, "barlow_twins", gather_distributed)
     n = ops.cast(ops.shape(z1)[0], "float32")
     c = ops.matmul(ops.transpose(_standardize(z1, eps)), _standardize(z2, eps)) / n  # (D, D)
     on_diag = ops.sum(ops.square(1.0 - ops.diagonal(c)))

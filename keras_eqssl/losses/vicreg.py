@@ -6,7 +6,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_eqssl.losses import distributed
-from keras_eqssl.losses._validation import as_float32, check_embeddings
+from keras_eqssl.losses._validation import global_embedding_pair
 
 
 def _off_diagonal_sq_sum(m):
@@ -72,12 +72,7 @@ def vicreg(
     >>> float(terms["invariance"])
     0.0
     """
-    z1, z2 = as_float32(z1, "z1"), as_float32(z2, "z2")
-    check_embeddings(z1, z2, ("z1", "z2"), "vicreg")
-    if distributed.num_replicas() == 1 and z1.shape[0] is not None and z1.shape[0] < 2:
-        raise ValueError(f"vicreg: needs a batch of at least 2 for variances; received z1.shape={z1.shape}.")
-    if gather_distributed:
-        z1, z2 = distributed.all_gather(z1), distributed.all_gather(z2)
+    z1, z2 = global_embedding_pair(z1, z2, "vicreg", gather_distributed, " for variances")
 
     invariance = ops.mean(ops.square(z1 - z2))
     var1, cov1 = _variance_and_covariance(z1, eps)
