@@ -143,7 +143,6 @@ class AugMix(Op):
             raise ValueError(f"AugMix: alpha must be > 0; received alpha={alpha}.")
         self.severity, self.width, self.depth, self.alpha = int(severity), int(width), int(depth), float(alpha)
         self.steps = 3 if self.depth == -1 else self.depth
-        _keras_cv.init()
 
     def param_specs(self):
         n, s, w = self.name, self.steps, self.width

@@ -185,20 +185,14 @@ def check_range(owner: str, field: str, value, low=None, high=None) -> tuple[flo
     return lo, hi
 
 
-def where_images(mask, a, b) -> tf.Tensor:
-    """Per-image select: `mask` is (B, 1) 0/1; returns a where mask is 1 else b (same shapes)."""
-    # Select with a (B,) condition copies whole images; tf.where with a (B, 1, 1, 1) condition
-    # broadcasts it element by element, about 5x slower on CPU.
-    return tf.raw_ops.Select(condition=tf.reshape(mask, [-1]) > 0.5, x=a, y=b)
-
-
 def apply_where(mask, images, fn) -> tf.Tensor:
-    """`fn(images)` for the images where `mask` (B, 1) is 1, the others unchanged (exactly).
+    """`fn(images_subset, batch_indices)` for the images where `mask` (B, 1) is 1, the others
+    unchanged (exactly).
 
     `fn` runs on those images only (possibly none), so a rarely applied op costs little.
     """
     chosen = tf.cast(tf.reshape(mask, [-1]) > 0.5, tf.int32)
-    return switch_per_image(images, chosen, [lambda imgs, idx: imgs, lambda imgs, idx: fn(imgs)])
+    return switch_per_image(images, chosen, [lambda imgs, idx: imgs, fn])
 
 
 def switch_per_image(images, choice, branches) -> tf.Tensor:

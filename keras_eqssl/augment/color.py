@@ -18,7 +18,6 @@ from keras_eqssl.augment.base import (
     register,
     switch_per_image,
     uniform,
-    where_images,
 )
 
 JITTER_OPS = ("brightness", "contrast", "saturation", "hue")
@@ -121,7 +120,6 @@ class ColorJitter(Op):
         self.hue = _factor_range("ColorJitter", "hue", hue, 0.0)
         if self.hue[0] < -0.5 or self.hue[1] > 0.5:
             raise ValueError(f"ColorJitter: hue must lie within [-0.5, 0.5]; received hue={hue!r}.")
-        _keras_cv.init()
 
     @property
     def ranges(self):
@@ -200,7 +198,7 @@ class Grayscale(Op):
 
     def apply(self, images, params):
         # Only the images made gray are computed (p = 0.2 in SimCLR); the rest pass through as is.
-        return apply_where(params[self.name], images, lambda imgs: luma(imgs, channels=3))
+        return apply_where(params[self.name], images, lambda imgs, idx: luma(imgs, channels=3))
 
     def identity_params(self, batch_size):
         return {self.name: tf.zeros([batch_size, 1])}
@@ -231,8 +229,10 @@ class Solarize(Op):
         return {self.name: bernoulli(batch_size, seed, 0, self.p)}
 
     def apply(self, images, params):
-        threshold = tf.fill([tf.shape(images)[0]], self.threshold)
-        return where_images(params[self.name], _keras_cv.solarize(images, threshold), images)
+        def solarize(imgs, idx):
+            return _keras_cv.solarize(imgs, tf.fill([tf.shape(imgs)[0]], self.threshold))
+
+        return apply_where(params[self.name], images, solarize)
 
     def identity_params(self, batch_size):
         return {self.name: tf.zeros([batch_size, 1])}

@@ -10,6 +10,7 @@ from keras_eqssl.augment.base import (
     CATEGORICAL,
     Op,
     ParamSpec,
+    apply_where,
     bernoulli,
     check_probability,
     draw,
@@ -61,6 +62,11 @@ def _apply_in_chunks(fn, images, params: dict, chunk: int, output_hw) -> tf.Tens
     out = parts.concat()
     out.set_shape(images.shape[:1].concatenate(out_shape[1:]))
     return out
+
+
+def _on_subset(op: Op, params: dict):
+    """A `switch_per_image` branch: `op` applied to a subset of images with their own parameters."""
+    return lambda imgs, idx: op.apply(imgs, {k: tf.gather(v, idx) for k, v in params.items()})
 
 
 def _check_unique(owner, ops):
@@ -170,12 +176,7 @@ class RandomApply(Op):
 
     def apply(self, images, params):
         # Run the op only on the images it applies to (p=0.5 blur costs half, not all).
-        applied = tf.cast(params[self.name][:, 0] > 0.5, tf.int32)
-
-        def run(imgs, idx):
-            return self.op.apply(imgs, {k: tf.gather(v, idx) for k, v in params.items()})
-
-        return switch_per_image(images, applied, [lambda imgs, idx: imgs, run])
+        return apply_where(params[self.name], images, _on_subset(self.op, params))
 
     def identity_params(self, batch_size):
         return {self.name: tf.zeros([batch_size, 1]), **self.op.identity_params(batch_size)}
@@ -228,10 +229,7 @@ class RandomChoice(Op):
         return params
 
     def apply(self, images, params):
-        def branch(op):
-            return lambda imgs, idx: op.apply(imgs, {k: tf.gather(v, idx) for k, v in params.items()})
-
-        return switch_per_image(images, params[self.name][:, 0], [branch(op) for op in self.ops])
+        return switch_per_image(images, params[self.name][:, 0], [_on_subset(op, params) for op in self.ops])
 
     def identity_params(self, batch_size):
         out = {self.name: tf.zeros([batch_size, 1], tf.int32)}

@@ -26,7 +26,7 @@ class Flip(Op):
 
     def apply(self, images, params):
         # Only the mirrored images are reversed; the others pass through as is.
-        return apply_where(params[self.name], images, lambda imgs: tf.reverse(imgs, axis=[2]))
+        return apply_where(params[self.name], images, lambda imgs, idx: tf.reverse(imgs, axis=[2]))
 
     def identity_params(self, batch_size):
         return {self.name: tf.zeros([batch_size, 1])}

@@ -61,7 +61,6 @@ class Rotation(Op):
             degrees = (-abs(degrees), abs(degrees))
         self.degrees = check_range("Rotation", "degrees", degrees, low=-180.0, high=180.0)
         self.fill_mode = _check_fill("Rotation", fill_mode)
-        _keras_cv.init()
 
     def param_specs(self):
         return [ParamSpec(self.name, (1,), CONTINUOUS, *self.degrees, doc="degrees, counter-clockwise")]
@@ -127,7 +126,6 @@ class Translation(Op):
         if self.max_shift < 0:
             raise ValueError(f"Translation: max_shift must be >= 0; received max_shift={max_shift}.")
         self.fill_mode = _check_fill("Translation", fill_mode)
-        _keras_cv.init()
 
     def param_specs(self):
         m = self.max_shift
