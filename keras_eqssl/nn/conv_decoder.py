@@ -40,6 +40,7 @@ class ConvDecoder(keras.layers.Layer):
         output_channels: int. Channels of the output image.
         bn_momentum: float. Keras BatchNormalization momentum.
         bn_epsilon: float. BatchNormalization epsilon.
+        synchronized: bool. Synchronise BN statistics across replicas under `tf.distribute`.
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Examples:
@@ -60,6 +61,7 @@ class ConvDecoder(keras.layers.Layer):
         output_channels: int = 3,
         bn_momentum: float = 0.9,
         bn_epsilon: float = 1e-5,
+        synchronized: bool = False,
         **kwargs,
     ):
         grid = _pair(grid_size, "grid_size")
@@ -97,6 +99,7 @@ class ConvDecoder(keras.layers.Layer):
         self.bn_momentum = float(bn_momentum)
         self.bn_epsilon = float(bn_epsilon)
         self.num_upsamplings = num_up
+        self.synchronized = bool(synchronized)
 
         policy = self.dtype_policy
         self.embed = keras.layers.Dense(self.hidden_dim, name="embed", dtype=policy)
@@ -105,7 +108,9 @@ class ConvDecoder(keras.layers.Layer):
             for i, f in enumerate(filter_list)
         ]
         self.up_norms = [
-            keras.layers.BatchNormalization(momentum=bn_momentum, epsilon=bn_epsilon, name=f"up{i}_bn", dtype=policy)
+            keras.layers.BatchNormalization(
+                momentum=bn_momentum, epsilon=bn_epsilon, synchronized=self.synchronized, name=f"up{i}_bn", dtype=policy
+            )
             for i in range(num_up)
         ]
         self.output_conv = keras.layers.Conv2D(self.output_channels, 3, padding="same", name="output", dtype=policy)
@@ -147,5 +152,6 @@ class ConvDecoder(keras.layers.Layer):
             output_channels=self.output_channels,
             bn_momentum=self.bn_momentum,
             bn_epsilon=self.bn_epsilon,
+            synchronized=self.synchronized,
         )
         return config

@@ -60,6 +60,8 @@ class ResNetBackbone(Backbone):
         image_shape: tuple. Input shape; `(None, None, 3)` accepts any size.
         bn_momentum: float. Keras BatchNormalization momentum.
         bn_epsilon: float. BatchNormalization epsilon.
+        synchronized: bool. Synchronise every BN's batch statistics across replicas under
+            `tf.distribute` (global-batch BN, as SimCLR on TPUs); no effect on one device.
         name: str. The model name.
 
     Examples:
@@ -87,6 +89,7 @@ class ResNetBackbone(Backbone):
         image_shape: Sequence[int | None] = (None, None, 3),
         bn_momentum: float = 0.9,
         bn_epsilon: float = 1e-5,
+        synchronized: bool = False,
         name: str = "resnet",
         **kwargs,
     ):
@@ -120,7 +123,7 @@ class ResNetBackbone(Backbone):
             zero_init_residual = stem == "sie"
 
         # --- graph ---------------------------------------------------------------------------
-        bn = dict(momentum=bn_momentum, epsilon=bn_epsilon)
+        bn = dict(momentum=bn_momentum, epsilon=bn_epsilon, synchronized=bool(synchronized))
         torch_padding = stem != "sie"  # SIE's explicit pads are exactly Keras' 'same'
         inputs = keras.Input(shape=image_shape, name="images")
         stem_filters = scaled_filters(64, width)
@@ -175,6 +178,7 @@ class ResNetBackbone(Backbone):
         self.image_shape = image_shape
         self.bn_momentum = bn_momentum
         self.bn_epsilon = bn_epsilon
+        self.synchronized = bool(synchronized)
         self._feature_dim = in_channels
         self._feature_stride = (1 if stem == "cifar" else 4) * 2 ** (len(stackwise_num_blocks) - 1)
 
@@ -190,6 +194,7 @@ class ResNetBackbone(Backbone):
             image_shape=list(self.image_shape),
             bn_momentum=self.bn_momentum,
             bn_epsilon=self.bn_epsilon,
+            synchronized=self.synchronized,
         )
         return config
 

@@ -1,0 +1,366 @@
+"""PairModel: a backbone, one invariance loss and any equivariance objectives, trained on view pairs."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from keras_eqssl.augment.base import ParamSpec
+from keras_eqssl.losses.distributed import unscale
+from keras_eqssl.losses.ema import byol_momentum, ema_update
+from keras_eqssl.methods.context import ModelContext
+from keras_eqssl.methods.invariance.base import TOTAL, Invariance
+from keras_eqssl.methods.objectives.base import Objective
+from keras_eqssl.nn.backbone import Backbone
+
+VIEWS = ("v1", "v2")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _specs_to_config(specs):
+    if specs is None:
+        return None
+    return {view: [dataclasses.asdict(s) for s in view_specs] for view, view_specs in specs.items()}
+
+
+def _specs_from_config(config):
+    if config is None:
+        return None
+    out = {}
+    for view, view_specs in config.items():
+        out[view] = [
+            s
+            if isinstance(s, ParamSpec)
+            else ParamSpec(**{**s, "shape": tuple(s["shape"]), "names": tuple(s["names"])})
+            for s in view_specs
+        ]
+    return out
+
+
+@keras.saving.register_keras_serializable(package="keras_eqssl")
+class PairModel(keras.Model):
+    """Self-supervised training on pairs of views: invariance loss + composable equivariance objectives.
+
+    For a batch `{"views": {"v1": (B, H, W, 3), "v2": ...}, "params": ..., ...}` (uint8, or float
+    in [0, 1]), each step normalises the views (`(x - mean) / std`), runs the backbone on both,
+    and splits its channels SIE-style: the first `d_inv` are the invariant part, the next
+    `d_equi` the equivariant part (no split: both are the whole representation). Then
+
+        loss = invariance(pooled_inv(v1), pooled_inv(v2))["total"]
+               + sum_k objective_k.weight * objective_k(pair)["total"]
+
+    Every term is a metric (`loss`, e.g. `vicreg`, `vicreg_variance`, `recon`, `params_v1_crop`)
+    that `fit` shows and `TensorBoard` logs. Invariance losses with an EMA target network (BYOL)
+    get a target copy of the backbone, moved after every optimizer step with the cosine momentum
+    schedule over `total_steps`.
+
+    Under `tf.distribute`, build and compile the model inside `strategy.scope()`; losses use the
+    global batch and gradients equal single-device ones (`keras_eqssl.losses.distributed`). Use
+    synchronised BatchNorm in the backbone and heads for exactly global-batch statistics.
+
+    Calling the model on images `(N, H, W, 3)` returns the representation:
+    `{"embedding": (N, C), "invariant": (N, d_inv), "equivariant": (N, d_equi)}`. The heads and
+    the decoder take no part in it (`encoder_outputs`), which is what export saves.
+
+    Args:
+        backbone: a `keras_eqssl.nn.Backbone`.
+        invariance: an `Invariance` loss layer (e.g. `VICReg()`, `SimCLR()`).
+        objectives: list of `Objective` layers (e.g. `CrossAttentionReconstruction()`).
+        split: `(d_inv, d_equi)` or None; `d_inv + d_equi <= backbone.feature_dim`.
+        image_size: int or (H, W), the size of the views (sets the decoder's and heads' shapes).
+        param_specs: view -> `ParamSpec`s the augmentation policy records (`policy.param_specs()`),
+            so parameter-prediction targets are checked at construction; None skips the check.
+        mean, std: per-channel normalisation of [0, 1] images.
+        total_steps: length of the run, for the EMA momentum schedule (None: constant momentum).
+
+    Example:
+
+    ```python
+    import keras, numpy as np
+    from keras_eqssl.methods import PairModel, VICReg, CrossAttentionReconstruction
+    from keras_eqssl.nn import backbone_from_name
+
+    model = PairModel(
+        backbone_from_name("resnet18", stem="cifar", width=0.125),
+        invariance=VICReg(projector_units=[64, 64]),
+        objectives=[CrossAttentionReconstruction(target_size=32)],
+        split=(32, 32),
+        image_size=32,
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    views = np.random.default_rng(0).random((2, 8, 32, 32, 3)).astype("float32")
+    model.fit({"views": {"v1": views[0], "v2": views[1]}}, batch_size=8, epochs=1, verbose=0)
+    model(views[0])["invariant"].shape  # (8, 32)
+    ```
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        invariance: Invariance,
+        objectives: Sequence[Objective] = (),
+        split: Sequence[int] | None = None,
+        image_size: int | Sequence[int] = 64,
+        param_specs: dict | None = None,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        total_steps: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(backbone, Backbone):
+            raise TypeError(
+                f"PairModel: backbone must be a keras_eqssl.nn.Backbone; received {type(backbone).__name__}"
+            )
+        if not isinstance(invariance, Invariance):
+            raise TypeError(
+                f"PairModel: invariance must be an Invariance layer (SimCLR, VICReg, ...); received {type(invariance).__name__}"
+            )
+        objectives = list(objectives)
+        for obj in objectives:
+            if not isinstance(obj, Objective):
+                raise TypeError(f"PairModel: objectives must be Objective layers; received {type(obj).__name__}")
+        dim = backbone.feature_dim
+        if split is None:
+            d_inv, d_equi = dim, dim
+        else:
+            d_inv, d_equi = (int(s) for s in split)
+            if d_inv < 1 or d_equi < 1 or d_inv + d_equi > dim:
+                raise ValueError(
+                    f"PairModel: split=({d_inv}, {d_equi}) does not fit the backbone's {dim} channels "
+                    f"({backbone.name}); need d_inv >= 1, d_equi >= 1 and d_inv + d_equi <= {dim}."
+                )
+        size = (image_size, image_size) if isinstance(image_size, int) else tuple(int(s) for s in image_size)
+        if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+            raise ValueError(f"PairModel: mean and std need 3 values, std > 0; received mean={mean}, std={std}")
+        if total_steps is not None and total_steps < 1:
+            raise ValueError(f"PairModel: total_steps must be >= 1 or None; received {total_steps}")
+
+        self.backbone = backbone
+        self.invariance = invariance
+        self.objectives = objectives
+        self.split = None if split is None else (d_inv, d_equi)
+        self.image_size = size
+        self.param_specs = _specs_from_config(param_specs)
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        self.total_steps = total_steps
+        self._d_inv, self._d_equi = d_inv, d_equi
+        self._equi_start = 0 if split is None else d_inv
+
+        grid = backbone.grid_size(size)
+        self.context = ModelContext(
+            image_size=size,
+            grid_size=grid,
+            has_spatial_map=backbone.has_spatial_map and grid[0] * grid[1] > 1,
+            feature_dim=dim,
+            invariant_dim=d_inv,
+            equivariant_dim=d_equi,
+            param_specs=self.param_specs,
+        )
+        invariance.build((None, d_inv))
+        for obj in objectives:
+            obj.setup(self.context)
+            obj.built = True
+
+        self.target_backbone = None
+        if invariance.uses_target:
+            config = backbone.get_config()
+            config["name"] = f"target_{backbone.name}"
+            self.target_backbone = type(backbone).from_config(config)
+            for t, o in zip(self.target_backbone.weights, backbone.weights):
+                t.assign(o)
+            self.target_backbone.trainable = False
+
+        self._trackers = {"loss": keras.metrics.Mean(name="loss")}
+        for name in self._term_metric_names():
+            self._trackers[name] = keras.metrics.Mean(name=name)
+        self.built = True
+
+    # --- names ------------------------------------------------------------------------------
+
+    def _parts(self):
+        """(prefix, layer, term names) for the invariance loss and each objective, prefixes unique."""
+        parts, seen = [], set()
+        for layer in [self.invariance, *self.objectives]:
+            prefix = layer.short_name
+            k = 2
+            while prefix in seen:
+                prefix, k = f"{layer.short_name}{k}", k + 1
+            seen.add(prefix)
+            names = layer.term_names if isinstance(layer, Invariance) else layer.term_names()
+            parts.append((prefix, layer, list(names)))
+        return parts
+
+    def _term_metric_names(self) -> list[str]:
+        return [prefix if term == TOTAL else f"{prefix}_{term}" for prefix, _, names in self._parts() for term in names]
+
+    # --- the forward pass -------------------------------------------------------------------
+
+    def normalize(self, images):
+        """uint8 or [0, 1] float `(N, H, W, 3)` -> float `(x - mean) / std` in the compute dtype."""
+        images = tf.convert_to_tensor(images)
+        if images.shape.rank != 4 or images.shape[-1] != 3:
+            raise ValueError(f"PairModel expects images (N, H, W, 3); received shape {images.shape}")
+        x = tf.cast(images, "float32")
+        if images.dtype == tf.uint8:
+            x = x / 255.0
+        x = (x - tf.constant(self.mean)) / tf.constant(self.std)
+        return tf.cast(x, self.compute_dtype)
+
+    def _split(self, outputs) -> dict:
+        lo, hi = self._equi_start, self._equi_start + self._d_equi
+        return {
+            "invariant": outputs["pooled"][..., : self._d_inv],
+            "equivariant": outputs["pooled"][..., lo:hi],
+            "tokens": outputs["tokens"][..., lo:hi],
+            "embedding": outputs["pooled"],
+        }
+
+    def encoder_outputs(self, images, training=False) -> dict:
+        """Images -> `{"embedding", "invariant", "equivariant"}`: the backbone only, no heads."""
+        parts = self._split(self.backbone(self.normalize(images), training=training))
+        return {k: parts[k] for k in ("embedding", "invariant", "equivariant")}
+
+    def call(self, images, training=False):
+        return self.encoder_outputs(images, training=training)
+
+    def _check_batch(self, batch):
+        if not isinstance(batch, dict) or "views" not in batch:
+            raise ValueError(
+                "PairModel trains on batches {'views': {'v1': (B,H,W,3), 'v2': ...}, 'params': ...}; "
+                f"received {type(batch).__name__} with keys {sorted(batch) if isinstance(batch, dict) else '-'}"
+            )
+        missing = [v for v in VIEWS if v not in batch["views"]]
+        if missing:
+            raise ValueError(f"PairModel: batch['views'] lacks {missing}; it has {sorted(batch['views'])}")
+        for v in VIEWS:
+            shape = batch["views"][v].shape
+            if shape.rank != 4 or tuple(shape[1:3]) not in (self.image_size, (None, None)):
+                raise ValueError(
+                    f"PairModel: batch['views'][{v!r}] has shape {shape}; the model was built for "
+                    f"(B, {self.image_size[0]}, {self.image_size[1]}, 3) views (image_size)."
+                )
+
+    def pair_outputs(self, batch: dict, training=False) -> dict:
+        """The pair dict objectives receive (see `Objective`)."""
+        self._check_batch(batch)
+        views = {v: self.normalize(batch["views"][v]) for v in VIEWS}
+        parts = {v: self._split(self.backbone(views[v], training=training)) for v in VIEWS}
+        return {
+            "views": views,
+            "tokens": {v: parts[v]["tokens"] for v in VIEWS},
+            "pooled": {v: parts[v]["equivariant"] for v in VIEWS},
+            "features": {v: parts[v]["embedding"] for v in VIEWS},
+            "invariant": {v: parts[v]["invariant"] for v in VIEWS},
+            "batch": batch,
+        }
+
+    def compute_pair_losses(self, batch: dict, training=False) -> tuple[tf.Tensor, dict]:
+        """`(total, terms)`: the loss to minimise and every named term (per-replica scale, see losses)."""
+        pair = self.pair_outputs(batch, training=training)
+        target = None
+        if self.target_backbone is not None:
+            target = tuple(
+                ops.stop_gradient(
+                    self.target_backbone(pair["views"][v], training=training)["pooled"][..., : self._d_inv]
+                )
+                for v in VIEWS
+            )
+        terms, total = {}, None
+        for prefix, layer, _ in self._parts():
+            if isinstance(layer, Invariance):
+                out = layer(pair["invariant"]["v1"], pair["invariant"]["v2"], target, training=training)
+                weighted = out[TOTAL]
+            else:
+                out = layer(pair, training=training)
+                weighted = layer.weight * out[TOTAL]
+            total = weighted if total is None else total + weighted
+            for term, value in out.items():
+                terms[prefix if term == TOTAL else f"{prefix}_{term}"] = value
+        return total, terms
+
+    # --- training ---------------------------------------------------------------------------
+
+    @property
+    def metrics(self):
+        return list(self._trackers.values())
+
+    def _update_metrics(self, total, terms) -> dict:
+        self._trackers["loss"].update_state(unscale(total))
+        for name, value in terms.items():
+            if name in self._trackers:
+                self._trackers[name].update_state(unscale(value))
+        return {name: m.result() for name, m in self._trackers.items()}
+
+    def ema_pairs(self) -> list[tuple]:
+        """(target layer, online layer) pairs the EMA moves (empty without a target network)."""
+        if self.target_backbone is None:
+            return []
+        return [(self.target_backbone, self.backbone), *self.invariance.target_layers()]
+
+    def _update_target(self):
+        pairs = self.ema_pairs()
+        if not pairs:
+            return
+        base = self.invariance.base_momentum
+        if self.total_steps is None:
+            momentum = tf.constant(base, tf.float32)
+        else:
+            momentum = byol_momentum(self.optimizer.iterations, self.total_steps, base)
+        targets = [w for t, _ in pairs for w in t.weights]
+        onlines = [w for _, o in pairs for w in o.weights]
+        ema_update(targets, onlines, momentum)
+
+    def train_step(self, data):
+        variables = self.trainable_variables
+        with tf.GradientTape() as tape:
+            total, terms = self.compute_pair_losses(data, training=True)
+            scaled = self.optimizer.scale_loss(total)
+        grads = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
+        self._update_target()
+        return self._update_metrics(total, terms)
+
+    def test_step(self, data):
+        total, terms = self.compute_pair_losses(data, training=False)
+        return self._update_metrics(total, terms)
+
+    def reconstructions(self, batch: dict) -> dict:
+        """For each reconstruction objective and view: `(x_hat, target)` `(B, S, S, 3)`, normalised space."""
+        pair = self.pair_outputs(batch, training=False)
+        out = {}
+        for prefix, layer, _ in self._parts():
+            if hasattr(layer, "reconstruct_view"):
+                for view in layer.views_to_reconstruct():
+                    out[f"{prefix}_{view}"] = layer.reconstruct_view(pair, view, training=False)
+        return out
+
+    # --- serialisation ----------------------------------------------------------------------
+
+    def get_config(self) -> dict:
+        return {
+            "name": self.name,
+            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            "invariance": keras.saving.serialize_keras_object(self.invariance),
+            "objectives": [keras.saving.serialize_keras_object(o) for o in self.objectives],
+            "split": None if self.split is None else list(self.split),
+            "image_size": list(self.image_size),
+            "param_specs": _specs_to_config(self.param_specs),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "total_steps": self.total_steps,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        config["invariance"] = keras.saving.deserialize_keras_object(config["invariance"])
+        config["objectives"] = [keras.saving.deserialize_keras_object(o) for o in config["objectives"]]
+        return cls(**config)
