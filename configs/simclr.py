@@ -1,11 +1,11 @@
-"""SimCLR two-view augmentation on the scikit-image photos.
+"""SimCLR (Chen et al., ICML 2020), the baseline without the reconstruction branch.
 
-What it runs: crop (0.08-1), flip, colour jitter (0.4, 0.4, 0.4, 0.1; p=0.8, random order),
-grayscale (p=0.2), blur (sigma 0.1-2, p=0.5); two views of 64 px. Training with this config
-lands with the methods package; today it draws views and checks their parameters (seconds).
+SimCLR (Chen et al., ICML 2020): NT-Xent (temperature 0.1) on a 512-128 projector.
+Data: the rendered mini-3DIEBench (pairs = two renders of one object, no augmentation, as SIE);
+switch to photos with the SimCLR policy by `--config.data.source=skimage_photos`.
 
     keras-eqssl-train --config=configs/simclr.py
-    keras-eqssl-views --config=configs/simclr.py --out=simclr_views.png
+    keras-eqssl-train --config=configs/simclr.py --config.data.source=skimage_photos --config.workdir=runs/simclr_photos
 """
 
 from keras_eqssl.default_config import get_config as base_config
@@ -13,5 +13,10 @@ from keras_eqssl.default_config import get_config as base_config
 
 def get_config():
     config = base_config()
-    config.augment.policy = "simclr"
+    config.workdir = "runs/simclr"
+    config.model.invariance = "simclr"
+    config.model.projector = "512-128"
+    config.model.temperature = 0.1
+    config.model.split = (0, 0)  # the whole representation is invariant
+    config.model.recon.enabled = False
     return config

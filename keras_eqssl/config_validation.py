@@ -12,6 +12,11 @@ import ml_collections
 
 from keras_eqssl import default_config
 
+# The names of `keras_eqssl.nn.BACKBONES` and `keras_eqssl.methods.INVARIANCES`, spelled out here so
+# checking a config never loads TensorFlow (tests/test_config.py keeps them in step).
+BACKBONE_NAMES = ("resnet18", "resnet34", "resnet50", "vit_s16", "vit_b16", "vit_tiny")
+INVARIANCE_NAMES = ("simclr", "vicreg", "barlow", "simsiam", "byol")
+
 
 class ConfigError(ValueError):
     """A config field is unknown, of the wrong type, or has an impossible value."""
@@ -92,6 +97,22 @@ def _one_of(choices) -> Callable:
     return check
 
 
+def _units(v):
+    if v == "":
+        return None
+    try:
+        units = [int(u) for u in v.split("-")]
+    except ValueError:
+        return "must be units joined by '-', e.g. '2048-2048-256'"
+    if min(units) < 1:
+        return "every unit count must be >= 1"
+
+
+def _split(v):
+    if min(v) < 0 or (0 in v and tuple(v) != (0, 0)):
+        return "must be (d_inv, d_equi) with both >= 1, or (0, 0) for no split"
+
+
 def _value_rules() -> dict[str, Callable]:
     from keras_eqssl.augment.policies import POLICIES
     from keras_eqssl.data import SOURCES
@@ -123,7 +144,38 @@ def _value_rules() -> dict[str, Callable]:
         "augment.gtsa.min_overlap_local": _probability,
         "augment.essl.size": _positive_int,
         "augment.essl.scale": scale,
+        "data.threedie.num_objects": _positive_int,
+        "data.threedie.views": lambda v: "must be >= 2 (pairs of distinct views)" if v < 2 else None,
+        "data.threedie.render_size": _positive_int,
+        "model.backbone": _one_of(BACKBONE_NAMES),
+        "model.stem": _one_of(("imagenet", "cifar", "sie")),
+        "model.width": lambda v: "must be > 0" if v <= 0 else None,
+        "model.split": _split,
+        "model.invariance": _one_of(INVARIANCE_NAMES),
+        "model.projector": _units,
+        "model.predictor": _units,
+        "model.temperature": lambda v: "must be > 0" if v <= 0 else None,
+        "model.byol_momentum": _probability,
+        "model.recon.weight": lambda v: "must be >= 0" if v < 0 else None,
+        "model.recon.reconstruct": _one_of(("v2", "v1", "both")),
+        "model.recon.query_from": _one_of(("target", "source")),
+        "model.recon.scale": _one_of(("sqrt_d", "none")),
+        "model.recon.target_size": _non_negative_int,
+        "model.recon.decoder_dim": _positive_int,
+        "model.params.mode": _one_of(("pair", "difference")),
+        "model.params.hidden": _units,
+        "model.params.weight": lambda v: "must be >= 0" if v < 0 else None,
+        "model.params.features": _one_of(("equivariant", "all")),
+        "optim.name": _one_of(("adam", "adamw", "sgd", "lamb")),
+        "optim.lr": lambda v: "must be > 0" if v <= 0 else None,
+        "optim.weight_decay": lambda v: "must be >= 0" if v < 0 else None,
+        "optim.schedule": _one_of(("constant", "cosine")),
+        "optim.warmup_steps": _non_negative_int,
         "train.steps": _positive_int,
+        "train.checkpoint_every": _positive_int,
+        "train.log_every": _positive_int,
+        "train.image_every": _non_negative_int,
+        "train.precision": _one_of(("float32", "mixed_float16", "mixed_bfloat16")),
     }
 
 
@@ -162,3 +214,14 @@ def validate(config: ml_collections.ConfigDict, schema: ml_collections.ConfigDic
         problem = rule(value) if rule is not None and value is not None else None
         if problem:
             raise ConfigError(f"config.{path}={value!r}: {problem}")
+    _check_together(config)
+
+
+def _check_together(config) -> None:
+    """Rules that tie fields together."""
+    train = config.get("train")
+    if train is not None and train.checkpoint_every < train.steps and train.steps % train.checkpoint_every:
+        raise ConfigError(
+            f"config.train.checkpoint_every={train.checkpoint_every} must divide config.train.steps={train.steps} "
+            "(or be >= it): checkpoints mark the ends of equal Keras epochs."
+        )

@@ -1,10 +1,13 @@
 """The default config, and the schema every config file is checked against.
 
 Every key a config may have is here, with its default; a config file starts from `get_config()`
-and changes what it needs. `keras-eqssl-train` with no `--config` runs this one:
+and changes what it needs. `keras-eqssl-train` with no `--config` runs this one: VICReg plus the
+cross-attention reconstruction branch, a small ResNet-18 (cifar stem, width 1/4, 64 px), on a
+mini-3DIEBench rendered into the cache on first use (pairs = two renders of one object, as SIE).
 
     keras-eqssl-train                                # embedded default
-    keras-eqssl-train --config=configs/byol.py --config.augment.size=96
+    keras-eqssl-train --config=configs/simclr_recon.py --config.data.source=skimage_photos
+    keras-eqssl-train --config=configs/byol.py --config.train.steps=200 --config.optim.lr=3e-4
 """
 
 import ml_collections
@@ -16,7 +19,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.workdir = "runs/default"
 
     c.data = ml_collections.ConfigDict()
-    c.data.source = "skimage_photos"  # skimage_photos | image_folder | tfds | fashion_mnist
+    c.data.source = "threedie"  # threedie | skimage_photos | image_folder | tfds | fashion_mnist
     c.data.root = ""  # image_folder: one subfolder per class
     c.data.tfds_name = ""  # tfds: a prepared image-classification dataset, e.g. "cifar10"
     c.data.data_dir = ""  # tfds: its data_dir ("" = tfds default)
@@ -24,6 +27,19 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.image_size = 128  # side of the source images handed to the policy
     c.data.num_images = 2048  # images per epoch drawn from the source
     c.data.batch_size = 64
+    # threedie: a 3DIEBench-format root (`root`), or "" for a procedural mini-3DIEBench rendered
+    # once into `cache_dir` with these settings. Pairs are two renders of one object; the
+    # augmentation policy is applied to them only when `augment_renders` (SIE uses none).
+    c.data.threedie = ml_collections.ConfigDict(
+        dict(
+            root="",
+            cache_dir="~/.cache/keras_eqssl",
+            num_objects=240,
+            views=12,
+            render_size=64,
+            augment_renders=False,
+        )
+    )
 
     a = c.augment = ml_collections.ConfigDict()
     a.policy = "simclr"  # simclr | byol | stl | gtsa | essl
@@ -48,7 +64,56 @@ def get_config() -> ml_collections.ConfigDict:
     )
     a.essl = ml_collections.ConfigDict(dict(size=32, scale=(0.05, 0.14)))
 
+    m = c.model = ml_collections.ConfigDict()
+    m.backbone = "resnet18"  # see keras_eqssl.nn.available_backbones()
+    m.stem = "cifar"  # ResNets: imagenet | cifar | sie
+    m.width = 0.25  # channel multiplier (1.0 = the paper's width)
+    m.split = (64, 64)  # (d_inv, d_equi): first d_inv channels invariant, next d_equi equivariant; (0, 0) = no split
+    m.invariance = "vicreg"  # simclr | vicreg | barlow | simsiam | byol
+    m.projector = "512-512-512"  # hidden-...-output units, VICReg's --mlp format; "" = none
+    m.predictor = "128-512"  # simsiam / byol predictor units
+    m.temperature = 0.1  # simclr
+    m.vicreg = ml_collections.ConfigDict(dict(sim_weight=25.0, std_weight=25.0, cov_weight=1.0))
+    m.barlow_lambda = 5e-3
+    m.byol_momentum = 0.99  # base of BYOL's cosine EMA schedule
+    m.sync_bn = True  # synchronised BatchNorm when training on several replicas
+    m.recon = ml_collections.ConfigDict(
+        dict(
+            enabled=True,
+            weight=1.0,
+            reconstruct="v2",  # v2 | v1 | both
+            query_from="target",  # target | source
+            scale="sqrt_d",  # sqrt_d | none
+            target_size=0,  # 0 = the view size
+            decoder_dim=128,
+        )
+    )
+    m.params = ml_collections.ConfigDict(
+        dict(
+            enabled=False,
+            targets="auto",  # "auto": rel_rotation,rel_color on threedie, else crop,color; or a comma list
+            mode="pair",  # pair (CIPER) | difference (AugSelf)
+            hidden="256",
+            weight=1.0,
+            features="equivariant",  # equivariant | all
+        )
+    )
+
+    c.optim = ml_collections.ConfigDict()
+    c.optim.name = "adamw"  # adam | adamw | sgd | lamb
+    c.optim.lr = 1e-3
+    c.optim.weight_decay = 1e-6
+    c.optim.schedule = "cosine"  # constant | cosine
+    c.optim.warmup_steps = 0
+
     c.train = ml_collections.ConfigDict()
-    c.train.steps = 40  # batches the main job draws (training itself lands with the methods)
+    c.train.steps = 300  # optimizer steps (batches)
+    c.train.checkpoint_every = 100  # steps; also the length of a Keras "epoch". Must divide steps (or be >= steps)
+    c.train.log_every = 10  # TensorBoard scalars every N steps
+    c.train.image_every = 100  # reconstruction images in TensorBoard every N steps (0 = never)
+    c.train.resume = True  # continue from workdir/checkpoints if a checkpoint is there
+    c.train.precision = "float32"  # float32 | mixed_float16 | mixed_bfloat16
+    c.train.jit_compile = False
+    c.train.deterministic = True  # tf.config.experimental.enable_op_determinism()
     c.train.progress = True
     return c

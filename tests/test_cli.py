@@ -19,10 +19,12 @@ def run_cli(name, *args, timeout=240):
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("config", ["simclr", "stl", "gtsa"])
+@pytest.mark.parametrize("config", ["simclr", "views/stl", "views/gtsa"])
 def test_views_writes_a_png(tmp_path, config):
-    out = tmp_path / f"{config}.png"
-    result = run_cli("views", f"--config=configs/{config}.py", f"--out={out}", "--rows=2")
+    out = tmp_path / "views.png"
+    result = run_cli(
+        "views", f"--config=configs/{config}.py", f"--out={out}", "--rows=2", "--config.data.source=skimage_photos"
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert out.read_bytes()[:8] == PNG_MAGIC
     assert out.stat().st_size > 20_000  # images and text, not an empty canvas
@@ -42,12 +44,23 @@ def test_unknown_override_key_is_named():
     assert "jiter" in result.stderr
 
 
-def test_train_main_job_runs_and_says_what_it_did(tmp_path):
+def test_train_runs_a_short_training_and_saves_the_model(tmp_path):
     result = run_cli(
-        "train", "--config=configs/simclr.py", "--config.train.steps=3", "--config.data.batch_size=8",
-        f"--config.workdir={tmp_path}", "--config.train.progress=False",
+        "train", "--config=configs/simclr_recon.py", "--config.data.source=skimage_photos",
+        "--config.train.steps=4", "--config.train.checkpoint_every=2", "--config.data.batch_size=8",
+        "--config.model.width=0.0625", "--config.model.split=(8,8)", "--config.augment.size=32",
+        "--config.data.image_size=48", f"--config.workdir={tmp_path}", "--config.train.progress=False",
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "not implemented yet" in result.stdout  # honest about what it does
-    assert "source images/s" in result.stdout
-    assert (tmp_path / "views.png").read_bytes()[:8] == PNG_MAGIC
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "trained steps 0..4" in result.stdout and "recon" in result.stdout
+    assert (tmp_path / "model.keras").exists()
+    assert (tmp_path / "checkpoints" / "ckpt-00000004.keras").exists()
+    assert list((tmp_path / "tb").rglob("events.out.tfevents.*"))
+
+
+def test_train_rejects_a_non_pair_policy_naming_it(tmp_path):
+    result = run_cli(
+        "train", "--config=configs/views/gtsa.py", "--config.train.steps=2", f"--config.workdir={tmp_path}",
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "gtsa" in result.stderr and "'v1'" in result.stderr

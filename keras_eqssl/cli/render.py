@@ -37,8 +37,6 @@ _VAL_FRACTION = flags.DEFINE_float("val_fraction", 0.2, "Fraction of each class'
 _SAMPLES = flags.DEFINE_integer("samples", 4, "MSAA samples per pixel (1 = no anti-aliasing).", lower_bound=1)
 _QUIET = flags.DEFINE_bool("quiet", False, "No progress bar.")
 
-DEFAULT_PROCEDURAL_OBJECTS = 120
-
 
 def _fail(message: str):
     print(f"error: {message}", file=sys.stderr)
@@ -48,7 +46,8 @@ def _fail(message: str):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from keras_eqssl.data.render import jobs, objects, sheet, writer
+    from keras_eqssl.data.render import jobs, sheet
+    from keras_eqssl.data.render.dataset import DEFAULT_PROCEDURAL_OBJECTS, render_dataset
     from keras_eqssl.data.render.gl import GLUnavailableError
     from keras_eqssl.data.render.meshes import MeshError
 
@@ -62,51 +61,36 @@ def main(argv):
         return
 
     try:
-        if _MESH_DIR.value:
-            todo = jobs.mesh_dir_jobs(_MESH_DIR.value, _NUM_OBJECTS.value)
-            classes = sorted({(j.label, j.synset, j.name) for j in todo})
-        else:
-            todo = jobs.procedural_jobs(_NUM_OBJECTS.value or DEFAULT_PROCEDURAL_OBJECTS)
-            classes = [(k, c.synset, c.name) for k, c in enumerate(objects.CLASSES)]
-        settings = jobs.Settings(_OUT.value, _VIEWS.value, _SIZE.value, _SEED.value, _SAMPLES.value)
         workers = _WORKERS.value or jobs.default_workers()
         print(
-            f"rendering {len(todo)} objects x {_VIEWS.value} views at {_SIZE.value} px into {_OUT.value} ({workers} workers)"
+            f"rendering {_NUM_OBJECTS.value or ('all meshes' if _MESH_DIR.value else DEFAULT_PROCEDURAL_OBJECTS)} objects "
+            f"x {_VIEWS.value} views at {_SIZE.value} px into {_OUT.value} ({workers} workers)"
         )
-        report = jobs.render_jobs(todo, settings, workers, _SKIP_BAD.value, progress=not _QUIET.value)
+        info = render_dataset(
+            _OUT.value,
+            num_objects=_NUM_OBJECTS.value,
+            views=_VIEWS.value,
+            size=_SIZE.value,
+            seed=_SEED.value,
+            samples=_SAMPLES.value,
+            mesh_dir=_MESH_DIR.value,
+            workers=workers,
+            skip_bad=_SKIP_BAD.value,
+            val_fraction=_VAL_FRACTION.value,
+            progress=not _QUIET.value,
+        )
     except (MeshError, GLUnavailableError) as err:
         _fail(str(err))
 
-    root = settings.out
-    import pathlib
-
-    counts = writer.write_splits(
-        pathlib.Path(root),
-        [writer.object_path(j.synset, j.object_id) for j in report.done],
-        [j.label for j in report.done],
-        _SEED.value,
-        _VAL_FRACTION.value,
-    )
-    info = {
-        "source": _MESH_DIR.value or "procedural",
-        "seed": _SEED.value,
-        "views": _VIEWS.value,
-        "size": _SIZE.value,
-        "samples": _SAMPLES.value,
-        "num_objects": len(report.done),
-        "classes": [{"label": k, "synset": s, "name": n} for k, s, n in classes],
-        "skipped": [{"file": j.path, "reason": reason} for j, reason in report.skipped],
-        "latent": ["rot_x", "rot_y", "rot_z", "floor_hue", "light_theta", "light_phi", "light_hue"],
-    }
-    writer.write_info(pathlib.Path(root), info)
-    images = len(report.done) * _VIEWS.value
+    root, counts = _OUT.value, info["counts"]
+    images = info["num_objects"] * _VIEWS.value
     print(
-        f"wrote {images} images of {len(report.done)} objects in {report.seconds:.1f} s "
-        f"({images / max(report.seconds, 1e-9):.0f} images/s); train {counts['train']} / val {counts['val']} objects"
+        f"wrote {images} images of {info['num_objects']} objects in {info['seconds']:.1f} s "
+        f"({images / max(info['seconds'], 1e-9):.0f} images/s); train {counts['train']} / val {counts['val']} objects"
     )
-    if report.skipped:
+    if info["skipped"]:
         print(
-            f"warning: skipped {len(report.skipped)} mesh files that could not be read (see render_info.json)",
+            f"warning: skipped {len(info['skipped'])} mesh files that could not be read (see render_info.json)",
             file=sys.stderr,
         )
     if _SHEET.value:

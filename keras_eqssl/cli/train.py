@@ -1,90 +1,168 @@
-"""The main job.
+"""The main job: pretrain a `PairModel` from a config, with checkpoints, resume and TensorBoard.
 
-Training lands with the methods package (issue #4). Until then this app runs everything that
-exists, honestly labelled: it streams the configured source through the augmentation policy in
-a tf.data pipeline for `config.train.steps` batches, with a progress bar, checks every recorded
-parameter is finite and inside its declared range, writes a picture of the first batch's views
-and reports the pipeline's throughput. No model is trained.
+    keras-eqssl-train                                              # embedded default (VICReg + recon, mini-3DIEBench)
+    keras-eqssl-train --config=configs/simclr_recon.py --config.data.source=skimage_photos
+    keras-eqssl-train --config=configs/byol.py --strategy=mirrored --config.workdir=runs/byol
 
-    keras-eqssl-train                                   # embedded default: scikit-image photos, SimCLR views
-    keras-eqssl-train --config=configs/stl.py --config.train.steps=10
+What it does:
+1. checks the config (exit status 2 naming the bad field);
+2. on `data.source=threedie` with no root, renders a mini-3DIEBench into the cache once;
+3. builds the model (`model_from_config`) inside the `--strategy`'s scope, or, when
+   `workdir/checkpoints` holds a checkpoint and `train.resume`, loads it and continues from its
+   step with the same batches and augmentation parameters an uninterrupted run would draw;
+4. trains `train.steps` steps with Keras `fit`: a progress bar with every loss term, TensorBoard
+   scalars in `workdir/tb` (and reconstruction images every `train.image_every` steps), a
+   checkpoint every `train.checkpoint_every` steps; a NaN/Inf loss term stops the run with its
+   name and step, leaving the last good checkpoint as it was;
+5. saves `workdir/model.keras` and `workdir/train_metrics.json`.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import time
 
-import numpy as np
-from absl import app
+from absl import app, flags
 
 from keras_eqssl.cli._config import checked, define_config_flag
 
 _CONFIG = define_config_flag()
+_STRATEGY = flags.DEFINE_enum(
+    "strategy", "default", ["default", "mirrored", "multiworker", "tpu"], "tf.distribute strategy to train with."
+)
+_TPU = flags.DEFINE_string(
+    "tpu", "", "TPU name or grpc:// address for --strategy=tpu; 'local' on a TPU VM; '' = from TPU_NAME."
+)
 
 
-def _check_params(params, specs, step):
-    """Raises if a recorded parameter is non-finite or outside its declared range."""
-    for view, keyed in params.items():
-        for spec in specs[view]:
-            value = np.asarray(keyed[spec.key], dtype=np.float64)
-            if not np.all(np.isfinite(value)):
-                raise FloatingPointError(f"step {step}: params[{view!r}][{spec.key!r}] has non-finite values")
-            lo = min(spec.low, 0.0) if spec.kind != "categorical" else spec.low  # identity values (e.g. sigma 0)
-            hi = max(spec.high, 1.0) if spec.kind != "categorical" else spec.high
-            if value.min() < lo - 1e-5 or value.max() > hi + 1e-5:
-                raise ValueError(
-                    f"step {step}: params[{view!r}][{spec.key!r}] in [{value.min():.3g}, {value.max():.3g}] "
-                    f"outside its declared range [{spec.low}, {spec.high}]"
-                )
+def _setup(config):
+    """Seeds, determinism and precision: before any model is built."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(config.seed)
+    if config.train.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_global_policy(config.train.precision)
+
+
+def _build_or_resume(config, strategy, param_specs, checkpoint):
+    import keras
+
+    from keras_eqssl.methods.factory import model_from_config, optimizer_from_config
+
+    with strategy.scope():
+        if checkpoint is not None:
+            model = keras.models.load_model(checkpoint["path"])
+            if model.optimizer is None:
+                raise ValueError(f"checkpoint {checkpoint['path']} has no optimizer state; delete it to start over")
+        else:
+            model = model_from_config(config, param_specs, synchronized=strategy.num_replicas_in_sync > 1)
+            model.compile(optimizer=optimizer_from_config(config))
+        model.jit_compile = config.train.jit_compile
+    return model
+
+
+def _callbacks(config, model, sample_batch):
+    import keras
+
+    from keras_eqssl.methods.callbacks import Checkpointer, ReconstructionImages, StopOnNonFinite
+
+    ckpt_dir = os.path.join(config.workdir, "checkpoints")
+    tb_dir = os.path.join(config.workdir, "tb")
+    callbacks = [
+        StopOnNonFinite(ckpt_dir),  # first: a bad step never reaches the checkpoint
+        Checkpointer(ckpt_dir),
+        keras.callbacks.TensorBoard(tb_dir, update_freq=config.train.log_every),
+    ]
+    if config.train.image_every and model.reconstructions(sample_batch):
+        callbacks.append(ReconstructionImages(tb_dir, sample_batch, every=config.train.image_every))
+    return callbacks
+
+
+def train(config, strategy_name: str = "default", tpu: str = "") -> dict:
+    """Runs the training of `config` (see the module doc) and returns the final metrics."""
+    from keras_eqssl.data.train_batches import threedie_root
+
+    if config.data.source == "threedie":
+        threedie_root(config, progress=config.train.progress)  # render (if needed) before TF is busy
+
+    _setup(config)
+    from keras_eqssl.data.train_batches import first_batch, train_batches
+    from keras_eqssl.distribute import strategy_from_name
+    from keras_eqssl.methods.callbacks import latest_checkpoint
+
+    strategy = strategy_from_name(strategy_name, tpu=tpu)
+    ckpt_dir = os.path.join(config.workdir, "checkpoints")
+    checkpoint = latest_checkpoint(ckpt_dir) if config.train.resume else None
+    first_step = checkpoint["step"] if checkpoint else 0
+    steps = config.train.steps
+    per_epoch = min(config.train.checkpoint_every, steps)
+    if first_step % per_epoch or first_step > steps:
+        raise ValueError(
+            f"checkpoint {checkpoint['path']} is at step {first_step}, which is not a multiple of "
+            f"train.checkpoint_every={per_epoch} or is past train.steps={steps}; the config changed since it was written. "
+            f"Use another workdir or --config.train.resume=False."
+        )
+
+    dataset, specs = train_batches(config, first_step=first_step, progress=config.train.progress)
+    sample = first_batch(dataset)
+    model = _build_or_resume(config, strategy, specs, checkpoint)
+    os.makedirs(config.workdir, exist_ok=True)
+    where = f"resuming from step {first_step} ({checkpoint['path']})" if checkpoint else "starting at step 0"
+    print(
+        f"keras-eqssl-train: {model.name} ({config.model.backbone}, width {config.model.width}, split "
+        f"{tuple(config.model.split)}) on {config.data.source}, {steps} steps x {config.data.batch_size} pairs, "
+        f"{strategy.num_replicas_in_sync} replica(s); {where}; workdir {config.workdir}"
+    )
+    start = time.perf_counter()
+    history = {}
+    if first_step < steps:
+        fit = model.fit(
+            dataset,
+            epochs=steps // per_epoch,
+            steps_per_epoch=per_epoch,
+            initial_epoch=first_step // per_epoch,
+            callbacks=_callbacks(config, model, sample),
+            verbose=1 if config.train.progress else 2,
+            shuffle=False,
+        )
+        history = fit.history
+    seconds = time.perf_counter() - start
+    final = os.path.join(config.workdir, "model.keras")
+    model.save(final)
+    metrics = {
+        "steps": steps,
+        "first_step": first_step,
+        "seconds": seconds,
+        "pairs_per_second": (steps - first_step) * config.data.batch_size / max(seconds, 1e-9),
+        "history": {k: [float(x) for x in v] for k, v in history.items()},
+        "model": final,
+    }
+    with open(os.path.join(config.workdir, "train_metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=2)
+    last = {k: v[-1] for k, v in metrics["history"].items()}
+    print(
+        f"trained steps {first_step}..{steps} in {seconds:.0f} s ({metrics['pairs_per_second']:.0f} pairs/s); "
+        f"final {', '.join(f'{k} {v:.4g}' for k, v in last.items())}"
+    )
+    print(f"model: {final}; TensorBoard: tensorboard --logdir {os.path.join(config.workdir, 'tb')}")
+    return metrics
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     config = checked(_CONFIG)
+    from keras_eqssl.methods.callbacks import NonFiniteLossError
 
-    from tqdm import tqdm
-
-    from keras_eqssl.augment.policies import policy_from_config
-    from keras_eqssl.data import source_from_config, view_batches
-    from keras_eqssl.viz import draw_views_grid
-
-    policy = policy_from_config(config.augment)
-    specs = policy.param_specs()
-    source = source_from_config(config)
-    batches = view_batches(source.repeat(), policy, config.data.batch_size, seed=config.seed)
-    os.makedirs(config.workdir, exist_ok=True)
-
-    print(
-        "keras-eqssl-train: model training is not implemented yet (it lands with the methods package); "
-        f"this run draws {config.train.steps} batches of '{config.augment.policy}' views from "
-        f"'{config.data.source}' and checks their recorded parameters."
-    )
-    it = iter(batches)
-    first = next(it)  # includes tracing; not timed
-    _check_params(first["params"], specs, 0)
-    start = time.perf_counter()
-    bar = tqdm(range(1, config.train.steps), desc="views", unit="batch", disable=not config.train.progress)
-    for step in bar:
-        batch = next(it)
-        _check_params(batch["params"], specs, step)
-        bar.set_postfix(images_per_s=f"{step * config.data.batch_size / (time.perf_counter() - start):.0f}")
-    elapsed = time.perf_counter() - start
-    timed = (config.train.steps - 1) * config.data.batch_size
-
-    sample = next(iter(source.batch(4)))
-    views, params = policy(sample["image"], seed=config.seed, step=0)
-    png = draw_views_grid(
-        sample["image"].numpy(), views, params, os.path.join(config.workdir, "views.png"),
-        title=f"policy={config.augment.policy}",
-    )  # fmt: skip
-    rate = f"{timed / elapsed:.0f} source images/s" if timed else "n/a (one batch)"
-    print(
-        f"drew {config.train.steps} batches x {config.data.batch_size} images; all recorded parameters finite and in range"
-    )
-    print(f"pipeline throughput: {rate} ({len(views)} views each, {config.augment.size}px)")
-    print(f"views of the first batch: {png}")
+    try:
+        train(config, _STRATEGY.value, _TPU.value)
+    except NonFiniteLossError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(3)
 
 
 def run():

@@ -26,8 +26,16 @@ def main(argv):
     from keras_eqssl.viz import draw_views_grid
 
     policy = policy_from_config(config.augment)
+    if config.data.source == "threedie":  # the policy's views of renders (first view of each pair)
+        from keras_eqssl.data.threedie import threedie_pairs
+        from keras_eqssl.data.train_batches import threedie_root
+
+        pairs = threedie_pairs(threedie_root(config), seed=config.seed, image_size=config.data.image_size)
+        images = pairs.map(lambda e: {"image": e["views"]["v1"], "label": e["label"]})
+    else:
+        images = source_from_config(config)
     # Aligned-pair policies (STL) need an even batch; draw one more image if needed, show `rows`.
-    batch = next(iter(source_from_config(config).batch(_ROWS.value + _ROWS.value % 2)))
+    batch = next(iter(images.batch(_ROWS.value + _ROWS.value % 2)))
     views, params = policy(batch["image"], seed=config.seed, step=_STEP.value)
     title = f"policy={config.augment.policy}  seed={config.seed}  step={_STEP.value}"
     path = draw_views_grid(batch["image"].numpy(), views, params, _OUT.value, rows=_ROWS.value, title=title)

@@ -5,11 +5,12 @@ Names are imported lazily, so `keras_eqssl.data.render` runs without loading Ten
 
 import importlib as _importlib
 
-SOURCES = ("skimage_photos", "image_folder", "tfds", "fashion_mnist")
+SOURCES = ("skimage_photos", "image_folder", "tfds", "fashion_mnist", "threedie")
 
 _EXPORTS = {
     "keras_eqssl.data.photos": ("PHOTOS", "load_photos", "skimage_photos"),
     "keras_eqssl.data.pipeline": ("view_batches",),
+    "keras_eqssl.data.train_batches": ("train_batches", "threedie_root"),
     "keras_eqssl.data.threedie": (
         "threedie_pairs",
         "pair_batches",
@@ -64,4 +65,9 @@ def source_from_config(config):
         from keras_eqssl.data.fashion_mnist import fashion_mnist
 
         return fashion_mnist(split=d.split, image_size=d.image_size)
+    if d.source == "threedie":
+        raise ValueError(
+            "config.data.source='threedie' yields view pairs, not single images; use "
+            "keras_eqssl.data.train_batches(config) (or threedie_pairs) instead of source_from_config."
+        )
     raise ValueError(f"config.data.source={d.source!r} is not a known source; choose one of {SOURCES}.")

@@ -162,6 +162,8 @@ def threedie_pairs(
     skip_bad: bool = False,
     with_index: bool = False,
     objects: ThreeDIEObjects | None = None,
+    skip: int = 0,
+    first_step: int = 0,
 ) -> tf.data.Dataset:
     """View pairs of 3DIEBench objects (real or rendered by us), streamed from disk.
 
@@ -180,6 +182,9 @@ def threedie_pairs(
         skip_bad: skip objects with bad files and warn with the count, instead of raising.
         with_index: add "index": () int64, the object's position in the split file.
         objects: a listing from `list_objects`, to skip listing again.
+        skip: drop this many elements from the start of the stream before reading any file (a
+            resumed run passes `step * batch_size`; cheap: only indices are skipped).
+        first_step: the step of the first batch, for the policy's seeds (see `pair_batches`).
 
     Returns:
         Unbatched: the element of the module doc; batched: each leaf gains a leading B.
@@ -214,10 +219,12 @@ def threedie_pairs(
         return element
 
     positions = epoch_positions(len(objects), seed, first_epoch, num_epochs, shuffle)
+    if skip:
+        positions = positions.skip(skip)
     ds = positions.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if batch_size is None:
         return ds
-    return pair_batches(ds, batch_size, augment=augment, seed=seed, first_step=0)
+    return pair_batches(ds, batch_size, augment=augment, seed=seed, first_step=first_step)
 
 
 def pair_batches(

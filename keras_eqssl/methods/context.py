@@ -28,7 +28,7 @@ class ModelContext:
         feature_dim: C, the backbone's channels.
         invariant_dim, equivariant_dim: the split (both C without a split).
         param_specs: view name -> the `ParamSpec`s the augmentation policy records, or None when
-            unknown (then parameter targets are checked on the first batch instead).
+            no policy runs (then only the relative 3DIEBench targets can be predicted).
     """
 
     image_size: tuple[int, int]

@@ -73,8 +73,10 @@ class PairModel(keras.Model):
         objectives: list of `Objective` layers (e.g. `CrossAttentionReconstruction()`).
         split: `(d_inv, d_equi)` or None; `d_inv + d_equi <= backbone.feature_dim`.
         image_size: int or (H, W), the size of the views (sets the decoder's and heads' shapes).
-        param_specs: view -> `ParamSpec`s the augmentation policy records (`policy.param_specs()`),
-            so parameter-prediction targets are checked at construction; None skips the check.
+        param_specs: view -> `ParamSpec`s the augmentation policy records (`policy.param_specs()`).
+            Parameter-prediction targets that are augmentation parameters need them (kind and
+            shape come from the spec) and are checked against them at construction; None when
+            no policy runs (only 3DIEBench's `rel_rotation` / `rel_color` can be predicted then).
         mean, std: per-channel normalisation of [0, 1] images.
         total_steps: length of the run, for the EMA momentum schedule (None: constant momentum).
 
@@ -175,7 +177,8 @@ class PairModel(keras.Model):
             self.target_backbone = type(backbone).from_config(config)
             for t, o in zip(self.target_backbone.weights, backbone.weights):
                 t.assign(o)
-            self.target_backbone.trainable = False
+            # The target stays `trainable` so its BatchNorm uses batch statistics in training, as
+            # BYOL's target does; it is left out of `online_variables`, so nothing optimizes it.
 
         self._trackers = {"loss": keras.metrics.Mean(name="loss")}
         for name in self._term_metric_names():
@@ -240,7 +243,7 @@ class PairModel(keras.Model):
         if missing:
             raise ValueError(f"PairModel: batch['views'] lacks {missing}; it has {sorted(batch['views'])}")
         for v in VIEWS:
-            shape = batch["views"][v].shape
+            shape = tf.TensorShape(batch["views"][v].shape)
             if shape.rank != 4 or tuple(shape[1:3]) not in (self.image_size, (None, None)):
                 raise ValueError(
                     f"PairModel: batch['views'][{v!r}] has shape {shape}; the model was built for "
@@ -287,6 +290,25 @@ class PairModel(keras.Model):
 
     # --- training ---------------------------------------------------------------------------
 
+    def online_variables(self) -> list:
+        """The variables the optimizer updates: every trainable one except the EMA target network's."""
+        target = {id(w) for t, _ in self.ema_pairs() for w in t.weights}
+        return [v for v in self.trainable_variables if id(v) not in target]
+
+    def compile(self, optimizer="adam", **kwargs):
+        """`keras.Model.compile` (no `loss`: the losses are the model's own); builds the optimizer now.
+
+        Building the optimizer's slots here, not inside the first traced step, saves a second
+        trace of `train_step` (TensorFlow retraces a function that created variables).
+        """
+        super().compile(optimizer=optimizer, **kwargs)
+        if not self.optimizer.built:
+            self.optimizer.build(self.online_variables())
+
+    def compile_from_config(self, config):
+        """Recompiles on `keras.models.load_model` (Keras skips models that override `compile`)."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+
     @property
     def metrics(self):
         return list(self._trackers.values())
@@ -304,27 +326,29 @@ class PairModel(keras.Model):
             return []
         return [(self.target_backbone, self.backbone), *self.invariance.target_layers()]
 
-    def _update_target(self):
-        pairs = self.ema_pairs()
-        if not pairs:
-            return
+    def _target_momentum(self):
+        """tau(k) for the update that follows optimizer step k (0-based, read before the step)."""
         base = self.invariance.base_momentum
         if self.total_steps is None:
-            momentum = tf.constant(base, tf.float32)
-        else:
-            momentum = byol_momentum(self.optimizer.iterations, self.total_steps, base)
+            return tf.constant(base, tf.float32)
+        return byol_momentum(self.optimizer.iterations, self.total_steps, base)
+
+    def _update_target(self, momentum):
+        pairs = self.ema_pairs()
         targets = [w for t, _ in pairs for w in t.weights]
         onlines = [w for _, o in pairs for w in o.weights]
         ema_update(targets, onlines, momentum)
 
     def train_step(self, data):
-        variables = self.trainable_variables
+        variables = self.online_variables()
         with tf.GradientTape() as tape:
             total, terms = self.compute_pair_losses(data, training=True)
             scaled = self.optimizer.scale_loss(total)
         grads = tape.gradient(scaled, variables)
+        momentum = self._target_momentum() if self.ema_pairs() else None
         self.optimizer.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
-        self._update_target()
+        if momentum is not None:
+            self._update_target(momentum)
         return self._update_metrics(total, terms)
 
     def test_step(self, data):

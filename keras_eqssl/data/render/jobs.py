@@ -13,6 +13,7 @@ import dataclasses
 import multiprocessing
 import os
 import pathlib
+import sys
 import time
 import warnings
 
@@ -194,7 +195,9 @@ def render_jobs(
             finally:
                 _release_renderer()
         else:
-            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+            # Forking a process that has loaded TensorFlow can deadlock on its thread pools: spawn then.
+            forkable = "fork" in multiprocessing.get_all_start_methods() and "tensorflow" not in sys.modules
+            method = "fork" if forkable else "spawn"
             with multiprocessing.get_context(method).Pool(workers, _init_worker, (settings, skip_bad)) as pool:
                 for result in pool.imap_unordered(_work, jobs, chunksize=1):
                     collect(result)

@@ -46,8 +46,7 @@ class BYOL(Invariance):
         self.target_projector.build(feature_shape)
         self.predictor.build((*feature_shape[:-1], self.projector_units[-1]))
         for t, o in zip(self.target_projector.weights, self.projector.weights):
-            t.assign(o)
-        self.target_projector.trainable = False
+            t.assign(o)  # stays trainable (batch statistics in training); PairModel never optimizes it
 
     def target_layers(self) -> list:
         return [(self.target_projector, self.projector)]

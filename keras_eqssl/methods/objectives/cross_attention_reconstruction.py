@@ -71,6 +71,10 @@ class CrossAttentionReconstruction(Objective):
         self.query_from = query_from
         self.scale = scale
         self.target_size = None if target_size is None else int(target_size)
+        if self.target_size is not None and self.target_size < 1:
+            raise ValueError(
+                f"CrossAttentionReconstruction: target_size must be a positive int or None; got {target_size!r}"
+            )
         self.decoder_dim = int(decoder_dim)
         self.decoder_filters = decoder_filters
         self.synchronized = bool(synchronized)

@@ -2,7 +2,7 @@
 each with strong colour jitter (0.8, 0.8, 0.8, 0.2; p=0.8), grayscale (0.2), blur (p=0.2) and a
 random 90-degree rotation; records the overlap boxes between crops in each crop's rotated frame.
 
-    keras-eqssl-views --config=configs/gtsa.py --out=gtsa_views.png
+    keras-eqssl-views --config=configs/views/gtsa.py --out=gtsa_views.png
 """
 
 from keras_eqssl.default_config import get_config as base_config
@@ -10,6 +10,7 @@ from keras_eqssl.default_config import get_config as base_config
 
 def get_config():
     config = base_config()
+    config.data.source = "skimage_photos"  # views of photos (these methods' training is not built yet)
     config.augment.policy = "gtsa"
     config.augment.jitter.update(dict(brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2, p=0.8))
     config.augment.blur.p = 0.2

@@ -1,0 +1,95 @@
+"""The training stream a config describes: batches of view pairs, resumable at any step."""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+
+from keras_eqssl.augment.policies import Policy, policy_from_config
+
+PAIR_VIEWS = ("v1", "v2")
+
+
+def threedie_root(config, progress: bool = True) -> str:
+    """`config.data.threedie.root`, or the cached procedural mini-3DIEBench (rendered on first use)."""
+    t = config.data.threedie
+    if t.root:
+        if not os.path.isdir(t.root):
+            raise FileNotFoundError(f"config.data.threedie.root={t.root!r} is not a directory")
+        return t.root
+    from keras_eqssl.data.render.dataset import cached_render
+
+    cache = os.environ.get("KERAS_EQSSL_CACHE") or t.cache_dir
+    root, rendered = cached_render(cache, t.num_objects, t.views, t.render_size, seed=config.seed, progress=progress)
+    if rendered:
+        print(f"rendered a mini-3DIEBench ({t.num_objects} objects x {t.views} views, {t.render_size} px) into {root}")
+    return str(root)
+
+
+def _pair_policy(config) -> Policy:
+    policy = policy_from_config(config.augment)
+    names = policy.view_names()
+    if list(names[:2]) != list(PAIR_VIEWS):
+        raise ValueError(
+            f"config.augment.policy={config.augment.policy!r} makes views {names}; pair methods train on 'v1' and "
+            "'v2' (policies simclr, byol, stl). Look at other policies' views with keras-eqssl-views."
+        )
+    return policy
+
+
+def train_batches(config, first_step: int = 0, split: str = "train", progress: bool = True):
+    """The stream of training batches for `config`, starting at step `first_step`.
+
+    Batch k (counting from 0 at the start of the run) is a pure function of (config, k): a run
+    resumed at step s with `first_step=s` sees exactly the batches an uninterrupted run would
+    have seen from step s on (same images, same augmentation parameters).
+
+    - `config.data.source == "threedie"`: pairs of two renders of one object from a
+      3DIEBench-format root (`threedie_root`), resized to `config.augment.size`, with
+      `rel_rotation`, `rel_color`, `latent` and `label`; the policy is applied to the renders
+      only when `config.data.threedie.augment_renders`.
+    - any image source: `config.augment.policy` makes the pair of views of each image, and
+      their parameters are recorded under `"params"`.
+
+    Returns:
+        (dataset, param_specs): an infinite dataset of batches in the architecture's batch format
+        (`config.data.batch_size` pairs each), and the policy's `ParamSpec`s per view (None when
+        no policy runs).
+    """
+    batch = config.data.batch_size
+    skip = first_step * batch
+    if config.data.source == "threedie":
+        from keras_eqssl.data.threedie import threedie_pairs
+
+        policy = _pair_policy(config) if config.data.threedie.augment_renders else None
+        ds = threedie_pairs(
+            threedie_root(config, progress=progress),
+            split,
+            seed=config.seed,
+            num_epochs=None,
+            image_size=config.augment.size if policy is None else None,
+            batch_size=batch,
+            augment=policy,
+            skip=skip,
+            first_step=first_step,
+        )
+        return ds, (None if policy is None else policy.param_specs())
+
+    from keras_eqssl.data import source_from_config
+    from keras_eqssl.data.pipeline import view_batches
+
+    policy = _pair_policy(config)
+    images = source_from_config(config).repeat()
+    if skip:
+        images = images.skip(skip)
+    ds = view_batches(images, policy, batch, seed=config.seed, first_step=first_step)
+    ds = ds.map(lambda b: {**b, **{k: {v: b[k][v] for v in PAIR_VIEWS} for k in ("views", "params")}})
+    return ds, {v: s for v, s in policy.param_specs().items() if v in PAIR_VIEWS}
+
+
+def first_batch(dataset: tf.data.Dataset) -> dict:
+    """The first batch, or a clear error when the stream is empty."""
+    for batch in dataset.take(1):
+        return batch
+    raise ValueError("the training stream is empty: the data source has fewer images than one batch")

@@ -1,0 +1,135 @@
+"""Keras callbacks for pretraining: stop on a non-finite loss term, atomic checkpoints, reconstruction images."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+CHECKPOINT_INDEX = "checkpoint.json"
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN or Inf; the message names the term and the step."""
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Raises `NonFiniteLossError` naming the first loss term that is NaN/Inf and the step.
+
+    Put it before any checkpoint callback in the list: it runs first at the end of each batch,
+    so a checkpoint is never written after a non-finite step and the last good one stays as it
+    was. (Keras' `TerminateOnNaN` only looks at `loss` and stops quietly.)
+
+    The step is the optimizer's iteration count after the bad update (1-based), so step k is the
+    k-th batch of the run, counting across resumes.
+    """
+
+    def __init__(self, checkpoint_dir: str | None = None):
+        super().__init__()
+        self.checkpoint_dir = checkpoint_dir
+
+    def on_train_batch_end(self, batch, logs=None):
+        bad = {}
+        for name, value in (logs or {}).items():
+            value = float(np.asarray(value))
+            if not math.isfinite(value):
+                bad[name] = value
+        if not bad:
+            return
+        terms = [n for n in bad if n != "loss"] or ["loss"]  # name the culprit terms, not just the sum
+        step = int(self.model.optimizer.iterations.numpy())
+        kept = latest_checkpoint(self.checkpoint_dir) if self.checkpoint_dir else None
+        where = f"; the last good checkpoint is {kept['path']} (step {kept['step']})" if kept else ""
+        raise NonFiniteLossError(
+            f"loss term {', '.join(repr(t) for t in terms)} became {', '.join(str(bad[t]) for t in terms)} "
+            f"at step {step}; training stopped{where}. Lower the learning rate, check the data, or use float32."
+        )
+
+
+def latest_checkpoint(directory: str | os.PathLike | None) -> dict | None:
+    """`{"step", "path"}` of the newest complete checkpoint in `directory`, or None."""
+    if not directory:
+        return None
+    index = pathlib.Path(directory) / CHECKPOINT_INDEX
+    if not index.exists():
+        return None
+    info = json.loads(index.read_text())
+    path = pathlib.Path(directory) / info["file"]
+    if not path.exists():
+        raise FileNotFoundError(f"{index} names {path}, which is missing; delete {index} to start over")
+    return {"step": int(info["step"]), "path": str(path)}
+
+
+class Checkpointer(keras.callbacks.Callback):
+    """Saves the whole model (weights, optimizer state, config) as `.keras` at the end of each epoch.
+
+    Writes `ckpt-{step:08d}.keras` through a temporary file and an atomic rename, then updates
+    `checkpoint.json` the same way, so a process killed at any moment leaves the previous
+    checkpoint whole. Keeps the newest `keep` files. The step is the optimizer's iteration count.
+    """
+
+    def __init__(self, directory: str | os.PathLike, keep: int = 2):
+        super().__init__()
+        self.directory = pathlib.Path(directory)
+        self.keep = keep
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.save()
+
+    def save(self) -> str:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        step = int(self.model.optimizer.iterations.numpy())
+        name = f"ckpt-{step:08d}.keras"
+        tmp = self.directory / f".{name}.tmp.keras"
+        self.model.save(tmp)
+        os.replace(tmp, self.directory / name)
+        index_tmp = self.directory / f".{CHECKPOINT_INDEX}.tmp"
+        index_tmp.write_text(json.dumps({"step": step, "file": name}) + "\n")
+        os.replace(index_tmp, self.directory / CHECKPOINT_INDEX)
+        for old in sorted(self.directory.glob("ckpt-*.keras"))[: -self.keep]:
+            old.unlink()
+        return str(self.directory / name)
+
+
+def denormalize(images, mean, std) -> np.ndarray:
+    """Normalised images back to [0, 1] for display."""
+    return np.clip(np.asarray(images) * np.asarray(std) + np.asarray(mean), 0.0, 1.0)
+
+
+class ReconstructionImages(keras.callbacks.Callback):
+    """Logs `PairModel.reconstructions` of a fixed batch to TensorBoard every `every` steps.
+
+    Each image shows the target (top) above the reconstruction (bottom), for up to `max_images`
+    pairs, under the tag `reconstruction/<objective>_<view>`.
+    """
+
+    def __init__(self, log_dir: str | os.PathLike, batch: dict, every: int = 100, max_images: int = 4):
+        super().__init__()
+        self.batch = tf.nest.map_structure(lambda t: t[:max_images], batch)
+        self.every = int(every)
+        self.max_images = max_images
+        self.writer = tf.summary.create_file_writer(str(pathlib.Path(log_dir) / "images"))
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        if self.every and step % self.every == 0:
+            self.write(step)
+
+    def write(self, step: int) -> None:
+        recons = self.model.reconstructions(self.batch)
+        with self.writer.as_default(step=step):
+            for name, (x_hat, target) in recons.items():
+                both = np.concatenate(
+                    [
+                        denormalize(target, self.model.mean, self.model.std),
+                        denormalize(x_hat, self.model.mean, self.model.std),
+                    ],
+                    axis=1,
+                )
+                tf.summary.image(f"reconstruction/{name}", both, max_outputs=self.max_images)
+        self.writer.flush()

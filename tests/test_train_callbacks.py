@@ -1,0 +1,88 @@
+"""Training callbacks: a non-finite loss term stops the run by name and step; checkpoints stay intact."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_eqssl.augment.base import ParamSpec
+from keras_eqssl.methods import PairModel, ParameterPrediction, VICReg
+from keras_eqssl.methods.callbacks import Checkpointer, NonFiniteLossError, StopOnNonFinite, latest_checkpoint
+from keras_eqssl.nn import backbone_from_name
+
+BATCH, SIZE, NAN_STEP = 8, 32, 5
+SPECS = {v: [ParamSpec("angle", (1,), "continuous", -1.0, 1.0)] for v in ("v1", "v2")}
+
+
+def _model():
+    keras.utils.set_random_seed(0)
+    model = PairModel(
+        backbone_from_name("resnet18", stem="cifar", width=0.0625),
+        VICReg(projector_units=[32, 32]),
+        objectives=[ParameterPrediction(["angle"], hidden_units=[16])],
+        split=(16, 16),
+        image_size=SIZE,
+        param_specs=SPECS,
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    return model
+
+
+def _batches(nan_step=None):
+    """Batch k (1-based step) has finite params, except step `nan_step` whose parameter target is NaN."""
+    rng = np.random.default_rng(0)
+
+    def make(k):
+        angle = rng.uniform(-1, 1, (BATCH, 1)).astype("float32")
+        if k == nan_step:
+            angle[0, 0] = np.nan
+        views = rng.random((2, BATCH, SIZE, SIZE, 3)).astype("float32")
+        return {
+            "views": {"v1": views[0], "v2": views[1]},
+            "params": {"v1": {"angle": angle}, "v2": {"angle": -angle}},
+        }
+
+    items = [make(k) for k in range(1, 9)]
+    return tf.data.Dataset.from_tensor_slices(tf.nest.map_structure(lambda *x: np.stack(x), *items)).repeat()
+
+
+def test_nan_stops_naming_the_term_and_step_and_keeps_the_last_checkpoint(tmp_path):
+    model = _model()
+    with pytest.raises(NonFiniteLossError) as err:
+        model.fit(
+            _batches(nan_step=NAN_STEP),
+            epochs=4,
+            steps_per_epoch=2,
+            callbacks=[StopOnNonFinite(tmp_path), Checkpointer(tmp_path)],
+            verbose=0,
+        )
+    message = str(err.value)
+    assert "'params_v1_angle'" in message and f"at step {NAN_STEP}" in message, message
+    assert "vicreg" not in message  # the invariance loss stayed finite: only the culprit is named
+    kept = latest_checkpoint(tmp_path)
+    assert kept["step"] == 4 and kept["path"] in message
+    restored = keras.models.load_model(kept["path"])
+    assert int(restored.optimizer.iterations.numpy()) == 4
+    assert all(np.isfinite(w.numpy()).all() for w in restored.weights)
+
+
+def test_checkpointer_is_atomic_and_keeps_the_newest(tmp_path):
+    model = _model()
+    model.fit(_batches(), epochs=3, steps_per_epoch=2, callbacks=[Checkpointer(tmp_path, keep=2)], verbose=0)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["checkpoint.json", "ckpt-00000004.keras", "ckpt-00000006.keras"]  # no temporaries left
+    assert json.loads((tmp_path / "checkpoint.json").read_text()) == {"step": 6, "file": "ckpt-00000006.keras"}
+    restored = keras.models.load_model(latest_checkpoint(tmp_path)["path"])
+    for a, b in zip(model.weights, restored.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_latest_checkpoint_reports_a_missing_file(tmp_path):
+    assert latest_checkpoint(tmp_path) is None
+    (tmp_path / "checkpoint.json").write_text(json.dumps({"step": 3, "file": "ckpt-00000003.keras"}))
+    with pytest.raises(FileNotFoundError, match="ckpt-00000003.keras"):
+        latest_checkpoint(tmp_path)
