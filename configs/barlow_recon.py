@@ -1,25 +1,19 @@
 """Barlow Twins (Zbontar et al., ICML 2021) + cross-attention reconstruction.
 
 Barlow Twins (Zbontar et al., ICML 2021): cross-correlation to identity, lambda 5e-3.
-Plus the cross-attention reconstruction branch (Wang, Krajsek & Scharr, arXiv 2412.03314): the
-equivariant half of the tokens of view 2 queries those of view 1, and a small decoder rebuilds view 2.
+Plus the cross-attention reconstruction branch (Wang, Krajsek & Scharr, arXiv 2412.03314): 128
+channels split 64 invariant (the loss above) / 64 equivariant; the equivariant tokens of view 2
+query those of view 1 (no learned weights) and a small decoder rebuilds view 2.
 Data: the rendered mini-3DIEBench (pairs = two renders of one object, no augmentation, as SIE);
-switch to photos with the SimCLR policy by `--config.data.source=skimage_photos`.
+photos with the SimCLR policy instead: `--config.data.source=skimage_photos`. Settings shared by
+all methods, and each method's projector, are in keras_eqssl/default_config.py.
 
     keras-eqssl-train --config=configs/barlow_recon.py
     keras-eqssl-train --config=configs/barlow_recon.py --config.data.source=skimage_photos --config.workdir=runs/barlow_recon_photos
 """
 
-from keras_eqssl.default_config import get_config as base_config
+from keras_eqssl.default_config import method_config
 
 
 def get_config():
-    config = base_config()
-    config.workdir = "runs/barlow_recon"
-    config.model.invariance = "barlow"
-    config.model.projector = "512-512-512"
-    config.model.barlow_lambda = 5e-3
-    config.model.split = (64, 64)  # 128 channels: 64 invariant (SSL loss), 64 equivariant (reconstruction)
-    config.model.recon.enabled = True
-    config.model.recon.weight = 1.0
-    return config
+    return method_config("barlow", recon=True)

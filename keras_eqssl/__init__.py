@@ -23,7 +23,15 @@ _EXPORTS = {
         "policy_from_config", "simclr", "stl",
     ),
     "keras_eqssl.config_validation": ("ConfigError", "validate"),
-    "keras_eqssl.data": ("skimage_photos", "view_batches"),
+    "keras_eqssl.data": ("skimage_photos", "threedie_pairs", "train_batches", "view_batches"),
+    "keras_eqssl.distribute": ("strategy_from_name",),
+    "keras_eqssl.export": ("Encoder", "export_checkpoint", "export_encoder", "load_encoder"),
+    "keras_eqssl.methods": (
+        "BYOL", "BarlowTwins", "CrossAttentionReconstruction", "Invariance", "Objective", "PairModel",
+        "ParameterPrediction", "SimCLR", "SimSiam", "VICReg",
+    ),
+    "keras_eqssl.methods.callbacks": ("Checkpointer", "NonFiniteLossError", "ReconstructionImages", "StopOnNonFinite"),
+    "keras_eqssl.methods.factory": ("model_from_config", "optimizer_from_config"),
     "keras_eqssl.losses": (
         "barlow_twins", "byol_momentum", "ema_update", "negative_cosine", "nt_xent", "parameter_regression",
         "reconstruction_mse", "unscale", "vicreg",
@@ -34,7 +42,7 @@ _EXPORTS = {
     ),
 }  # fmt: skip
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-_SUBMODULES = ("augment", "data", "losses", "nn")
+_SUBMODULES = ("augment", "data", "distribute", "export", "losses", "methods", "nn", "probes")
 
 __all__ = sorted([*_WHERE, *_SUBMODULES])
 

@@ -108,6 +108,18 @@ def _units(v):
         return "every unit count must be >= 1"
 
 
+def _names(known, allow_empty: bool = False) -> Callable:
+    def check(v):
+        names = [n.strip() for n in v.split(",") if n.strip()]
+        if not names and not allow_empty:
+            return f"must name at least one of {tuple(known)}, comma-separated"
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            return f"unknown {unknown}; choose from {tuple(known)}, comma-separated"
+
+    return check
+
+
 def _split(v):
     if min(v) < 0 or (0 in v and tuple(v) != (0, 0)):
         return "must be (d_inv, d_equi) with both >= 1, or (0, 0) for no split"
@@ -176,6 +188,10 @@ def _value_rules() -> dict[str, Callable]:
         "train.log_every": _positive_int,
         "train.image_every": _non_negative_int,
         "train.precision": _one_of(("float32", "mixed_float16", "mixed_bfloat16")),
+        "eval.families": _names(("rotation", "color", "blur", "translation", "all"), allow_empty=True),
+        "eval.parts": _names(("embedding", "invariant", "equivariant")),
+        "eval.heads": _names(("linear", "mlp")),
+        "eval.pairs_per_object": _positive_int,
     }
 
 

@@ -116,4 +116,46 @@ def get_config() -> ml_collections.ConfigDict:
     c.train.jit_compile = False
     c.train.deterministic = True  # tf.config.experimental.enable_op_determinism()
     c.train.progress = True
+
+    # After training: export the encoder (SavedModel) and run the probes the data source allows,
+    # next to the same network at initialisation; writes workdir/report/report.md.
+    c.eval = ml_collections.ConfigDict()
+    c.eval.enabled = True
+    c.eval.families = "rotation,color,blur,translation,all"  # augmentation-parameter probe ("" = skip)
+    c.eval.parts = "embedding,invariant,equivariant"
+    c.eval.heads = "linear,mlp"
+    c.eval.pairs_per_object = 4  # 3DIEBench probe: train pairs per object
+    c.eval.random_init = True  # also evaluate the untrained network, as the baseline
+    return c
+
+
+# What each method config changes from the default, beyond its invariance loss (configs/*.py).
+METHODS = {
+    "simclr": dict(projector="512-128", temperature=0.1),
+    "byol": dict(projector="512-128", predictor="512-128", byol_momentum=0.99),
+    "vicreg": dict(projector="512-512-512"),
+    "barlow": dict(projector="512-512-512", barlow_lambda=5e-3),
+    "simsiam": dict(projector="512-512-512", predictor="128-512"),
+}
+
+
+def method_config(
+    invariance: str, recon: bool = False, params: bool = False, split=(64, 64)
+) -> ml_collections.ConfigDict:
+    """The config of one method: `invariance` alone (no split: the whole representation is
+    invariant), or with the cross-attention reconstruction branch and/or parameter prediction on
+    the equivariant part of a `split`. Used by the files in `configs/`.
+    """
+    c = get_config()
+    name = invariance + ("_recon" if recon else "") + ("_params" if params else "")
+    c.workdir = f"runs/{name}"
+    c.model.invariance = invariance
+    for key, value in METHODS[invariance].items():
+        c.model[key] = value
+    if invariance == "byol":
+        c.augment.policy = "byol"  # the asymmetric BYOL pair when training on photos
+        c.augment.jitter.saturation = 0.2
+    c.model.split = tuple(split) if (recon or params) else (0, 0)
+    c.model.recon.enabled = recon
+    c.model.params.enabled = params
     return c

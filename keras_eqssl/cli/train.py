@@ -14,7 +14,10 @@ What it does:
    scalars in `workdir/tb` (and reconstruction images every `train.image_every` steps), a
    checkpoint every `train.checkpoint_every` steps; a NaN/Inf loss term stops the run with its
    name and step, leaving the last good checkpoint as it was;
-5. saves `workdir/model.keras` and `workdir/train_metrics.json`.
+5. saves `workdir/model.keras` and `workdir/train_metrics.json`;
+6. exports the encoder as a SavedModel (`workdir/export`; the untrained network at step 0 goes to
+   `workdir/export_init`) and, with `eval.enabled`, runs the probes the data allows on both and
+   writes `workdir/report/report.md`, `metrics.json` and plots.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import os
 import sys
 import time
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from keras_eqssl.cli._config import checked, define_config_flag
 
@@ -117,6 +120,11 @@ def train(config, strategy_name: str = "default", tpu: str = "") -> dict:
         f"{tuple(config.model.split)}) on {config.data.source}, {steps} steps x {config.data.batch_size} pairs, "
         f"{strategy.num_replicas_in_sync} replica(s); {where}; workdir {config.workdir}"
     )
+    init_export = os.path.join(config.workdir, "export_init")
+    if first_step == 0 and config.eval.enabled and config.eval.random_init:
+        from keras_eqssl.export import export_encoder
+
+        export_encoder(model, init_export)  # the same network before training: the report's baseline
     start = time.perf_counter()
     history = {}
     if first_step < steps:
@@ -149,13 +157,94 @@ def train(config, strategy_name: str = "default", tpu: str = "") -> dict:
         f"final {', '.join(f'{k} {v:.4g}' for k, v in last.items())}"
     )
     print(f"model: {final}; TensorBoard: tensorboard --logdir {os.path.join(config.workdir, 'tb')}")
+    from keras_eqssl.export import export_encoder
+
+    metrics["export"] = export_encoder(model, os.path.join(config.workdir, "export"))
+    print(
+        f"encoder SavedModel: {metrics['export']} (serving_default: uint8 images -> embedding, invariant, equivariant)"
+    )
+    if config.eval.enabled:
+        metrics["report"] = _evaluate(config, model, sample, metrics, init_export)
     return metrics
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def _eval_data(config):
+    from keras_eqssl.probes.evaluate import EvalData
+
+    e = config.eval
+    common = dict(families=_names(e.families), parts=_names(e.parts), heads=_names(e.heads))
+    if config.data.source == "threedie":
+        from keras_eqssl.data.train_batches import threedie_root
+
+        t = config.data.threedie
+        return EvalData(
+            threedie_root=threedie_root(config, progress=False),
+            image_size=config.augment.size,
+            pairs_per_object=e.pairs_per_object,
+            description=f"Data: 3DIEBench-format root ({t.root or 'rendered mini-3DIEBench'}), renders at "
+            f"{config.augment.size} px; probes fit on the train split's objects and score on the val split's.",
+            **common,
+        )
+    import numpy as np
+
+    from keras_eqssl.data import source_from_config
+
+    elements = list(source_from_config(config).take(config.data.num_images).batch(4096).as_numpy_iterator())
+    images = np.concatenate([b["image"] for b in elements])
+    labels = np.concatenate([b["label"] for b in elements]) if "label" in elements[0] else np.zeros(len(images))
+    cut = int(len(images) * 0.75)
+    return EvalData(
+        images=(images[:cut], labels[:cut], images[cut:], labels[cut:]),
+        description=f"Data: {config.data.source}, {len(images)} images (75% fit the probes, 25% score them).",
+        **common,
+    )
+
+
+def _evaluate(config, model, sample, metrics, init_export) -> str:
+    from keras_eqssl.probes.evaluate import evaluate_models
+    from keras_eqssl.probes.plots import reconstruction_grid
+
+    out = os.path.join(config.workdir, "report")
+    os.makedirs(out, exist_ok=True)
+    images = {}
+    recons = model.reconstructions(sample)
+    for name, (x_hat, target) in recons.items():
+        path = os.path.join(out, f"reconstruction_{name}.png")
+        reconstruction_grid(target.numpy(), x_hat.numpy(), path, mean=model.mean, std=model.std)
+        images[f"Reconstructions ({name}): targets above, decoder outputs below"] = path
+    models = {"trained": metrics["export"]}
+    if os.path.isdir(init_export):
+        models["random init"] = init_export
+    info = {"steps": metrics["steps"], "seconds": metrics["seconds"]}
+    info["final_losses"] = {k: v[-1] for k, v in metrics["history"].items()}
+    print(f"evaluating {', '.join(models)} with the probes ...")
+    result = evaluate_models(
+        models,
+        _eval_data(config),
+        out,
+        title=f"{model.name}: {config.train.steps} steps on {config.data.source}",
+        command=" ".join(sys.argv),
+        train_info={"trained": info},
+        images=images,
+        baseline="random init" if "random init" in models else None,
+        seed=config.seed,
+        progress=config.train.progress,
+    )
+    for name, numbers in result["key_numbers"].items():
+        print(f"  {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in numbers.items() if k != "train_seconds"))
+    print(f"report: {result['paths'].get('report', os.path.join(out, 'report.md'))}")
+    return result["paths"].get("report", os.path.join(out, "report.md"))
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     config = checked(_CONFIG)
+    logging.set_verbosity(logging.WARNING)  # TF's SavedModel INFO lines
     from keras_eqssl.methods.callbacks import NonFiniteLossError
 
     try:

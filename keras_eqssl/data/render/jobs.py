@@ -138,19 +138,33 @@ def render_views(renderer, data: np.ndarray, latents: np.ndarray, obj_dir: pathl
         writer.write_view(obj_dir, k, renderer.render(latent), latent, quality)
 
 
-def _init_worker(settings: Settings, skip_bad: bool):
-    global _SETTINGS, _SKIP_BAD
+def _init_worker(settings: Settings, skip_bad: bool, stop):
+    global _SETTINGS, _SKIP_BAD, _STOP
     from keras_eqssl.data.render.gl import configure_llvmpipe
 
     configure_llvmpipe(1)  # parallelism is one process per core
-    _SETTINGS, _SKIP_BAD = settings, skip_bad
+    _SETTINGS, _SKIP_BAD, _STOP = settings, skip_bad, stop
 
 
 _SKIP_BAD = False
+_STOP = None
+_CANCELLED = "cancelled after an earlier error"
 
 
 def _work(job: Job):
-    return render_job(job, _SETTINGS, _SKIP_BAD)
+    """Renders one job in a worker; an error comes back as a value (the parent raises it).
+
+    Returning errors instead of raising lets the pool drain normally: once one job fails the
+    parent sets `_STOP` and the remaining jobs return at once, so the pool is never terminated
+    while a worker is in the middle of rendering (terminating busy workers could hang).
+    """
+    if _STOP is not None and _STOP.is_set():
+        return job, _CANCELLED, None
+    try:
+        job, reason = render_job(job, _SETTINGS, _SKIP_BAD)
+    except Exception as err:  # noqa: BLE001 - re-raised in the parent
+        return job, None, err
+    return job, reason, None
 
 
 # --- all of them ---------------------------------------------------------------------------------
@@ -198,9 +212,19 @@ def render_jobs(
             # Forking a process that has loaded TensorFlow can deadlock on its thread pools: spawn then.
             forkable = "fork" in multiprocessing.get_all_start_methods() and "tensorflow" not in sys.modules
             method = "fork" if forkable else "spawn"
-            with multiprocessing.get_context(method).Pool(workers, _init_worker, (settings, skip_bad)) as pool:
-                for result in pool.imap_unordered(_work, jobs, chunksize=1):
-                    collect(result)
+            context = multiprocessing.get_context(method)
+            stop, error = context.Event(), None
+            with context.Pool(workers, _init_worker, (settings, skip_bad, stop)) as pool:
+                for job, reason, err in pool.imap_unordered(_work, jobs, chunksize=1):
+                    if err is not None or reason == _CANCELLED:
+                        error = error or err
+                        stop.set()
+                    else:
+                        collect((job, reason))
+                pool.close()
+                pool.join()
+            if error is not None:
+                raise error
     finally:
         bar.close()
     done.sort(key=lambda j: j.index)

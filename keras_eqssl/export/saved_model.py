@@ -1,0 +1,321 @@
+"""Writing the encoder of a trained model as a plain TensorFlow SavedModel that serves features.
+
+`export_encoder(model, out_dir)` saves the backbone and the invariant/equivariant split behind one
+`serving_default` signature that takes raw uint8 images of any size; `export_checkpoint(path,
+out_dir)` does the same for a `.keras` checkpoint, a `checkpoints/` directory or a run's workdir.
+Keras is imported only by these two functions (through the model), never by the loader.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import uuid
+
+import tensorflow as tf
+
+from keras_eqssl.export.encoder import FORMAT, INPUT_KEY, METADATA_FILE, OUTPUT_KEYS, SIGNATURE_KEY
+
+RESIZE_METHODS = ("bilinear", "bicubic", "area", "nearest", "lanczos3", "lanczos5", "gaussian", "mitchellcubic")
+CHECKPOINT_INDEX = "checkpoint.json"  # methods.callbacks.CHECKPOINT_INDEX
+FINAL_MODEL = "model.keras"  # what keras-eqssl-train saves in the workdir
+
+
+def _check_model(model) -> None:
+    missing = [
+        a for a in ("backbone", "encoder_outputs", "normalize", "image_size", "mean", "std") if not hasattr(model, a)
+    ]
+    if missing:
+        raise TypeError(
+            f"export_encoder needs a keras_eqssl PairModel (backbone, encoder_outputs, normalize, image_size, "
+            f"mean, std); received {type(model).__name__}, which lacks {missing}"
+        )
+
+
+def _jsonable(value):
+    try:
+        return json.loads(json.dumps(value, default=str))
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _model_summary(model) -> dict:
+    backbone = model.backbone
+    objectives = getattr(model, "objectives", None) or []
+    invariance = getattr(model, "invariance", None)
+    try:
+        backbone_config = backbone.get_config()
+    except NotImplementedError:  # a backbone without get_config still exports
+        backbone_config = {}
+    return {
+        "name": model.name,
+        "class": type(model).__name__,
+        "dtype_policy": getattr(getattr(model, "dtype_policy", None), "name", None),
+        "backbone": {
+            "name": backbone.name,
+            "class": type(backbone).__name__,
+            "params": int(sum(int(tf.size(w)) for w in backbone.weights)),
+            "config": _jsonable(backbone_config),
+        },
+        "invariance": None if invariance is None else type(invariance).__name__,
+        "objectives": [type(o).__name__ for o in objectives],
+    }
+
+
+def _serving_function(model, resize: str | None):
+    """The `tf.function` uint8 `(N, H, W, 3)` -> float32 features; captures only backbone variables."""
+    height, width = model.image_size
+    size = tf.constant([height, width], tf.int32)
+
+    def to_model_size(x):
+        same = tf.reduce_all(tf.equal(tf.shape(x)[1:3], size))
+        if resize is None:
+            message = f"encoder exported with resize=None takes ({height}, {width}) images only; received (H, W) ="
+            check = tf.debugging.Assert(same, [message, tf.shape(x)[1:3]])
+            with tf.control_dependencies([check]):
+                return tf.identity(x)
+        return tf.cond(same, lambda: x, lambda: tf.image.resize(x, [height, width], method=resize, antialias=True))
+
+    def serve(images):
+        x = tf.cast(images, tf.float32) / 255.0
+        x = tf.ensure_shape(to_model_size(x), [None, height, width, 3])
+        outputs = model.encoder_outputs(x, training=False)
+        return {k: tf.cast(outputs[k], tf.float32) for k in OUTPUT_KEYS}
+
+    spec = tf.TensorSpec([None, None, None, 3], tf.uint8, name=INPUT_KEY)
+    return tf.function(serve, input_signature=[spec], autograph=False)
+
+
+def _replace_dir(tmp: pathlib.Path, out: pathlib.Path) -> None:
+    """Moves the finished export `tmp` to `out`, replacing an older export there."""
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+    os.replace(out, old)
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def export_encoder(
+    model,
+    out_dir: str | os.PathLike,
+    *,
+    resize: str | None = "bilinear",
+    metadata: dict | None = None,
+) -> str:
+    """Writes the encoder of `model` (backbone + split, no heads) as a TensorFlow SavedModel.
+
+    The SavedModel has one signature, `serving_default`, that takes `images`: uint8
+    `(N, H, W, 3)` of any batch size and any H, W, and does inside: scale to [0, 1], resize to
+    `model.image_size` when the size differs (`resize` method with antialiasing; the aspect
+    ratio is not kept), the model's mean/std normalisation, the backbone in inference mode
+    (BatchNorm moving statistics) and the invariant/equivariant split. It returns float32
+    `{"embedding": (N, C), "invariant": (N, d_inv), "equivariant": (N, d_equi)}` (both parts are
+    the embedding when the model has no split), also for a mixed-precision model.
+
+    Only the backbone's variables are saved: no projector, predictor, decoder, parameter heads or
+    EMA target network. `tf.saved_model.load(out_dir)` in a process that never imports Keras or
+    keras_eqssl, and TensorFlow Serving (with `out_dir` as a numbered version directory, e.g.
+    `serving/eqssl/1`), use it as is. The same metadata as `out_dir/keras_eqssl_export.json`
+    (image size, split, feature dim, mean, std, resize, model summary, versions) is returned as a
+    JSON string by the SavedModel's `metadata()` function.
+
+    The export is written to a temporary directory next to `out_dir` and moved into place, so a
+    crash never leaves half an export; an earlier export in `out_dir` is replaced, any other
+    non-empty directory is left alone (ValueError).
+
+    Args:
+        model: a `keras_eqssl.methods.PairModel` (built, e.g. trained or loaded).
+        out_dir: the directory to write (created; its parent too).
+        resize: a `tf.image.resize` method (`"bilinear"`, `"bicubic"`, `"area"`, ...), or None to
+            accept only images of `model.image_size` (other sizes fail at call time).
+        metadata: extra JSON-able entries for the metadata (e.g. `{"checkpoint": path}`).
+
+    Returns:
+        `out_dir` as a string.
+
+    Example:
+
+    ```python
+    import tensorflow as tf
+    from keras_eqssl.export import export_encoder, load_encoder
+    from keras_eqssl.methods import PairModel, VICReg
+    from keras_eqssl.nn import backbone_from_name
+
+    model = PairModel(  # in practice: trained, or keras.models.load_model("runs/x/model.keras")
+        backbone_from_name("resnet18", stem="cifar", width=0.125), VICReg(projector_units=[64, 64]),
+        split=(32, 32), image_size=32,
+    )
+    export_encoder(model, "/tmp/encoder")
+    serve = tf.saved_model.load("/tmp/encoder").signatures["serving_default"]  # TensorFlow only
+    serve(images=tf.zeros((2, 200, 150, 3), tf.uint8))["invariant"].shape  # (2, 32)
+    load_encoder("/tmp/encoder").metadata["split"]  # [32, 32]
+    ```
+    """
+    _check_model(model)
+    if resize is not None and resize not in RESIZE_METHODS:
+        raise ValueError(f"export_encoder: resize must be one of {RESIZE_METHODS} or None; received {resize!r}")
+    out_path = os.fspath(out_dir)
+    import keras_eqssl
+
+    serve = _serving_function(model, resize)
+    concrete = serve.get_concrete_function()
+    variables = list(concrete.trainable_variables) + [
+        v for v in concrete.variables if all(v is not t for t in concrete.trainable_variables)
+    ]
+    backbone_ids = {id(getattr(w, "value", w)) for w in model.backbone.weights}
+    strays = [v.name for v in variables if id(v) not in backbone_ids]
+    if strays:
+        raise ValueError(f"export_encoder: the serving function reads variables outside the backbone: {strays}")
+
+    outputs = concrete.structured_outputs
+    dims = {k: int(outputs[k].shape[-1]) for k in OUTPUT_KEYS}
+    split = getattr(model, "split", None)
+    info = {
+        "format": FORMAT,
+        "keras_eqssl_version": keras_eqssl.__version__,
+        "tensorflow_version": tf.__version__,
+        "keras_version": _keras_version(),
+        "signature": {
+            "name": SIGNATURE_KEY,
+            "inputs": {INPUT_KEY: {"dtype": "uint8", "shape": [None, None, None, 3]}},
+            "outputs": {k: {"dtype": "float32", "shape": [None, d]} for k, d in dims.items()},
+        },
+        "image_size": [int(s) for s in model.image_size],
+        "resize": resize,
+        "antialias": resize is not None,
+        "split": None if split is None else [int(s) for s in split],
+        "feature_dim": dims["embedding"],
+        "invariant_dim": dims["invariant"],
+        "equivariant_dim": dims["equivariant"],
+        "mean": [float(m) for m in model.mean],
+        "std": [float(s) for s in model.std],
+        "model": _model_summary(model),
+        "num_variables": len(variables),
+        **_jsonable(metadata or {}),
+    }
+    text = json.dumps(info, indent=2) + "\n"
+
+    module = tf.Module(name="keras_eqssl_encoder")
+    module.encoder_variables = variables  # tracked: exactly what `serve` reads
+    module.serve = serve
+    module.metadata = tf.function(lambda: tf.constant(text), input_signature=[])
+    signatures = {SIGNATURE_KEY: concrete}
+
+    if "://" in out_path:  # gs:// and friends: no atomic move, write in place
+        tf.saved_model.save(module, out_path, signatures=signatures)
+        with tf.io.gfile.GFile(f"{out_path.rstrip('/')}/{METADATA_FILE}", "w") as f:
+            f.write(text)
+        return out_path
+
+    out = pathlib.Path(out_path)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"export_encoder: {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / "saved_model.pb").exists():
+        raise ValueError(
+            f"export_encoder: {out} is a non-empty directory that holds no earlier export (no saved_model.pb); "
+            "refusing to overwrite it. Pass a new or empty directory."
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir()  # not tempfile.mkdtemp: its 0700 mode would keep TF Serving's user out
+    try:
+        tf.saved_model.save(module, str(tmp), signatures=signatures)
+        (tmp / METADATA_FILE).write_text(text)
+        _replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_path
+
+
+def _keras_version() -> str | None:
+    try:
+        import keras
+
+        return keras.__version__
+    except ImportError:  # pragma: no cover
+        return None
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> str:
+    """The `.keras` file that `path` stands for.
+
+    `path` may be a `.keras` file; a checkpoint directory with `checkpoint.json` (its newest
+    checkpoint); or a training workdir (its final `model.keras`, else the newest checkpoint in
+    its `checkpoints/`). Errors name the path and what was looked for.
+    """
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"export: checkpoint {path} does not exist")
+    if path.is_file():
+        if path.suffix != ".keras":
+            raise ValueError(f"export: {path} is not a .keras model file")
+        return str(path)
+    if (path / "saved_model.pb").exists():
+        raise ValueError(f"export: {path} is already a SavedModel; load it with keras_eqssl.export.load_encoder")
+    if (path / CHECKPOINT_INDEX).exists():
+        return _latest(path)
+    if (path / FINAL_MODEL).exists():
+        return str(path / FINAL_MODEL)
+    if (path / "checkpoints" / CHECKPOINT_INDEX).exists():
+        return _latest(path / "checkpoints")
+    raise FileNotFoundError(
+        f"export: {path} is a directory without a model: looked for {path / FINAL_MODEL}, "
+        f"{path / CHECKPOINT_INDEX} and {path / 'checkpoints' / CHECKPOINT_INDEX}"
+    )
+
+
+def _latest(directory: pathlib.Path) -> str:
+    from keras_eqssl.methods.callbacks import latest_checkpoint
+
+    return latest_checkpoint(directory)["path"]
+
+
+def load_pair_model(path: str | os.PathLike):
+    """Loads the `PairModel` that `path` stands for (see `resolve_checkpoint`), without its optimizer."""
+    file = resolve_checkpoint(path)
+    import keras
+
+    import keras_eqssl.methods  # noqa: F401  (registers the classes load_model needs)
+
+    try:
+        model = keras.models.load_model(file, compile=False)
+    except Exception as err:
+        raise ValueError(f"export: could not load {file}: {type(err).__name__}: {err}") from err
+    try:
+        _check_model(model)
+    except TypeError as err:
+        raise ValueError(f"export: {file} holds a {type(model).__name__}, not a PairModel") from err
+    return model
+
+
+def export_checkpoint(
+    checkpoint_path: str | os.PathLike, out_dir: str | os.PathLike, *, resize: str | None = "bilinear"
+) -> str:
+    """Loads a `.keras` PairModel checkpoint and exports its encoder (`export_encoder`).
+
+    Args:
+        checkpoint_path: a `.keras` file, a `checkpoints/` directory (its newest checkpoint) or a
+            workdir of `keras-eqssl-train` (its `model.keras`, else its newest checkpoint).
+        out_dir: where the SavedModel goes.
+        resize: as in `export_encoder`.
+
+    Returns:
+        `out_dir` as a string. The metadata records the checkpoint file under `"checkpoint"`.
+
+    Example:
+
+    ```python
+    from keras_eqssl.export import export_checkpoint, load_encoder
+
+    export_checkpoint("runs/vicreg_recon", "exports/vicreg_recon")  # the run's model.keras
+    encoder = load_encoder("exports/vicreg_recon")
+    ```
+    """
+    file = resolve_checkpoint(checkpoint_path)
+    model = load_pair_model(file)
+    return export_encoder(model, out_dir, resize=resize, metadata={"checkpoint": os.path.abspath(file)})
