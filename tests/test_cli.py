@@ -50,10 +50,17 @@ def test_train_runs_a_short_training_and_saves_the_model(tmp_path):
         "--config.train.steps=4", "--config.train.checkpoint_every=2", "--config.data.batch_size=8",
         "--config.model.width=0.0625", "--config.model.split=(8,8)", "--config.augment.size=32",
         "--config.data.image_size=48", f"--config.workdir={tmp_path}", "--config.train.progress=False",
+        "--config.data.num_images=96", "--config.eval.families=rotation", "--config.eval.heads=linear",
+        "--config.eval.parts=embedding,equivariant",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "trained steps 0..4" in result.stdout and "recon" in result.stdout
     assert (tmp_path / "model.keras").exists()
+    # the main job ends with the export and the report, the untrained network beside the trained one
+    assert (tmp_path / "export" / "saved_model.pb").exists() and (tmp_path / "export_init" / "saved_model.pb").exists()
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "trained" in report and "random init" in report and "params_r2_rotation" in result.stdout
+    assert (tmp_path / "report" / "reconstruction_recon_v2.png").read_bytes()[:8] == PNG_MAGIC
     assert (tmp_path / "checkpoints" / "ckpt-00000004.keras").exists()
     assert list((tmp_path / "tb").rglob("events.out.tfevents.*"))
 
@@ -64,3 +71,11 @@ def test_train_rejects_a_non_pair_policy_naming_it(tmp_path):
     )  # fmt: skip
     assert result.returncode != 0
     assert "gtsa" in result.stderr and "'v1'" in result.stderr
+
+
+def test_evaluate_names_a_bad_model_and_a_bad_data_root(tmp_path):
+    result = run_cli("evaluate", f"--model={tmp_path / 'nothing'}", "--data=skimage_photos", f"--out={tmp_path}")
+    assert result.returncode == 2 and str(tmp_path / "nothing") in result.stderr
+    (tmp_path / "notaroot").mkdir()
+    result = run_cli("evaluate", f"--model={tmp_path / 'notaroot'}", f"--data={tmp_path / 'notaroot'}")
+    assert result.returncode == 2 and "notaroot" in result.stderr

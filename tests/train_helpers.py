@@ -33,4 +33,6 @@ def tiny(config, workdir, threedie_root, steps: int = 20, every: int = 10):
     config.train.image_every = every
     config.train.log_every = 5
     config.train.progress = False
+    config.eval.enabled = False  # the probes have their own tests; the main-job test runs them once
+    config.eval.random_init = False
     return config

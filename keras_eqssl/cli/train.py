@@ -121,7 +121,7 @@ def train(config, strategy_name: str = "default", tpu: str = "") -> dict:
         f"{strategy.num_replicas_in_sync} replica(s); {where}; workdir {config.workdir}"
     )
     init_export = os.path.join(config.workdir, "export_init")
-    if first_step == 0 and config.eval.enabled and config.eval.random_init:
+    if first_step == 0 and config.eval.random_init:
         from keras_eqssl.export import export_encoder
 
         export_encoder(model, init_export)  # the same network before training: the report's baseline
