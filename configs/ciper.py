@@ -4,12 +4,9 @@ CIPER (Xu & Triesch, arXiv 2302.02330; re-implemented after trieschlab/AASSL): S
 invariant half, and an MLP on both views' equivariant halves that regresses the pair's
 transformation (batch-standardised MSE): relative rotation and colour on renders, crop and
 colour parameters on photos (`config.model.params.targets`).
-Data: the rendered mini-3DIEBench (pairs = two renders of one object, no augmentation, as SIE);
-photos with the SimCLR policy instead: `--config.data.source=skimage_photos`. Settings shared by
-all methods, and each method's projector, are in keras_eqssl/default_config.py.
 
     keras-eqssl-train --config=configs/ciper.py
-    keras-eqssl-train --config=configs/ciper.py --config.data.source=skimage_photos --config.workdir=runs/ciper_photos
+    keras-eqssl-train --config=configs/ciper.py --config.data.source=skimage_photos  # photos, SimCLR views
 """
 
 from keras_eqssl.default_config import method_config

@@ -1,15 +1,10 @@
 """SimSiam (Chen & He, CVPR 2021) + cross-attention reconstruction.
 
 SimSiam (Chen & He, CVPR 2021): predictor + stop-gradient, negative cosine.
-Plus the cross-attention reconstruction branch (Wang, Krajsek & Scharr, arXiv 2412.03314): 128
-channels split 64 invariant (the loss above) / 64 equivariant; the equivariant tokens of view 2
-query those of view 1 (no learned weights) and a small decoder rebuilds view 2.
-Data: the rendered mini-3DIEBench (pairs = two renders of one object, no augmentation, as SIE);
-photos with the SimCLR policy instead: `--config.data.source=skimage_photos`. Settings shared by
-all methods, and each method's projector, are in keras_eqssl/default_config.py.
+Plus cross-attention reconstruction (arXiv 2412.03314) on the equivariant half of a 64/64 split.
 
     keras-eqssl-train --config=configs/simsiam_recon.py
-    keras-eqssl-train --config=configs/simsiam_recon.py --config.data.source=skimage_photos --config.workdir=runs/simsiam_recon_photos
+    keras-eqssl-train --config=configs/simsiam_recon.py --config.data.source=skimage_photos  # photos, SimCLR views
 """
 
 from keras_eqssl.default_config import method_config

@@ -2,12 +2,9 @@
 
 VICReg (Bardes et al., ICLR 2022): variance-invariance-covariance (25/25/1) on a 512-512-512 projector.
 The whole representation is invariant (no split).
-Data: the rendered mini-3DIEBench (pairs = two renders of one object, no augmentation, as SIE);
-photos with the SimCLR policy instead: `--config.data.source=skimage_photos`. Settings shared by
-all methods, and each method's projector, are in keras_eqssl/default_config.py.
 
     keras-eqssl-train --config=configs/vicreg.py
-    keras-eqssl-train --config=configs/vicreg.py --config.data.source=skimage_photos --config.workdir=runs/vicreg_photos
+    keras-eqssl-train --config=configs/vicreg.py --config.data.source=skimage_photos  # photos, SimCLR views
 """
 
 from keras_eqssl.default_config import method_config

@@ -145,6 +145,10 @@ def method_config(
     """The config of one method: `invariance` alone (no split: the whole representation is
     invariant), or with the cross-attention reconstruction branch and/or parameter prediction on
     the equivariant part of a `split`. Used by the files in `configs/`.
+
+    Data: the rendered mini-3DIEBench (pairs = two renders of one object, no augmentation, as
+    SIE); `--config.data.source=skimage_photos` (or any image source) makes pairs with the
+    augmentation policy instead.
     """
     c = get_config()
     name = invariance + ("_recon" if recon else "") + ("_params" if params else "")
