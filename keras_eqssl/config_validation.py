@@ -11,6 +11,7 @@ from collections.abc import Callable
 import ml_collections
 
 from keras_eqssl import default_config
+from keras_eqssl.probes.results import FAMILIES, PARTS, PROBE_HEADS
 
 # The names of `keras_eqssl.nn.BACKBONES` and `keras_eqssl.methods.INVARIANCES`, spelled out here so
 # checking a config never loads TensorFlow (tests/test_config.py keeps them in step).
@@ -144,6 +145,8 @@ def _value_rules() -> dict[str, Callable]:
         "augment.jitter.saturation": lambda v: "must be >= 0" if v < 0 else None,
         "augment.jitter.hue": lambda v: "must be in [0, 0.5]" if not 0 <= v <= 0.5 else None,
         "augment.blur.sigma": _range(0.0),
+        "augment.rotation.degrees": lambda v: "must be in [0, 180]" if not 0 <= v <= 180 else None,
+        "augment.translation.pixels": lambda v: "must be >= 0" if not v >= 0 else None,
         "augment.augmix.severity": lambda v: "must be in [1, 10]" if not 1 <= v <= 10 else None,
         "augment.augmix.width": _positive_int,
         "augment.augmix.depth": lambda v: "must be -1 or >= 1" if v == 0 or v < -1 else None,
@@ -188,10 +191,11 @@ def _value_rules() -> dict[str, Callable]:
         "train.log_every": _positive_int,
         "train.image_every": _non_negative_int,
         "train.precision": _one_of(("float32", "mixed_float16", "mixed_bfloat16")),
-        "eval.families": _names(("rotation", "color", "blur", "translation", "all"), allow_empty=True),
-        "eval.parts": _names(("embedding", "invariant", "equivariant")),
-        "eval.heads": _names(("linear", "mlp")),
+        "eval.families": _names(FAMILIES, allow_empty=True),
+        "eval.parts": _names(PARTS),
+        "eval.heads": _names(PROBE_HEADS),
         "eval.pairs_per_object": _positive_int,
+        "eval.repeats": _positive_int,
     }
 
 

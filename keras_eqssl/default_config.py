@@ -49,6 +49,10 @@ def get_config() -> ml_collections.ConfigDict:
     a.jitter = ml_collections.ConfigDict(dict(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1, p=0.8))
     a.grayscale = ml_collections.ConfigDict(dict(p=0.2))
     a.blur = ml_collections.ConfigDict(dict(sigma=(0.1, 2.0), p=0.5))
+    # Rotation ~ U(-degrees, degrees) and shift ~ U(-pixels, pixels) after the crop (0 = off; the
+    # flagship paper's combined augmentations use 45 degrees and 10 px at 224 px).
+    a.rotation = ml_collections.ConfigDict(dict(degrees=0.0))
+    a.translation = ml_collections.ConfigDict(dict(pixels=0.0))
     a.byol = ml_collections.ConfigDict(dict(blur_p=(1.0, 0.1), solarize_p=(0.0, 0.2)))
     a.stl = ml_collections.ConfigDict(dict(augmix=False))
     a.augmix = ml_collections.ConfigDict(dict(severity=3, width=3, depth=-1, alpha=1.0))
@@ -123,8 +127,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.eval.enabled = True
     c.eval.families = "rotation,color,blur,translation,all"  # augmentation-parameter probe ("" = skip)
     c.eval.parts = "embedding,invariant,equivariant"
-    c.eval.heads = "linear,mlp"
-    c.eval.pairs_per_object = 4  # 3DIEBench probe: train pairs per object
+    c.eval.heads = "linear"  # linear (ridge, grouped CV) and/or mlp (early-stopped); the constant row is always there
+    c.eval.pairs_per_object = 32  # 3DIEBench probe: train pairs per object and repeat (of V(V-1))
+    c.eval.repeats = 5  # probe repeats: every figure is a mean ± std over them
     c.eval.random_init = True  # also evaluate the untrained network, as the baseline
     return c
 

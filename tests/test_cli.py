@@ -59,7 +59,8 @@ def test_train_runs_a_short_training_and_saves_the_model(tmp_path):
     # the main job ends with the export and the report, the untrained network beside the trained one
     assert (tmp_path / "export" / "saved_model.pb").exists() and (tmp_path / "export_init" / "saved_model.pb").exists()
     report = (tmp_path / "report" / "report.md").read_text()
-    assert "trained" in report and "random init" in report and "params_r2_rotation" in result.stdout
+    assert "trained" in report and "random init" in report and "constant predictor" in report
+    assert "params rotation R² (equi)" in result.stdout and " ± " in result.stdout
     assert (tmp_path / "report" / "reconstruction_recon_v2.png").read_bytes()[:8] == PNG_MAGIC
     assert (tmp_path / "checkpoints" / "ckpt-00000004.keras").exists()
     assert list((tmp_path / "tb").rglob("events.out.tfevents.*"))

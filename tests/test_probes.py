@@ -1,8 +1,7 @@
-"""Probes: R², heads, feature extraction and cache, the parameter and 3DIEBench probes, kNN, the online probe."""
+"""Probes: R², ridge / MLP heads, repeats, feature extraction and cache, the parameter and
+3DIEBench probes, classification, the online probe."""
 
 from __future__ import annotations
-
-import json
 
 import keras
 import numpy as np
@@ -21,25 +20,31 @@ from threedie_fixture import write_threedie
 from keras_eqssl.methods import PairModel
 from keras_eqssl.probes import (
     FAMILIES,
+    PARTS,
     OnlineLinearProbe,
     classification_probe,
+    compare,
     encoder_from_model,
     encoder_from_saved_model,
     extract,
     extract_param_features,
     family_ops,
+    fit_ridge,
     knn_top1,
     linear_top1,
+    one,
     param_probe,
+    pick,
     r2_global_mean,
     r2_mean,
     r2_per_dim,
-    resolve_heads,
     threedie_probe,
-    train_head,
+    train_mlp,
 )
-
-FAST_HEADS = {"linear": {}, "mlp": {"hidden_units": (16,)}}
+from keras_eqssl.probes.heads import validation_split
+from keras_eqssl.probes.linear import ALPHAS
+from keras_eqssl.probes.repeats import bootstrap_groups
+from keras_eqssl.probes.threedie import object_pairs
 
 
 # --- R² ---------------------------------------------------------------------------------------
@@ -90,72 +95,157 @@ def test_r2_constant_target_and_bad_input():
 
 
 # --- heads ------------------------------------------------------------------------------------
-def test_linear_head_recovers_a_target_contained_in_the_features(rng):
+def test_ridge_recovers_a_target_contained_in_the_features(rng):
     target = rng.normal(size=(1200, 3)) * [1.0, 10.0, 0.1]
     x = np.concatenate([target, rng.normal(size=(1200, 13))], axis=1)  # features = [target, noise]
-    head = train_head(x[:1000], target[:1000], seed=0)
+    groups = np.arange(1200) // 4
+    head = fit_ridge(x[:1000], target[:1000], groups[:1000])
     scores = r2_per_dim(target[1000:], head.predict(x[1000:]))
     assert scores.min() > 0.99, scores
-    again = train_head(x[:1000], target[:1000], seed=0)  # deterministic for a seed
-    np.testing.assert_array_equal(head.predict(x[1000:]), again.predict(x[1000:]))
 
 
-def test_heads_classification_and_errors(rng):
-    x = rng.normal(size=(400, 8))
-    y = (x[:, 0] > 0).astype(int) + 2 * (x[:, 1] > 0)
-    assert linear_top1(x[:300], y[:300], x[300:], y[300:], epochs=60) > 0.85
-    mlp = train_head(x[:300], y[:300], task="classification", hidden_units=(16,), epochs=5, patience=None)
-    assert mlp.predict(x[300:]).shape == (100, 4)
+def test_ridge_on_random_features_scores_near_zero_held_out(rng):
+    # 2,000 train rows of 128 random features: a least-squares fit would score about -0.07 held out;
+    # the penalty chosen by grouped cross-validation shrinks it to the constant predictor.
+    x = rng.normal(size=(2600, 128))
+    y = rng.normal(size=(2600, 2))
+    groups = np.arange(2600) // 8
+    head = fit_ridge(x[:2000], y[:2000], groups[:2000])
+    r2 = r2_mean(y[2000:], head.predict(x[2000:]))
+    assert -0.05 <= r2 <= 0.05, r2
+    plain = np.linalg.lstsq(np.c_[x[:2000], np.ones(2000)], y[:2000], rcond=None)[0]
+    assert r2_mean(y[2000:], np.c_[x[2000:], np.ones(600)] @ plain) < r2  # unregularised is worse
+
+
+def test_ridge_equals_sklearns_grid_search_over_a_pipeline(rng):
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import GridSearchCV, GroupKFold
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x = rng.normal(size=(600, 20)) * rng.uniform(0.1, 10, 20) + 3.0
+    y = x[:, :2] @ rng.normal(size=(2, 2)) + 5 * rng.normal(size=(600, 2))
+    groups = np.arange(600) // 6
+    ours = fit_ridge(x, y, groups)
+    pipe = Pipeline([("scale", StandardScaler()), ("ridge", Ridge())])
+    theirs = GridSearchCV(pipe, {"ridge__alpha": list(ALPHAS)}, cv=GroupKFold(5), scoring="r2").fit(x, y, groups=groups)
+    assert ours.alpha == theirs.best_params_["ridge__alpha"]
+    np.testing.assert_allclose(ours.cv_scores, theirs.cv_results_["mean_test_score"], atol=1e-10)
+    np.testing.assert_allclose(ours.predict(x), theirs.predict(x), atol=1e-8)
+
+
+def test_grouped_cross_validation_does_not_reward_memorising_groups(rng):
+    # Each group has its own random target and its own feature signature: a small penalty fits the
+    # training groups perfectly but says nothing about new groups. Ungrouped folds would pick it.
+    signatures = rng.normal(size=(100, 64))
+    group_target = rng.normal(size=100)
+    groups = np.repeat(np.arange(100), 10)
+    x = signatures[groups] + 0.01 * rng.normal(size=(1000, 64))
+    y = group_target[groups]
+    grouped = fit_ridge(x[:800], y[:800], groups[:800])
+    leaky = fit_ridge(x[:800], y[:800], np.arange(800))  # every row its own group
+    assert grouped.alpha > leaky.alpha
+    assert r2_mean(y[800:], grouped.predict(x[800:])) > r2_mean(y[800:], leaky.predict(x[800:]))
+
+
+def test_mlp_stops_early_and_restores_its_best_weights(rng):
+    x = rng.normal(size=(600, 32)).astype("float32")
+    y = (x[:, 0] + rng.normal(size=600)).astype("float32")  # noisy: a wide MLP overfits quickly
+    groups = np.arange(600) // 3
+    head = train_mlp(x, y, groups, hidden_units=(256, 256), epochs=300, patience=5, learning_rate=3e-3, seed=0)
+    val_loss = head.history["val_loss"]
+    assert head.stopped_epoch < 299  # stopped early
+    assert head.best_epoch == int(np.argmin(val_loss)) < head.stopped_epoch
+    assert val_loss[-1] > min(val_loss)  # the last epoch was worse than the best ...
+    _, val_rows = validation_split(groups, 0.2, 0)
+    restored = np.mean(((head.predict(x[val_rows])[:, 0] - y[val_rows]) / head.y_std[0]) ** 2)
+    np.testing.assert_allclose(restored, min(val_loss), rtol=1e-4)  # ... and its weights were restored
+    train_groups, val_groups = set(groups[np.setdiff1d(np.arange(600), val_rows)]), set(groups[val_rows])
+    assert not train_groups & val_groups  # held out by group
+    again = train_mlp(x, y, groups, hidden_units=(256, 256), epochs=300, patience=5, learning_rate=3e-3, seed=0)
+    np.testing.assert_allclose(again.predict(x[:50]), head.predict(x[:50]), rtol=1e-5, atol=1e-6)
+
+
+def test_heads_errors(rng):
+    x = rng.normal(size=(40, 4))
     with pytest.raises(ValueError, match="task must be one of"):
-        train_head(x, y, task="ranking")
-    with pytest.raises(ValueError, match=r"Unknown head 'deep'; known: \['linear', 'mlp'\]"):
-        resolve_heads(["linear", "deep"])
-    assert resolve_heads({"mlp": {"hidden_units": (8,)}}, {"epochs": 3})["mlp"] == {"hidden_units": (8,), "epochs": 3}
+        train_mlp(x, x[:, 0], np.arange(40), task="ranking")
+    with pytest.raises(ValueError, match="at least 2 groups"):
+        fit_ridge(x, x[:, 0], np.zeros(40))
+    with pytest.raises(ValueError, match="features contain NaN"):
+        fit_ridge(np.full((40, 4), np.nan), x[:, 0], np.arange(40))
+    with pytest.raises(ValueError, match=r"Unknown probe heads \['deep'\]"):
+        param_probe(split_encode, photo_array(64, 16, 3), np.arange(64) % 16, heads=["deep"])
+
+
+def test_bootstrap_and_pairs(rng):
+    groups = np.repeat(np.arange(5), 3)
+    rows = bootstrap_groups(groups, seed=1)
+    assert len(rows) == 15 and all(np.sum(groups[rows] == g) % 3 == 0 for g in range(5))  # whole groups
+    assert not np.array_equal(rows, bootstrap_groups(groups, seed=2))
+    i, j = object_pairs(np.array([0, 0, 0, 1, 1, 1, 1]), None, 0)
+    assert len(i) == 3 * 2 + 4 * 3 and np.all(i != j)
+    assert set(zip(i.tolist(), j.tolist())) >= {(0, 1), (1, 0), (3, 6)}
+    i, j = object_pairs(np.array([0, 0, 0, 1, 1, 1, 1]), 2, 0)
+    assert len(i) == 4 and np.all(np.array([0, 0, 0, 1, 1, 1, 1])[i] == np.array([0, 0, 0, 1, 1, 1, 1])[j])
 
 
 # --- the augmentation-parameter probe ------------------------------------------------------------
 def test_param_probe_trained_encoder_beats_random_on_rotation():
     images = photo_array(512, 32, 0)
-    options = dict(families=["rotation"], heads=FAST_HEADS, head_options={"epochs": 60}, seed=0)
-    random = param_probe(encoder_from_model(conv_encoder(seed=0)), images, **options)
-    trained = param_probe(encoder_from_model(rotation_trained_encoder()), images, **options)
-    for head in FAST_HEADS:
-        r_random = random["results"]["embedding"][head]["rotation"]["r2"]["rotation"]
-        r_trained = trained["results"]["embedding"][head]["rotation"]["r2"]["rotation"]
-        # Random pooled conv features hardly tell the angle (R² ~0.0 here); training makes it explicit (~0.8).
-        assert r_random < 0.2, (head, r_random)
-        assert r_trained > 0.5 and r_trained > r_random + 0.3, (head, r_random, r_trained)
-    assert random["num_train"] + random["num_test"] == 512 and random["num_test"] == 128
-    json.dumps(trained)
+    photos = np.arange(512) % 16  # skimage_photos: label = photo index
+    options = dict(families=["rotation"], parts=["embedding"], heads=["linear"], seed=0)
+    random = param_probe(encoder_from_model(conv_encoder(seed=0)), images, photos, **options)
+    trained = param_probe(encoder_from_model(rotation_trained_encoder()), images, photos, **options)
+    pick_r2 = dict(probe="params", target="rotation", part="embedding", metric="r2")
+    r_random, r_trained = one(random, head="linear", **pick_r2), one(trained, head="linear", **pick_r2)
+    constant = one(random, head="constant", **pick_r2)
+    # Random pooled conv features hardly tell the angle; training makes it explicit.
+    assert r_random.mean < 0.3, r_random
+    assert r_trained.mean > 0.5 and compare(r_trained, r_random).beyond_noise, (r_random, r_trained)
+    assert constant.mean < 0.0 and constant.mean > -0.1  # the train mean scores just below 0 on new photos
+    assert len(r_trained.values) == 3 and r_trained.std > 0  # 3 real repeats: different held-out photos
 
 
-def test_param_probe_all_families_keys_and_determinism(tmp_path):
-    images = photo_array(64, 16, 3)
-    calls = []
-
-    def encode(x):
-        calls.append(len(x))
-        return split_encode(x)
-
-    kwargs = dict(parts=["invariant", "equivariant"], heads=["linear"], head_options={"epochs": 2}, batch_size=32)
-    out = param_probe(encode, images, transforms_per_image=2, cache=tmp_path, model_key="numpy-split", **kwargs)
-    assert out["families"] == {
+def test_param_probe_families_parts_and_constant_rows():
+    images = photo_array(96, 16, 3)
+    photos = np.arange(96) % 16
+    scores = param_probe(split_encode, images, photos, parts=["invariant", "equivariant"], repeats=2, batch_size=32)
+    names = {
         "rotation": ["rotation"],
         "color": ["brightness", "contrast", "saturation", "hue"],
         "blur": ["blur"],
         "translation": ["tx", "ty"],
         "all": ["brightness", "contrast", "saturation", "hue", "blur", "rotation", "tx", "ty"],
     }
-    assert list(out["results"]) == ["invariant", "equivariant"]
-    for family, names in out["families"].items():
-        scores = out["results"]["equivariant"]["linear"][family]
-        assert list(scores["r2"]) == names and np.isfinite(scores["r2_mean"])
-    assert out["num_train"] + out["num_test"] == 2 * 64
-    # 2 batches x (originals + 5 families x 2 copies) encoder calls; the second run reads the cache.
-    assert len(calls) == 2 * 11
-    again = param_probe(encode, images, transforms_per_image=2, cache=tmp_path, model_key="numpy-split", **kwargs)
-    assert len(calls) == 22 and again == out
-    json.dumps(out)
+    for family, params in names.items():
+        for part in ("invariant", "equivariant"):
+            for head in ("constant", "linear"):
+                whole = one(scores, target=family, part=part, head=head, metric="r2")
+                assert len(whole.values) == 2 and np.all(np.isfinite(whole.values))
+                dims = [s.dim for s in pick(scores, target=family, part=part, head=head, metric="r2", dim=None)]
+                assert dims == ["", *params]
+    assert {s.part for s in scores} == {"invariant", "equivariant"}
+    again = param_probe(split_encode, images, photos, parts=["invariant", "equivariant"], repeats=2, batch_size=32)
+    assert again == scores  # deterministic for a seed
+
+
+def test_param_probe_holds_out_whole_groups(monkeypatch):
+    import keras_eqssl.probes.repeats as repeats
+
+    seen = []
+    real = repeats.fit_regressors
+
+    def spy(x, y, groups, heads, **kwargs):
+        seen.append(set(np.unique(groups).tolist()))
+        return real(x, y, groups, heads, **kwargs)
+
+    monkeypatch.setattr("keras_eqssl.probes.params.fit_regressors", spy)
+    images = photo_array(64, 16, 3)
+    photos = np.arange(64) % 16
+    param_probe(split_encode, images, photos, families=["rotation"], parts=["embedding"], repeats=3)
+    assert len(seen) == 3 and all(len(s) == 12 for s in seen)  # 25% of 16 photos held out
+    assert len({frozenset(s) for s in seen}) > 1  # each repeat holds out other photos
 
 
 def test_param_draws_depend_on_seed_and_image_not_on_batching():
@@ -179,12 +269,17 @@ def test_param_draws_depend_on_seed_and_image_not_on_batching():
 
 def test_param_probe_errors():
     images = photo_array(64, 16, 3)
+    photos = np.arange(64) % 16
     with pytest.raises(ValueError, match=r"Unknown parameter family \['scale'\]; known: \[.*'rotation'.*\]"):
-        param_probe(split_encode, images, families=["rotation", "scale"])
+        param_probe(split_encode, images, photos, families=["rotation", "scale"])
     with pytest.raises(ValueError, match=r"Unknown parameter family 'scale'; known: \['rotation', 'color'"):
         family_ops("scale")
     with pytest.raises(ValueError, match=r"Unknown part \['pooled'\]; known"):
-        param_probe(split_encode, images, parts=["pooled"])
+        param_probe(split_encode, images, photos, parts=["pooled"])
+    with pytest.raises(ValueError, match=r"groups must be \(64,\)"):
+        param_probe(split_encode, images, photos[:10], families=["blur"])
+    with pytest.raises(ValueError, match="at least 3 groups"):
+        param_probe(split_encode, images, np.arange(64) % 2, families=["blur"])
     assert len(FAMILIES) == 5 and [type(op).__name__ for op in family_ops("blur")] == ["GaussianBlur"]
 
 
@@ -203,47 +298,63 @@ def test_knn_separable_clusters_and_random_labels(rng):
         knn_top1(x, y, x, y, weighting="distance")
 
 
-def test_classification_probe_on_photos():
+def test_linear_top1_separable_and_random(rng):
+    y = rng.integers(0, 4, 400)
+    x = 3.0 * rng.normal(size=(4, 8))[y] + rng.normal(size=(400, 8))
+    assert linear_top1(x[:300], y[:300], x[300:], y[300:]) > 0.95
+    noise = rng.normal(size=(1500, 64))
+    labels = rng.integers(0, 4, 1500)
+    assert abs(linear_top1(noise[:1000], labels[:1000], noise[1000:], labels[1000:]) - 0.25) < 0.07
+
+
+def test_classification_probe_on_photos_with_constant_row_and_repeats():
     images = photo_array(160, 16, 0)
     labels = np.arange(160) % 16  # skimage_photos: label = photo index = i % 16
-    out = classification_probe(
-        split_encode, (images[:128], labels[:128]), (images[128:], labels[128:]), head_options={"epochs": 20}
-    )
-    assert out["num_train"] == 128 and out["num_test"] == 32
-    assert set(out["results"]) == {"embedding", "invariant", "equivariant"}
-    assert out["results"]["embedding"]["knn_top1"] > 0.3  # colour statistics tell the photos apart
-    json.dumps(out)
+    scores, skipped = classification_probe(split_encode, (images[:128], labels[:128]), (images[128:], labels[128:]))
+    assert skipped == []
+    assert {(s.part, s.head) for s in scores} == {(p, h) for p in PARTS for h in ("constant", "linear", "knn")}
+    knn = one(scores, part="embedding", head="knn")
+    assert knn.mean > 0.3 and len(knn.values) == 3 and knn.std > 0  # colour statistics tell the photos apart
+    assert one(scores, part="embedding", head="constant").mean < 0.15  # 16 balanced classes: ~1/16
+
+
+def test_classification_probe_skips_one_class_with_the_reason():
+    images = photo_array(12, 16, 0)
+    scores, skipped = classification_probe(split_encode, (images[:6], np.zeros(6, int)), (images[6:], np.zeros(6, int)))
+    assert scores == [] and "1 class" in skipped[0]
 
 
 # --- 3DIEBench ----------------------------------------------------------------------------------
-def test_threedie_probe_returns_the_documented_keys(tmp_path):
+def test_threedie_probe_scores_every_part_head_and_component(tmp_path):
     root = write_threedie(tmp_path / "3die", num_train=6, num_val=3, num_views=5, size=32)
-    out = threedie_probe(
-        split_encode,
-        root,
-        targets=["rotation", "color", "class"],
-        heads=FAST_HEADS,
-        head_options={"epochs": 3},
-        pairs_per_object=4,
-        batch_size=16,
-    )
-    assert out["protocol"] == "3diebench"
-    assert (out["num_train"], out["num_val"]) == (24, 12)
-    assert out["parts"] == ["embedding", "invariant", "equivariant"] and out["heads"] == ["linear", "mlp"]
-    for part in out["parts"]:
-        for head in out["heads"]:
-            scores = out["results"][part][head]
-            assert list(scores["rotation"]["r2"]) == ["qx", "qy", "qz", "qw"]
-            assert list(scores["color"]["r2"]) == ["floor_hue", "light_hue"]
+    scores = threedie_probe(split_encode, root, pairs_per_object=8, batch_size=16, repeats=2)
+    for part in PARTS:
+        for head in ("constant", "linear"):
+            rotation = pick(scores, target="rotation", part=part, head=head, metric="r2", dim=None)
+            assert [s.dim for s in rotation] == ["", "qx", "qy", "qz", "qw"]
+            color = pick(scores, target="color", part=part, head=head, metric="r2", dim=None)
+            assert [s.dim for s in color] == ["", "floor_hue", "light_hue"]
             for target in ("rotation", "color"):
-                assert set(scores[target]) == {"r2", "r2_mean", "r2_global"}
-                assert np.isfinite(scores[target]["r2_global"])
-            assert 0.0 <= scores["class"]["top1"] <= 1.0
-    json.dumps(out)
-    with pytest.raises(
-        ValueError, match=r"Unknown 3DIEBench target \['pose'\]; known: \['class', 'color', 'rotation'\]"
-    ):
+                assert np.all(np.isfinite(one(scores, target=target, part=part, head=head, metric="r2_global").values))
+    assert all(len(s.values) == 2 for s in scores)
+    with pytest.raises(ValueError, match=r"Unknown 3DIEBench target \['pose'\]; known: \['color', 'rotation'\]"):
         threedie_probe(split_encode, root, targets=["pose"])
+
+
+def test_threedie_views_and_relative_targets_match_the_pair_reader(tmp_path):
+    from keras_eqssl.data.threedie import threedie_pairs
+    from keras_eqssl.data.threedie_views import relative_targets, threedie_views
+
+    root = write_threedie(tmp_path / "3die", num_train=4, num_val=2, num_views=3, size=32)
+    views = threedie_views(root, "train")
+    assert views["images"].shape == (12, 32, 32, 3) and views["object"].tolist() == np.repeat(np.arange(4), 3).tolist()
+    pair = next(iter(threedie_pairs(root, "train", seed=0, shuffle=False)))
+    first = int(np.flatnonzero(np.all(views["latents"] == pair["latent"]["v1"].numpy(), axis=1))[0])
+    second = int(np.flatnonzero(np.all(views["latents"] == pair["latent"]["v2"].numpy(), axis=1))[0])
+    np.testing.assert_array_equal(views["images"][first], pair["views"]["v1"].numpy())
+    targets = relative_targets(views["latents"][[first]], views["latents"][[second]])
+    np.testing.assert_allclose(targets["rel_rotation"][0], pair["rel_rotation"].numpy(), atol=1e-5)
+    np.testing.assert_allclose(targets["rel_color"][0], pair["rel_color"].numpy(), atol=1e-6)
 
 
 # --- features: extraction, cache, encoders ------------------------------------------------------
@@ -354,7 +465,9 @@ def test_online_linear_probe_learns_and_leaves_the_encoder_alone():
 
 
 # --- docs ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("module", ["r2", "heads", "classification", "params", "features", "threedie"])
+@pytest.mark.parametrize(
+    "module", ["r2", "heads", "linear", "repeats", "results", "classification", "params", "features", "threedie"]
+)
 def test_docstring_examples_run(module):
     import doctest
     import importlib

@@ -1,4 +1,5 @@
-"""The reporting layer: Markdown, JSON and PNGs from plain results dicts (no TensorFlow, no training)."""
+"""The report layer: Markdown tables, `report.md`, `metrics.json` and PNGs from `{model: ModelResults}`
+(no TensorFlow, no training)."""
 
 import json
 import math
@@ -11,43 +12,75 @@ import sys
 import numpy as np
 import pytest
 
-from keras_eqssl.probes import plots, report
+from keras_eqssl.probes import plots, report, results, tables
+from keras_eqssl.probes.plots import bars, images, maps
+from keras_eqssl.probes.results import KEY_METRICS, PARTS, ModelResults, Score, compare, read_metrics
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+BASE, MODEL, CLASS_ONLY = "random init", "cross-attn", "byol"
+
+# The key metrics' scores, with a known answer: (baseline values, model values, beyond the noise?).
+# The (probe, target, part, head, metric) of each is the first one its KeyMetric looks for.
+KEY_CASES = {
+    ("3diebench", "rotation", "equivariant", "linear", "r2"): ((0.10, 0.12, 0.11), (0.30, 0.31, 0.33), True),
+    # Large spread, small paired mean: within the noise.
+    ("3diebench", "color", "equivariant", "linear", "r2"): ((0.50, 0.60, 0.40), (0.55, 0.70, 0.30), False),
+    # Unpaired it would be noise (std ~0.2 each); paired, the per-repeat differences are 0.022 ± 0.008.
+    ("params", "rotation", "equivariant", "linear", "r2"): ((0.30, 0.50, 0.70), (0.32, 0.53, 0.715), True),
+    ("params", "rotation", "invariant", "linear", "r2"): ((0.60, 0.62, 0.61), (0.40, 0.41, 0.42), True),
+    ("params", "all", "equivariant", "linear", "r2"): ((0.40, 0.41, 0.42), (0.41, 0.40, 0.42), False),
+    ("classification", "class", "invariant", "linear", "top1"): ((0.20, 0.21, 0.22), (0.25, 0.27, 0.26), True),
+    ("classification", "class", "invariant", "knn", "top1"): ((0.30, 0.31, 0.29), (0.32, 0.28, 0.30), False),
+}
+LAYOUT = (  # probe, targets -> metrics, parts, heads
+    ("3diebench", {"rotation": ("r2", "r2_global"), "color": ("r2",)}, PARTS, ("constant", "linear", "mlp")),
+    ("params", {"rotation": ("r2",), "all": ("r2",)}, PARTS, ("constant", "linear", "mlp")),
+    ("classification", {"class": ("top1",)}, ("embedding", "invariant"), ("constant", "linear", "knn")),
+)
+COMPONENTS = {("3diebench", "rotation"): ("qx", "qy", "qz", "qw"), ("params", "all"): ("rotation", "blur")}
 
 
-def _target(rng, n):
-    per_dim = rng.uniform(0.2, 0.95, n).round(4).tolist()
-    return {"r2_per_dim": per_dim, "r2_mean": float(np.mean(per_dim))}
+def two_models(rng) -> dict:
+    """`random init` (the baseline) and `cross-attn`, three repeats of every probe, part and head."""
+    scores = {BASE: [], MODEL: []}
+    for probe, targets, parts, heads in LAYOUT:
+        for target, metrics in targets.items():
+            for metric in metrics:
+                for part in parts:
+                    for head in heads:
+                        key = (probe, target, part, head, metric)
+                        if key in KEY_CASES:
+                            values = dict(zip((BASE, MODEL), KEY_CASES[key][:2]))
+                        elif head == "constant":  # the train mean: the same for every model
+                            same = tuple(rng.uniform(-0.05, 0.0, 3).round(4))
+                            values = {BASE: same, MODEL: same}
+                        else:
+                            values = {m: tuple(rng.uniform(0.0, 0.9, 3).round(4)) for m in scores}
+                        for m in scores:
+                            scores[m].append(Score(probe, target, part, head, metric, values[m]))
+                        for dim in COMPONENTS.get((probe, target), ()) if head == "linear" and metric == "r2" else ():
+                            for m in scores:
+                                scores[m].append(Score(probe, target, part, head, metric, rng.uniform(0, 1, 3), dim))
+    info = {"probes": "3 repeats; a repeat re-draws the train objects and resamples the test objects.",
+            "train": {"steps": 2000, "seconds": 754.2, "final_losses": {"total": 1.25, "recon": 0.0312}}}  # fmt: skip
+    return {BASE: ModelResults(scores[BASE], {"probes": info["probes"]}), MODEL: ModelResults(scores[MODEL], info)}
 
 
-def full_results(rng):
-    """Two models with every section: SIE (two heads, three parts), params, classification, training."""
-    results = {}
-    for model, shift in (("simclr", -0.2), ("cross-attn", 0.0)):
-        threedie = {
-            head: {part: {"rel_rotation": _target(rng, 4), "rel_color": _target(rng, 2)} for part in report.PARTS}
-            for head in ("linear", "mlp")
-        }
-        threedie["mlp"]["embedding"]["rel_rotation"]["r2_global_mean"] = 0.7123 + shift
-        params = {
-            head: {
-                "rotation": {"rotation": 0.81 + shift},
-                "brightness": {"brightness": 0.55 + shift},
-                "blur": {"blur": 0.42 + shift},
-                "translation": {"tx": 0.66 + shift, "ty": 0.64 + shift},
-                "all": {"rotation": 0.75 + shift, "brightness": 0.5 + shift, "blur": 0.3 + shift},
-            }
-            for head in ("linear", "mlp")
-        }
-        results[model] = {
-            "threedie": threedie,
-            "params": params,
-            "classification": {"linear_top1": 0.612 + shift, "knn_top1": 0.5557 + shift},
-            "train": {"steps": 2000, "seconds": 754.2, "final_losses": {"total": 1.25, "recon": 0.0312}},
-        }
-    return results
+def classification_only(values=(0.7, 0.72, 0.71)) -> ModelResults:
+    return ModelResults(
+        [
+            Score("classification", "class", "invariant", "linear", "top1", values),
+            Score("classification", "class", "invariant", "knn", "top1", (0.6, 0.65, 0.62)),
+            Score("classification", "class", "invariant", "constant", "top1", (0.1, 0.1, 0.1)),
+        ],
+        {"skipped": ["3diebench: the data has no 3DIEBench root", "params: turned off"]},
+    )
+
+
+def _name(key: tuple) -> str:
+    """The key metric a KEY_CASES key is the figure of."""
+    return next(k.name for k in KEY_METRICS if k.find([Score(*key, values=(0.0,))]) is not None)
 
 
 def _assert_png(path):
@@ -56,133 +89,228 @@ def _assert_png(path):
     assert len(data) > 5000, (path, len(data))
 
 
-def test_report_for_two_models_with_every_section(tmp_path, rng):
-    results = full_results(rng)
-    results["cross-attn"]["params"]["linear"]["hue"] = {"hue": float("nan")}
-    extra = tmp_path / "elsewhere" / "recon.png"
-    extra.parent.mkdir()
-    plots.reconstruction_grid(rng.uniform(size=(4, 16, 16, 3)), rng.uniform(size=(4, 16, 16, 3)), extra)
+def _section(md: str, heading: str) -> str:
+    """The text under `heading` up to the next heading of the same or a higher level."""
+    level = heading.split(" ")[0]
+    start = md.index(heading + "\n") + len(heading) + 1
+    ends = [m.start() for m in re.finditer(rf"^#{{1,{len(level)}}} ", md[start:], re.M)]
+    return md[start : start + ends[0]] if ends else md[start:]
+
+
+def _table(text: str) -> tuple[list[str], dict[str, list[str]]]:
+    """The first Markdown table in `text`: its header cells, and {first cell: cells} per row."""
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    cells = [[c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]] for line in lines]
+    return cells[0], {row[0] + ("/" + row[1] if cells[0][1] in ("head", "component") else ""): row for row in cells[2:]}
+
+
+def test_report_for_two_models_with_a_baseline(tmp_path, rng):
+    res = two_models(rng)
+    res[CLASS_ONLY] = classification_only()
+    recon = tmp_path / "elsewhere" / "recon.png"
+    recon.parent.mkdir()
+    plots.reconstruction_grid(rng.uniform(size=(4, 16, 16, 3)), rng.uniform(size=(4, 16, 16, 3)), recon)
     out = tmp_path / "report"
     paths = report.write_report(
-        results, out, title="Probe report", command=["keras-eqssl-probe", "--run", "runs/a b"],
-        images={"reconstructions": extra, "missing": tmp_path / "nope.png"}, notes=["Tiny synthetic run."],
+        res, out, title="Probe report", command=["keras-eqssl-evaluate", "--model", "runs/a b"],
+        images={"reconstructions": recon, "missing": tmp_path / "nope.png"}, notes=["Tiny synthetic run."],
+        baseline=BASE,
     )  # fmt: skip
-
-    assert set(paths) >= {"report", "metrics", "r2_threedie_linear", "r2_threedie_mlp", "r2_params_linear",
-                          "r2_params_mlp", "comparison", "image:reconstructions"}  # fmt: skip
+    assert list(paths)[:2] == ["report", "metrics"]
+    charts = {"key_bars", "bars_3diebench_rotation", "bars_3diebench_color", "bars_params_rotation",
+              "bars_params_all", "bars_classification_class"}  # fmt: skip
+    assert set(paths) == {"report", "metrics", *charts}
     md = pathlib.Path(paths["report"]).read_text()
-    for name in ("simclr", "cross-attn", "Probe report", "## Key numbers", "## Comparison", "## Training"):
-        assert name in md
-    # Numbers are formatted with 3 decimals, NaN as "nan", durations for people, deltas signed.
-    assert "0.412" in md and "0.612" in md  # linear top-1 of both models
-    assert "0.356" in md and "0.556" in md  # kNN top-1, rounded
-    assert "0.512" in md and "0.712" in md  # SIE global mean is the rotation key number when recorded
-    assert "| nan |" in md.replace(" ", "").replace("|nan|", "| nan |")
-    assert "12 min 34 s" in md
-    assert "+0.200" in md  # cross-attn minus simclr
-    assert "'runs/a b'" in md and "Tiny synthetic run." in md and "nope.png" in md
-    # Every image link is relative and points at a valid PNG in the report folder.
+    assert md.startswith("# Probe report\n\n```bash\nkeras-eqssl-evaluate --model 'runs/a b'\n```\n")
+
+    # The key table: a row per model and the constant row, cells mean ± std.
+    header, rows = _table(_section(md, "## Key metrics"))
+    assert header == ["model", *(k.name for k in KEY_METRICS)]
+    assert set(rows) == {BASE, MODEL, CLASS_ONLY, tables.CONSTANT_ROW}
+    for k in KEY_METRICS:
+        j = header.index(k.name)
+        assert rows[MODEL][j] == k.find(res[MODEL].scores).text()
+        constant = results.one(res[BASE].scores, probe=k.probe, target=k.target, metric=k.metric,
+                               part=k.parts[0], head="constant")  # fmt: skip
+        assert rows[tables.CONSTANT_ROW][j] == constant.text() and "±" in constant.text()
+    assert rows[CLASS_ONLY][header.index("linear top-1")] == "0.710 ± 0.010"
+    assert rows[CLASS_ONLY][header.index("3DIE rotation R²")] == tables.MISSING
+
+    # The difference table: a star exactly where the paired difference is beyond the noise.
+    diff_section = _section(md, f"## Difference from {BASE}")
+    header, rows = _table(diff_section)
+    assert header[0] == f"Δ vs {BASE}" and set(rows) == {MODEL, CLASS_ONLY}
+    for key, (base, model, beyond) in KEY_CASES.items():
+        d = compare(Score(*key, values=model), Score(*key, values=base))
+        assert d.beyond_noise == beyond and d.paired
+        assert rows[MODEL][header.index(_name(key))] == f"{d.delta:+.3f}" + (" *" if beyond else "")
+    unpaired = math.hypot(np.std((0.30, 0.50, 0.70), ddof=1), np.std((0.32, 0.53, 0.715), ddof=1))
+    assert 0.022 < 2 * unpaired  # pairing is what puts the star on params rotation (equi)
+    assert rows[CLASS_ONLY][header.index("3DIE rotation R²")] == tables.MISSING
+    paragraph = next(line for line in diff_section.splitlines() if line.startswith(f"{MODEL} vs {BASE}:"))
+    verdict, other = paragraph.split(f" {CLASS_ONLY} vs {BASE}: ")  # one paragraph, a sentence per model
+    assert other == ("ahead beyond the noise on linear top-1 (+0.500 *), kNN top-1 (+0.323 *); "
+                     "behind beyond the noise on none; no difference (within the noise) on none.")  # fmt: skip
+    ahead, behind, same = verdict.split("; ")
+    assert ahead.startswith(f"{MODEL} vs {BASE}: ahead beyond the noise on ")
+    assert behind.startswith("behind beyond the noise on ") and same.startswith("no difference (within the noise) on ")
+    for key, (base, model, beyond) in KEY_CASES.items():
+        d = compare(Score(*key, values=model), Score(*key, values=base))
+        clause = (ahead if d.delta > 0 else behind) if beyond else same
+        assert f"{_name(key)} ({d.text()})" in clause, (key, verdict)
+    assert behind == "behind beyond the noise on params rotation R² (inv) (-0.200 *)"
+    assert same.startswith("no difference (within the noise) on 3DIE colour R²")
+
+    # How to read this: the repeats, the star.
+    how = _section(md, "## How to read this")
+    assert "mean ± standard deviation" in how and "|Δ| > 2 × the standard deviation of the paired" in how
+    assert "Repeats:" in how and "a repeat re-draws the train objects" in how
+
+    # Per-probe tables: the parts side by side as columns, a row per (model, head), constant included.
+    rotation = _section(_section(md, "## 3DIEBench"), "### rotation: R²")
+    header, rows = _table(rotation)
+    assert header == ["model", "head", "embedding", "invariant", "equivariant"]
+    assert list(rows) == [f"{m}/{h}" for m in (BASE, MODEL) for h in ("constant", "linear", "mlp")]
+    for j, part in enumerate(PARTS):
+        score = results.one(res[MODEL].scores, probe="3diebench", target="rotation", part=part, head="mlp", metric="r2")
+        assert rows[f"{MODEL}/mlp"][2 + j] == score.text()
+    assert "### rotation: R² (SIE global mean)" in md
+    header, rows = _table(_section(_section(md, "## classification"), "### class: top-1"))
+    assert header == ["model", "head", "embedding", "invariant"]
+    assert f"{CLASS_ONLY}/knn" in rows and rows[f"{CLASS_ONLY}/knn"][2] == tables.MISSING
+
+    # Per-component tables (linear head) in a <details> block, components in the target's order.
+    details = md[md.index("<details>") : md.index("</details>")]
+    header, rows = _table(details)
+    assert header == ["model", "component", *PARTS]
+    assert list(rows)[:4] == [f"{BASE}/{d}" for d in ("qx", "qy", "qz", "qw")]
+    assert "**augmentation parameters, all combined: R²**" in details
+
+    header, rows = _table(_section(md, "## Training"))
+    assert header == ["model", "steps", "time", "steps/s", "total", "recon"]
+    assert rows[MODEL][1:5] == ["2000", "12 min 34 s", "2.652", "1.250"]
+
+    # Charts and images are linked relative to the report; notes and skipped reasons are listed.
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    assert len(links) == 6
+    assert sorted(links) == sorted([f"{c}.png" for c in charts] + ["../elsewhere/recon.png"])
     for link in links:
-        assert not os.path.isabs(link) and not link.startswith("..")
         _assert_png(out / link)
-    for name, path in paths.items():
-        if path.endswith(".png"):
-            assert os.path.relpath(path, out).replace(os.sep, "/") in links, name
+    assert "Tiny synthetic run." in md and "nope.png" in md
+    assert f"- {CLASS_ONLY}: params: turned off" in _section(md, "## Skipped")
 
-    back = json.loads((out / "metrics.json").read_text())
-    expected = json.loads(json.dumps(report.to_jsonable(results)))
-    assert back == expected
-    assert back["cross-attn"]["params"]["linear"]["hue"]["hue"] is None  # NaN: null in strict JSON
-    del back["cross-attn"]["params"]["linear"]["hue"], results["cross-attn"]["params"]["linear"]["hue"]
-    assert back == results  # finite values round-trip exactly
+    assert read_metrics(paths["metrics"]) == res  # metrics.json round-trips exactly
 
 
-def test_key_numbers_follow_the_preferences_and_say_where_they_came_from(rng):
-    results = full_results(rng)
-    numbers = report.key_numbers(results)["simclr"]
-    sources = report.key_sources(results)["simclr"]
-    threedie = results["simclr"]["threedie"]
-    assert numbers["rotation_r2"] == pytest.approx(0.5123)
-    assert sources["rotation_r2"] == "threedie/mlp/embedding/rel_rotation/r2_global_mean"
-    assert numbers["colour_r2"] == threedie["mlp"]["embedding"]["rel_color"]["r2_mean"]
-    assert numbers["params_r2_translation"] == pytest.approx(0.45)
-    assert numbers["params_r2_all"] == pytest.approx(np.mean([0.55, 0.3, 0.1]))
-    assert numbers["train_seconds"] == 754.2
-    lin = report.key_numbers(results, head="linear", part="invariant")["simclr"]
-    assert lin["rotation_r2"] == threedie["linear"]["invariant"]["rel_rotation"]["r2_mean"]
-    keys = list(numbers)
-    assert keys.index("rotation_r2") < keys.index("params_r2_rotation") < keys.index("params_r2_all")
-    assert keys.index("params_r2_all") < keys.index("linear_top1") < keys.index("train_seconds")
-
-
-def test_compare_table_has_deltas_against_the_baseline(rng):
-    results = full_results(rng)
-    table = report.compare_table(results, baseline="cross-attn")
-    header = table.splitlines()[0]
-    assert "Δ simclr vs cross-attn" in header and "Δ cross-attn" not in header
-    row = next(line for line in table.splitlines() if line.startswith("| linear top-1"))
-    assert row.split("|")[-2].strip() == "-0.200"
-    assert "-0.0 s" in table or "+0.0 s" in table  # same training time
+def test_a_model_with_only_classification_scores(tmp_path):
+    res = {CLASS_ONLY: classification_only()}
+    paths = report.write_report(res, tmp_path, title="BYOL")
+    assert set(paths) == {"report", "metrics", "key_bars", "bars_classification_class"}
+    md = pathlib.Path(paths["report"]).read_text()
+    header, rows = _table(_section(md, "## Key metrics"))
+    assert header == ["model", "linear top-1", "kNN top-1"]
+    assert rows[CLASS_ONLY][1:] == ["0.710 ± 0.010", "0.623 ± 0.025"]
+    assert rows[tables.CONSTANT_ROW][1:] == ["0.100 ± 0.000", "0.100 ± 0.000"]
+    assert "## Difference" not in md and "## 3DIEBench" not in md and "<details>" not in md and "## Training" not in md
+    assert read_metrics(paths["metrics"]) == res
     with pytest.raises(ValueError, match="baseline"):
-        report.compare_table(results, baseline="nope")
-    single = report.compare_table({"simclr": results["simclr"]})
-    assert "Δ" not in single and "simclr" in single
+        report.write_report(res, tmp_path, title="x", baseline="nope")
 
 
-def test_only_classification_and_a_single_model(tmp_path):
-    results = {"byol": {"classification": {"linear_top1": 0.7, "knn_top1": float("nan")}}}
-    paths = report.write_report(results, tmp_path, title="BYOL")
-    assert set(paths) == {"report", "metrics"}  # nothing to plot for one model without R²
+def test_single_repeat_and_empty_results(tmp_path):
+    res = {"one": ModelResults([Score("params", "blur", "embedding", "linear", "r2", (0.4,))])}
+    paths = report.write_report(res, tmp_path / "a", title="One repeat", plots=False)
     md = pathlib.Path(paths["report"]).read_text()
-    assert "byol" in md and "0.700" in md and "nan" in md
-    assert "## Comparison" not in md and "3DIEBench" not in md and "![" not in md
-    assert report.read_metrics(paths["metrics"]) == {"byol": {"classification": {"linear_top1": 0.7, "knn_top1": None}}}
+    assert set(paths) == {"report", "metrics"} and "| one   | linear |     0.400 |" in md
+    assert "## Key metrics" not in md  # blur is not a key metric
+    empty = report.write_report({}, tmp_path / "b", title="Nothing")
+    assert "No results." in pathlib.Path(empty["report"]).read_text()
 
 
-def test_missing_sections_and_none_values_mix(tmp_path, rng):
-    results = full_results(rng)
-    results["empty"] = {}
-    results["partial"] = {"threedie": {"linear": {"equivariant": {"rel_rotation": {"r2_per_dim": [0.1, 0.2, 0.3, None]}}}},
-                          "train": {"steps": 10}}  # fmt: skip
-    results["nones"] = {"threedie": None, "params": None, "classification": {"linear_top1": None}}
-    results["simclr"]["threedie"]["mlp"]["invariant"]["rel_rotation"]["r2_per_dim"] = np.array([0.1, np.nan, 0.3, 0.4])
-    paths = report.write_report(results, tmp_path, title="Mixed", baseline="simclr")
-    md = pathlib.Path(paths["report"]).read_text()
-    assert "| empty " in md and "| partial " in md and report.MISSING in md
-    for path in paths.values():
-        if path.endswith(".png"):
-            _assert_png(path)
-    assert report.key_numbers(results)["empty"] == {} and report.key_numbers(results)["nones"] == {}
-    assert "| 0.100 |   nan | 0.300 | 0.400 |" in md
+def test_score_bars_draw_the_standard_deviations_as_error_bars(tmp_path, rng, monkeypatch):
+    from matplotlib.axes import Axes
 
+    drawn = []
+    errorbar = Axes.errorbar
 
-def test_bad_results_are_refused_with_the_place(tmp_path):
-    with pytest.raises(ValueError, match=r"results\['m'\]\['params'\]\['linear'\]\['blur'\]\['sigma'\]"):
-        report.write_report({"m": {"params": {"linear": {"blur": {"sigma": "high"}}}}}, tmp_path, title="x")
+    def spy(self, x, y, *args, yerr=None, **kwargs):
+        drawn.append((np.asarray(y).copy(), np.asarray(yerr).copy()))
+        return errorbar(self, x, y, *args, yerr=yerr, **kwargs)
 
+    monkeypatch.setattr(Axes, "errorbar", spy)
+    res = two_models(rng)
+    res[CLASS_ONLY] = classification_only()
+    data = plots.score_bars(res, tmp_path / "key.png", baseline=BASE)
+    _assert_png(data.path)
+    assert data.groups == [k.name for k in KEY_METRICS] and data.models == [BASE, MODEL, CLASS_ONLY]
+    assert data.means.shape == data.stds.shape == (3, len(KEY_METRICS))
+    numbers = results.key_numbers(res)
+    for i, model in enumerate(data.models):
+        for j, name in enumerate(data.groups):
+            score = numbers[model].get(name)
+            if score is None:
+                assert np.isnan(data.means[i, j]) and np.isnan(data.stds[i, j])
+            else:
+                assert data.means[i, j] == pytest.approx(score.mean) and data.stds[i, j] == pytest.approx(score.std)
+    assert np.all(data.stds[:2] > 0)
+    constants = results.key_constants(res, BASE)
+    np.testing.assert_allclose(data.reference, [constants[g].mean for g in data.groups])
+    # One errorbar call per model, with the finite stds as the error bars.
+    assert len(drawn) == 3
+    for (y, yerr), means, stds in zip(drawn, data.means, data.stds):
+        ok = np.isfinite(means)
+        np.testing.assert_allclose(y, means[ok])
+        np.testing.assert_allclose(yerr, stds[ok])
 
-def test_markdown_table_formatting():
-    table = report.markdown_table(
-        [{"m": "a", "x": 1 / 3, "n": 7, "y": None}, {"m": "b|c", "x": float("inf"), "n": None, "y": np.float32(2)}],
-        ["m", "x", "n", report.Column("y", "why", lambda v: f"{v:.1f}!")],
-    )  # fmt: skip
-    lines = table.splitlines()
-    assert lines[0] == "| m    |     x |   n |  why |"
-    assert lines[1] == "|:-----|------:|----:|-----:|"
-    assert "0.333" in lines[2] and "–" in lines[2] and r"b\|c" in lines[3] and "inf" in lines[3] and "2.0!" in lines[3]
-    assert report.format_number(float("nan")) == "nan" and report.format_number(-0.0004) == "-0.000"
-
-
-def test_r2_bars_handle_nan_and_very_negative_values(tmp_path, rng):
-    results = full_results(rng)
-    results["simclr"]["params"]["linear"]["blur"]["blur"] = -250.0
-    results["cross-attn"]["params"]["linear"]["rotation"]["rotation"] = float("nan")
-    _assert_png(plots.r2_bars(results, tmp_path / "p.png", probe="params", head="linear"))
-    _assert_png(plots.r2_bars(results, tmp_path / "t.png", probe="threedie"))
+    parts = plots.probe_bars(res, tmp_path / "rot.png", "3diebench", "rotation")
+    _assert_png(parts.path)
+    assert parts.groups == list(PARTS) and parts.models == [BASE, MODEL]  # byol has no 3DIEBench scores
+    score = results.one(res[MODEL].scores, probe="3diebench", target="rotation", part="invariant", head="linear",
+                        metric="r2")  # fmt: skip
+    assert parts.means[1, 1] == pytest.approx(score.mean) and parts.stds[1, 1] == pytest.approx(score.std)
+    assert np.all(np.isfinite(parts.reference))
+    mlp = plots.probe_bars(res, tmp_path / "g.png", "3diebench", "rotation", metric="r2_global", head="mlp")
+    assert mlp.means.shape == (2, 3)
     with pytest.raises(ValueError, match="head"):
-        plots.r2_bars(results, tmp_path / "x.png", probe="params", head="transformer")
+        plots.probe_bars(res, tmp_path / "x.png", "3diebench", "rotation", head="knn")
+    with pytest.raises(ValueError, match="no model"):
+        plots.score_bars({"x": ModelResults([])}, tmp_path / "y.png")
+
+
+def test_bars_survive_nan_and_very_negative_scores(tmp_path):
+    res = {
+        "a": ModelResults([Score("params", "all", "equivariant", "linear", "r2", (-250.0, -240.0, -260.0)),
+                           Score("params", "all", "invariant", "linear", "r2", (np.nan, 0.1, 0.2))]),
+        "b": ModelResults([Score("params", "all", "equivariant", "linear", "r2", (0.5, 0.6, 0.55))]),
+    }  # fmt: skip
+    _assert_png(plots.probe_bars(res, tmp_path / "p.png", "params", "all").path)
+    _assert_png(plots.score_bars(res, tmp_path / "k.png").path)
+
+
+def test_markdown_table_and_cells():
+    table = tables.markdown_table(["model", "head", "x"], [["a|b", "linear", 1 / 3], ["c", "mlp"]], left=2)
+    lines = table.splitlines()
+    assert lines[0] == "| model | head   |     x |"
+    assert lines[1] == "|:------|:-------|------:|"
+    assert lines[2] == r"| a\|b  | linear | 0.333 |"
+    assert lines[3] == "| c     | mlp    |     – |"
+    s = Score("params", "blur", "embedding", "linear", "r2", (0.5, 0.7))
+    assert tables.cell(s) == "0.600 ± 0.141" and tables.cell(float("inf")) == "inf"
+    assert tables.cell(compare(s, Score("params", "blur", "embedding", "constant", "r2", (0.0, 0.0)))) == "+0.600 *"
+
+
+def test_metrics_json_is_strict(tmp_path):
+    res = {"m": ModelResults([Score("params", "blur", "embedding", "linear", "r2", (np.nan, 0.5))],
+                             {"seconds": np.float32(2.5), "bad": math.inf, "steps": np.int64(3)})}  # fmt: skip
+    path = results.write_metrics(res, tmp_path / "metrics.json")
+
+    def refuse(name):
+        raise ValueError(f"non-strict JSON constant {name}")
+
+    data = json.loads(pathlib.Path(path).read_text(), parse_constant=refuse)
+    assert data["m"]["scores"][0]["values"] == [None, 0.5]
+    assert data["m"]["info"] == {"seconds": 2.5, "bad": None, "steps": 3}
+    back = read_metrics(path)["m"]
+    assert np.isnan(back.scores[0].values[0]) and back.scores[0].values[1] == 0.5
 
 
 def test_embedding_map_with_two_colourings(tmp_path, rng):
@@ -233,55 +361,16 @@ def test_reconstruction_grid_denormalises_and_clips(tmp_path, rng):
 
 def test_importing_the_report_layer_loads_neither_tensorflow_nor_matplotlib():
     code = (
-        "import sys; import keras_eqssl.probes.report, keras_eqssl.probes.plots; "
+        "import sys; import keras_eqssl.probes.report, keras_eqssl.probes.plots, keras_eqssl.probes.tables; "
         "print(sorted(m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
 
-def test_json_is_strict():
-    value = report.to_jsonable({"a": (np.float64(math.inf), np.int64(3), np.bool_(True)), "p": pathlib.Path("x")})
-    assert json.dumps(value, allow_nan=False) == '{"a": [null, 3, true], "p": "x"}'
-    with pytest.raises(TypeError):
-        report.to_jsonable({"a": object()})
-
-
-def test_adapters_from_the_probe_outputs(tmp_path):
-    def scores(names, base):
-        r2 = {n: base + 0.01 * i for i, n in enumerate(names)}
-        return {"r2": r2, "r2_mean": float(np.mean(list(r2.values()))), "r2_global": base + 0.1}
-
-    sie = {"protocol": "3diebench", "results": {
-        part: {head: {"rotation": scores(["qw", "qx", "qy", "qz"], 0.5), "color": scores(["floor_hue", "light_hue"], 0.3),
-                      "class": {"top1": 0.8 if part == "embedding" else 0.7}} for head in ("linear", "mlp")}
-        for part in ("invariant", "embedding")}}  # fmt: skip
-    params = {"protocol": "augmentation-parameters", "results": {
-        part: {"linear": {"color": {"r2": {"brightness": 0.6, "hue": 0.2}, "r2_mean": 0.4},
-                          "all": {"r2": {"brightness": 0.5, "tx": 0.1}, "r2_mean": 0.3}}}
-        for part in ("equivariant", "embedding")}}  # fmt: skip
-    model = report.merge_sections(
-        report.from_threedie_probe(sie), report.from_param_probe(params, part="equivariant"),
-        report.from_classification_probe({"results": {"embedding": {"knn_top1": 0.55}, "invariant": {"knn_top1": 0.4}}}),
-    )  # fmt: skip
-    rot = model["threedie"]["mlp"]["embedding"]["rel_rotation"]
-    assert rot["r2_per_dim"] == [0.51, 0.52, 0.53, 0.5]  # reordered to qx, qy, qz, qw
-    assert rot["r2_global_mean"] == pytest.approx(0.6)
-    assert model["classification"] == {"linear_top1": 0.8, "mlp_top1": 0.8, "knn_top1": 0.55}
-    assert model["params"] == {
-        "linear": {"color": {"brightness": 0.6, "hue": 0.2}, "all": {"brightness": 0.5, "tx": 0.1}}
-    }
-    numbers = report.key_numbers({"m": model})["m"]
-    assert numbers["rotation_r2"] == pytest.approx(0.6) and numbers["params_r2_color"] == pytest.approx(0.4)
-    paths = report.write_report({"m": model}, tmp_path, title="From probes")
-    md = pathlib.Path(paths["report"]).read_text()
-    assert "mlp_top1" in md and "0.600" in md
-    with pytest.raises(ValueError, match="no part"):
-        report.from_param_probe(params, part="invariant")
-
-
-@pytest.mark.parametrize("module", [report, plots], ids=["report", "plots"])
+@pytest.mark.parametrize("module", [results, tables, report, bars, images, maps], ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     import doctest
 

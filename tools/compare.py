@@ -48,17 +48,20 @@ def _train(method: str, args, workdir: pathlib.Path, random_init: bool) -> dict:
 
 
 def _claim(numbers: dict, pairs: list[tuple[str, str]]) -> list[str]:
-    """One line per (base, base+recon) pair: deltas of rotation R², colour R² and top-1."""
+    """One line per (base, base+recon) pair: each key metric of both (mean ± std over the probe
+    repeats) and the difference (a `*` marks one beyond the noise, see `keras_eqssl.probes.results`)."""
+    from keras_eqssl.probes.results import compare
+
     lines = []
     for base, recon in pairs:
         if base not in numbers or recon not in numbers:
             continue
         b, r = numbers[base], numbers[recon]
-        parts = []
-        for key, label in (("rotation_r2", "rotation R²"), ("colour_r2", "colour R²"), ("linear_top1", "linear top-1"),
-                           ("knn_top1", "kNN top-1")):  # fmt: skip
-            if key in b and key in r:
-                parts.append(f"{label} {b[key]:.3f} -> {r[key]:.3f} ({r[key] - b[key]:+.3f})")
+        parts = [
+            f"{name} {b[name].text()} -> {r[name].text()} ({compare(r[name], b[name]).text()})"
+            for name in b
+            if name in r
+        ]
         lines.append(f"- **{recon} vs {base}**: " + "; ".join(parts))
     return lines
 
@@ -126,8 +129,8 @@ def main() -> None:
         "ResNet-18 (cifar stem, width 0.25) at 64 px, on the rendered mini-3DIEBench.",
         "",
         "The claim under test (arXiv 2412.03314): the reconstruction branch raises relative-rotation and colour R²",
-        "while classification stays within about a point. Measured (key numbers below: MLP head, "
-        "best available part; see the tables for every part and head):",
+        "while classification stays within about a point. Measured (key metrics below: linear heads, mean ± std "
+        "over the probe repeats, `*` = beyond the noise; see the tables for every part and head):",
         "",
         *claim,
         "",
@@ -136,7 +139,7 @@ def main() -> None:
     docs.write_text("\n".join(header) + "\n" + report)
     print(f"[compare] wrote {docs} and {figures}/")
     for name, row in numbers.items():
-        print(f"  {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items() if k != "train_seconds"))
+        print(f"  {name}: " + ", ".join(f"{k} {score.text()}" for k, score in row.items()))
 
 
 if __name__ == "__main__":

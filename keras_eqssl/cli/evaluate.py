@@ -22,10 +22,15 @@ _DATA = flags.DEFINE_string("data", None, "A 3DIEBench-format root, or skimage_p
 _OUT = flags.DEFINE_string("out", "eval", "Output folder for report.md, metrics.json and the plots.")
 _FAMILIES = flags.DEFINE_list("families", ["rotation", "color", "blur", "translation", "all"], "Parameter families.")
 _PARTS = flags.DEFINE_list("parts", ["embedding", "invariant", "equivariant"], "Encoder outputs to probe.")
-_HEADS = flags.DEFINE_list("heads", ["linear", "mlp"], "Probe heads.")
+_HEADS = flags.DEFINE_list(
+    "heads", ["linear"], "Trained probe heads: linear and/or mlp (the constant row is always there)."
+)
+_REPEATS = flags.DEFINE_integer("repeats", 5, "Probe repeats: every figure is a mean ± std over them.", lower_bound=1)
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Resize 3DIEBench renders to this size first.")
-_PAIRS = flags.DEFINE_integer("pairs_per_object", 4, "3DIEBench probe: train pairs per object.", lower_bound=1)
-_NUM_IMAGES = flags.DEFINE_integer("num_images", 1024, "Image sources: images to use (75% fit, 25% score).")
+_PAIRS = flags.DEFINE_integer(
+    "pairs_per_object", 32, "3DIEBench probe: train pairs per object and repeat.", lower_bound=1
+)
+_NUM_IMAGES = flags.DEFINE_integer("num_images", 2720, "Image sources: images to use.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of pairs, parameters and heads.")
 
 IMAGE_SOURCES = ("skimage_photos", "fashion_mnist")
@@ -38,7 +43,7 @@ def _fail(message: str):
 
 def eval_data(data: str, **common):
     """`EvalData` for a 3DIEBench root or an image-source name; errors say what was expected."""
-    from keras_eqssl.probes.evaluate import EvalData
+    from keras_eqssl.probes.evaluate import EvalData, image_eval_data
 
     path = os.path.expanduser(data)
     if os.path.isdir(path):
@@ -62,14 +67,9 @@ def eval_data(data: str, **common):
     batches = list(source.batch(4096).as_numpy_iterator())
     images = np.concatenate([b["image"] for b in batches])
     labels = np.concatenate([b["label"] for b in batches])
-    cut = int(len(images) * 0.75)
     common.pop("pairs_per_object", None)
     common.pop("image_size", None)
-    return EvalData(
-        images=(images[:cut], labels[:cut], images[cut:], labels[cut:]),
-        description=f"Data: {data}, {len(images)} images (75% fit the probes, 25% score them).",
-        **common,
-    )
+    return image_eval_data(images, labels, data, **common)
 
 
 def main(argv):
@@ -91,7 +91,7 @@ def main(argv):
     try:
         data = eval_data(
             _DATA.value, families=_FAMILIES.value, parts=_PARTS.value, heads=_HEADS.value,
-            image_size=_IMAGE_SIZE.value, pairs_per_object=_PAIRS.value,
+            image_size=_IMAGE_SIZE.value, pairs_per_object=_PAIRS.value, repeats=_REPEATS.value,
         )  # fmt: skip
     except (FileNotFoundError, ValueError) as err:
         _fail(str(err))
@@ -104,7 +104,7 @@ def main(argv):
         seed=_SEED.value,
     )
     for name, numbers in result["key_numbers"].items():
-        print(f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in numbers.items()))
+        print(f"{name}: " + ", ".join(f"{k} {score.text()}" for k, score in numbers.items()))
     print(f"report: {result['paths']['report']}")
 
 

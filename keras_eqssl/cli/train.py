@@ -176,7 +176,7 @@ def _eval_data(config):
     from keras_eqssl.probes.evaluate import EvalData
 
     e = config.eval
-    common = dict(families=_names(e.families), parts=_names(e.parts), heads=_names(e.heads))
+    common = dict(families=_names(e.families), parts=_names(e.parts), heads=_names(e.heads), repeats=e.repeats)
     if config.data.source == "threedie":
         from keras_eqssl.data.train_batches import threedie_root
 
@@ -192,16 +192,12 @@ def _eval_data(config):
     import numpy as np
 
     from keras_eqssl.data import source_from_config
+    from keras_eqssl.probes.evaluate import image_eval_data
 
     elements = list(source_from_config(config).take(config.data.num_images).batch(4096).as_numpy_iterator())
     images = np.concatenate([b["image"] for b in elements])
-    labels = np.concatenate([b["label"] for b in elements]) if "label" in elements[0] else np.zeros(len(images))
-    cut = int(len(images) * 0.75)
-    return EvalData(
-        images=(images[:cut], labels[:cut], images[cut:], labels[cut:]),
-        description=f"Data: {config.data.source}, {len(images)} images (75% fit the probes, 25% score them).",
-        **common,
-    )
+    labels = np.concatenate([b["label"] for b in elements]) if "label" in elements[0] else np.zeros(len(images), int)
+    return image_eval_data(images, labels, config.data.source, **common)
 
 
 def _evaluate(config, model, sample, metrics, init_export) -> str:
@@ -235,7 +231,7 @@ def _evaluate(config, model, sample, metrics, init_export) -> str:
         progress=config.train.progress,
     )
     for name, numbers in result["key_numbers"].items():
-        print(f"  {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in numbers.items() if k != "train_seconds"))
+        print(f"  {name}: " + ", ".join(f"{k} {v.text()}" for k, v in numbers.items()))
     print(f"report: {result['paths'].get('report', os.path.join(out, 'report.md'))}")
     return result["paths"].get("report", os.path.join(out, "report.md"))
 

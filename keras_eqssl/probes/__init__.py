@@ -2,39 +2,63 @@
 
 Every probe takes an `encode` callable, `encode(uint8 (N, H, W, 3)) -> {"embedding", "invariant",
 "equivariant"}` of float32 (N, C): an exported SavedModel (`encoder_from_saved_model`), a Keras
-model in memory (`encoder_from_model`), or any NumPy function.
+model in memory (`encoder_from_model`), or any NumPy function. Every probe returns `Score`s
+(`results`): one figure per (probe, target, part, head, metric), with its value in each repeat,
+printed as mean ± std next to the constant predictor.
 
+- `results`: the results format and every shared name (parts, heads, targets, families, metrics).
 - `features`: `extract` (batched, tqdm, on-disk `.npz` cache), the encoder adapters.
 - `r2`: R² per dimension (sklearn's), its mean, and SIE's global-mean R².
-- `heads`: linear / MLP Keras heads on frozen features (`train_head`).
-- `threedie` (`threedie_probe`): SIE's 3DIEBench protocol (relative rotation, colour, class).
+- `linear`: ridge regression and classification heads, the penalty chosen by grouped cross-validation.
+- `heads`: MLP heads early-stopped on held-out groups (`train_mlp`).
+- `repeats`: repeats, bootstrap of test groups, the score collector.
+- `threedie` (`threedie_probe`): SIE's 3DIEBench protocol (relative rotation, colour).
 - `params` (`param_probe`): the flagship paper's protocol (rotation, colour, blur, translation parameters).
 - `classification`: linear-probe and kNN top-1.
+- `evaluate`: every probe a data source allows, on several SavedModels, then the report.
+- `tables`, `report`, `plots`: the Markdown report and its figures.
 - `online`: `OnlineLinearProbe`, a `PairModel` objective that reports `online_top1` while training.
 
-Names are imported lazily: `keras_eqssl.probes.r2` loads without TensorFlow.
+Names are imported lazily: `keras_eqssl.probes.results` and `r2` load without TensorFlow.
 
 Example:
->>> from keras_eqssl.probes import encoder_from_saved_model, param_probe   # doctest: +SKIP
->>> encode = encoder_from_saved_model("runs/recon/export")                   # doctest: +SKIP
->>> param_probe(encode, images)["results"]["embedding"]["linear"]           # doctest: +SKIP
+>>> from keras_eqssl.probes import encoder_from_saved_model, param_probe, one   # doctest: +SKIP
+>>> encode = encoder_from_saved_model("runs/recon/export")                       # doctest: +SKIP
+>>> scores = param_probe(encode, images, photo_ids, families=["rotation"])        # doctest: +SKIP
+>>> one(scores, target="rotation", part="equivariant", head="linear", metric="r2").text()  # doctest: +SKIP
+'0.41 ± 0.03'
 """
 
 import importlib as _importlib
 
 _EXPORTS = {
-    "keras_eqssl.probes.features": (
+    "keras_eqssl.probes.results": (
+        "FAMILIES",
         "PARTS",
-        "SavedModelEncoder",
-        "encoder_from_model",
-        "encoder_from_saved_model",
-        "extract",
+        "KEY_METRICS",
+        "ModelResults",
+        "Score",
+        "compare",
+        "key_numbers",
+        "one",
+        "pick",
+        "read_metrics",
     ),
+    "keras_eqssl.probes.features": ("SavedModelEncoder", "encoder_from_model", "encoder_from_saved_model", "extract"),
     "keras_eqssl.probes.r2": ("r2_global_mean", "r2_mean", "r2_per_dim"),
-    "keras_eqssl.probes.heads": ("HEADS", "TrainedHead", "build_head", "resolve_heads", "train_head"),
-    "keras_eqssl.probes.threedie": ("TARGETS", "threedie_probe"),
-    "keras_eqssl.probes.params": ("FAMILIES", "extract_param_features", "family_ops", "param_probe"),
-    "keras_eqssl.probes.classification": ("classification_probe", "knn_predict", "knn_top1", "linear_top1"),
+    "keras_eqssl.probes.linear": ("fit_constant", "fit_ridge", "fit_ridge_classifier"),
+    "keras_eqssl.probes.heads": ("TrainedHead", "train_mlp"),
+    "keras_eqssl.probes.threedie": ("threedie_probe", "threedie_scores"),
+    "keras_eqssl.probes.params": ("extract_param_features", "family_ops", "param_probe", "param_scores"),
+    "keras_eqssl.probes.classification": (
+        "classification_probe",
+        "classification_scores",
+        "knn_predict",
+        "knn_top1",
+        "linear_top1",
+    ),
+    "keras_eqssl.probes.evaluate": ("EvalData", "evaluate_encoder", "evaluate_models"),
+    "keras_eqssl.probes.report": ("write_report",),
     "keras_eqssl.probes.online": ("OnlineLinearProbe",),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

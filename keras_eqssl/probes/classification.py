@@ -1,28 +1,29 @@
 """Classification on frozen features: a linear (softmax) probe and a k-nearest-neighbour classifier.
 
-- `linear_top1`: a Keras softmax head (`keras_eqssl.probes.heads.train_head`, standardised inputs,
-  Adam, early stopping on 10% of the train set), top-1 accuracy on the test set.
+- `linear_top1`: a linear classifier on standardised features (one-hot ridge regression, as
+  scikit-learn's `RidgeClassifier`), its penalty chosen by cross-validated accuracy, grouped by
+  object or photo (`keras_eqssl.probes.linear.fit_ridge_classifier`).
 - `knn_top1`: k = 20 nearest train features by **cosine similarity**, with DINO's
   **similarity-weighted vote** by default (Caron et al. 2021, `eval_knn.py`, after Wu et al.
   2018): neighbour j votes for its class with weight `exp(s_j / T)`, T = 0.07, and the class with
   the largest summed weight wins. `weighting="majority"` counts one vote per neighbour instead
   (ties go to the smallest class index).
-- `classification_probe`: both, for each part of the representation, from an encoder and two
-  labelled image sources.
+- `classification_probe` / `classification_scores`: both, and the constant (most frequent class)
+  predictor, for each part of the representation; the spread comes from bootstrap samples of
+  the test groups. Too few classes or images: skipped, with the reason (never a perfect score).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from keras_eqssl.probes.features import PARTS, Encode, check_choices, extract
-from keras_eqssl.probes.heads import train_head
+from keras_eqssl.probes.features import Encode, check_choices, extract
+from keras_eqssl.probes.results import CLASS_TARGET, CLASSIFIERS, PARTS, Score
 
 WEIGHTINGS = ("similarity", "majority")
-METHODS = ("linear", "knn")
+METHODS = tuple(c for c in CLASSIFIERS if c != "constant")  # the trained classifiers
 
 
 def _check_labelled(x, y, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -125,116 +126,129 @@ def knn_top1(
     return float(np.mean(pred == test_y))
 
 
-def linear_top1(train_x, train_y, test_x, test_y, **head_kwargs) -> float:
-    """Top-1 accuracy (in [0, 1]) of a softmax linear head trained on `(train_x, train_y)`.
+def linear_top1(train_x, train_y, test_x, test_y, train_groups=None) -> float:
+    """Top-1 accuracy (in [0, 1]) of a linear classifier (one-hot ridge, penalty by grouped CV).
 
     Args:
         train_x, train_y: (N, C) features and (N,) int labels.
         test_x, test_y: (M, C) and (M,).
-        **head_kwargs: `train_head` options (`epochs`, `num_classes`, `hidden_units` for an MLP,
-            `seed`, ...).
+        train_groups: (N,) groups for the cross-validation (default: each row its own group).
 
     Example:
-    >>> acc = linear_top1(train_feats, train_labels, test_feats, test_labels, epochs=50)  # doctest: +SKIP
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat(np.arange(3), 40); x = rng.normal(size=(3, 8))[y] + 0.1 * rng.normal(size=(120, 8))
+    >>> linear_top1(x[::2], y[::2], x[1::2], y[1::2])
+    1.0
     """
+    from keras_eqssl.probes.linear import fit_ridge_classifier
+
     train_x, train_y = _check_labelled(train_x, train_y, "linear_top1")
     test_x, test_y = _check_labelled(test_x, test_y, "linear_top1")
-    head_kwargs.setdefault("num_classes", int(max(train_y.max(), test_y.max()) + 1))
-    head = train_head(train_x, train_y, task="classification", **head_kwargs)
-    return float(np.mean(head.predict(test_x).argmax(axis=1) == test_y))
+    groups = np.arange(len(train_y)) if train_groups is None else np.asarray(train_groups)
+    head = fit_ridge_classifier(train_x, train_y, groups)
+    return float(np.mean(head.predict(test_x) == test_y))
 
 
-def _labelled_features(encode, data, what, batch_size, parts, cache, model_key, data_key, progress):
-    """(features {part: (N, C)}, labels (N,)) of labelled images: (images, labels) arrays or a dataset."""
-    if isinstance(data, tuple) and len(data) == 2:
-        images, labels = data
-        feats = extract(
-            encode,
-            np.asarray(images),
-            batch_size,
-            parts=parts,
-            cache=cache,
-            model_key=model_key,
-            data_key=data_key,
-            progress=progress,
-            desc=what,
-        )
-        return feats, np.asarray(labels)
-    out = extract(
-        encode,
-        data,
-        batch_size,
-        parts=parts,
-        cache=cache,
-        model_key=model_key,
-        data_key=data_key,
-        progress=progress,
-        desc=what,
-    )
-    if "image" not in out or "label" not in out:
-        raise ValueError(f"classification_probe: {what} elements need 'image' and 'label'; they have {sorted(out)}.")
-    return out["image"], out["label"]
+def skip_reason(train_y, test_y, min_per_class: int = 2) -> str | None:
+    """Why a classification probe on these labels would say nothing (None when it can run)."""
+    classes = np.unique(train_y)
+    if len(classes) < 2:
+        return f"classification skipped: the training images have {len(classes)} class (need at least 2)."
+    counts = np.bincount(np.searchsorted(classes, train_y))
+    if counts.min() < min_per_class:
+        return f"classification skipped: a class has {counts.min()} training image(s) (need {min_per_class})."
+    if len(test_y) < 2 * len(classes):
+        return f"classification skipped: {len(test_y)} test images for {len(classes)} classes."
+    return None
+
+
+def classification_scores(
+    train: Mapping,
+    test: Mapping,
+    *,
+    parts: Sequence[str] = PARTS,
+    methods: Sequence[str] = METHODS,
+    repeats: int = 3,
+    k: int = 20,
+    weighting: str = "similarity",
+    temperature: float = 0.07,
+    seed: int = 0,
+) -> tuple[list[Score], list[str]]:
+    """Top-1 of the constant (most frequent class), linear and kNN classifiers, per part.
+
+    Args:
+        train, test: `{"features": {part: (N, C)}, "label": (N,), "group": (N,)}`; the train
+            groups drive the linear classifier's cross-validation, the test groups the bootstrap.
+        parts, methods: which parts, and "linear" and/or "knn".
+        repeats: bootstrap samples of the test groups; each figure is a mean ± std over them.
+        k, weighting, temperature: the kNN classifier's (see the module doc).
+        seed: the bootstrap draws.
+
+    Returns:
+        (`Score`s of probe "classification", target "class", metric "top1"; reasons it was skipped).
+    """
+    from keras_eqssl.probes.linear import fit_constant, fit_ridge_classifier
+    from keras_eqssl.probes.repeats import bootstrap_groups, check_repeats
+
+    parts = check_choices("part", parts, PARTS)
+    methods = check_choices("classification method", methods, METHODS)
+    repeats = check_repeats(repeats)
+    train_y, test_y = np.asarray(train["label"]), np.asarray(test["label"])
+    reason = skip_reason(train_y, test_y)
+    if reason:
+        return [], [reason]
+    draws = [bootstrap_groups(test["group"], [seed, r, 3]) for r in range(repeats)]
+    scores = []
+    for part in parts:
+        x_train, x_test = train["features"][part], test["features"][part]
+        predictions = {"constant": fit_constant(train_y, classification=True).predict(x_test)}
+        if "linear" in methods:
+            predictions["linear"] = fit_ridge_classifier(x_train, train_y, train["group"]).predict(x_test)
+        if "knn" in methods:
+            predictions["knn"] = knn_predict(
+                x_train, train_y, x_test, k=k, weighting=weighting, temperature=temperature,
+                num_classes=int(max(train_y.max(), test_y.max()) + 1),
+            )  # fmt: skip
+        for head, pred in predictions.items():
+            values = [float(np.mean(pred[rows] == test_y[rows])) for rows in draws]
+            scores.append(Score("classification", CLASS_TARGET, part, head, "top1", tuple(values)))
+    return scores, []
 
 
 def classification_probe(
     encode: Encode,
-    train,
-    test,
+    train: tuple,
+    test: tuple,
     *,
     parts: Sequence[str] = PARTS,
     methods: Sequence[str] = METHODS,
+    repeats: int = 3,
     k: int = 20,
-    weighting: str = "similarity",
-    temperature: float = 0.07,
-    head_options: Mapping | None = None,
     batch_size: int = 256,
-    cache: str | os.PathLike | None = None,
-    model_key: str | None = None,
-    data_keys: tuple[str, str] | None = None,
+    seed: int = 0,
     progress: bool | None = None,
-) -> dict:
+) -> tuple[list[Score], list[str]]:
     """Linear-probe and kNN top-1 of an encoder on labelled train / test images.
 
     Args:
         encode: `encode(uint8 (N, H, W, 3)) -> {part: (N, C)}`.
-        train, test: `(images uint8 (N, H, W, 3), labels (N,))`, or datasets of
-            `{"image", "label"}` (e.g. `skimage_photos`).
-        parts: encoder outputs to probe.
-        methods: "linear" and/or "knn".
-        k, weighting, temperature: the kNN classifier's (see the module doc).
-        head_options: `train_head` kwargs of the linear probe.
+        train, test: `(images uint8 (N, H, W, 3), labels (N,))` or `(images, labels, groups)`
+            (groups: the object or photo of each image; default each image its own group).
+        parts, methods, repeats, k, seed: see `classification_scores`.
         batch_size: images per `encode` call.
-        cache, model_key: feature cache (see `extract`); data_keys: (train, test) descriptions.
         progress: tqdm bars.
 
     Returns:
-        `{"protocol": "classification", "num_train", "num_test", "k", "weighting", "temperature",
-        "results": {part: {"linear_top1": float, "knn_top1": float}}}` (accuracies in [0, 1]).
+        (`Score`s, reasons the probe was skipped).
+
+    Example:
+    >>> scores, skipped = classification_probe(encode, (xa, ya), (xb, yb))   # doctest: +SKIP
     """
-    parts = check_choices("part", parts, PARTS)
-    methods = check_choices("classification method", methods, METHODS)
-    keys = data_keys or (None, None)
-    train_f, train_y = _labelled_features(
-        encode, train, "train", batch_size, parts, cache, model_key, keys[0], progress
-    )
-    test_f, test_y = _labelled_features(encode, test, "test", batch_size, parts, cache, model_key, keys[1], progress)
-    results = {}
-    for part in parts:
-        results[part] = {}
-        if "linear" in methods:
-            results[part]["linear_top1"] = linear_top1(
-                train_f[part], train_y, test_f[part], test_y, **dict(head_options or {})
-            )
-        if "knn" in methods:
-            results[part]["knn_top1"] = knn_top1(
-                train_f[part], train_y, test_f[part], test_y, k=k, weighting=weighting, temperature=temperature
-            )
-    return {
-        "protocol": "classification",
-        "num_train": int(len(train_y)),
-        "num_test": int(len(test_y)),
-        "k": int(k),
-        "weighting": weighting,
-        "temperature": float(temperature),
-        "results": results,
-    }
+    sets = []
+    for what, data in (("train", train), ("test", test)):
+        images, labels = np.asarray(data[0]), np.asarray(data[1])
+        groups = np.asarray(data[2]) if len(data) > 2 else np.arange(len(labels))
+        _check_labelled(np.zeros((len(images), 1)), labels, f"classification_probe ({what})")
+        feats = extract(encode, images, batch_size, parts=parts, progress=progress, desc=what)
+        sets.append({"features": feats, "label": labels.astype(np.int64), "group": groups})
+    return classification_scores(sets[0], sets[1], parts=parts, methods=methods, repeats=repeats, k=k, seed=seed)

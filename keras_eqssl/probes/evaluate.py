@@ -3,10 +3,17 @@
     evaluate_models({"trained": "runs/default/export", "random init": "runs/default/export_init"},
                     EvalData(threedie_root="~/.cache/keras_eqssl/m3d-240x12-64px-seed0"), "runs/default/report")
 
-On a 3DIEBench-format root: SIE's relative rotation / colour probes (and class top-1), the
-augmentation-parameter probe on the renders, linear and kNN classification, and a 2-D map of the
-val features coloured by class and by rotation. On an image source (`images`, uint8 arrays with
-labels): the parameter probe and classification.
+On a 3DIEBench-format root (features of every view are extracted once per model):
+- SIE's relative rotation / colour probes: heads fit on pairs of the train split's objects, scored
+  on the val split's objects;
+- the augmentation-parameter probe on all the renders, grouped by object (held-out objects);
+- linear and kNN classification of the object class (train-split views -> val-split views);
+- a 2-D map of the val features coloured by class and by rotation.
+
+On labelled images (`EvalData.images`): the parameter probe grouped by `groups` (photos) and
+classification of the first 75% against the last 25%.
+
+Every figure is a mean ± std over `EvalData.repeats` repeats, next to the constant predictor.
 """
 
 from __future__ import annotations
@@ -18,102 +25,152 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from keras_eqssl.probes.report import (
-    from_classification_probe,
-    from_param_probe,
-    from_threedie_probe,
-    key_numbers,
-    merge_sections,
-    write_report,
+from keras_eqssl.probes.results import FAMILIES, PARTS, PROBE_HEADS, ModelResults, key_numbers
+
+REPEATS_TEXT = (
+    "Each figure is the mean ± std over {repeats} repeats of the probe. A 3DIEBench repeat draws "
+    "{pairs} train pairs per train object and a bootstrap sample of the val objects (all their pairs); a "
+    "parameter-probe repeat holds out {test:.0%} of the {groups} (never seen by its heads); a classification "
+    "repeat is a bootstrap sample of the test {groups}. Linear heads are ridge regressions (one-hot for classes) whose "
+    "penalty is chosen by cross-validation grouped by {group}; MLP heads stop early on held-out {groups}."
 )
 
 
 @dataclasses.dataclass
 class EvalData:
-    """What to evaluate on: a 3DIEBench-format root, and/or labelled images.
+    """What to evaluate on: a 3DIEBench-format root, or labelled images.
 
     Attributes:
         threedie_root: a 3DIEBench-format root (real, or rendered by `keras-eqssl-render`).
-        images: `(train_images, train_labels, test_images, test_labels)`, uint8 `(N, H, W, 3)`.
+        images: `(images uint8 (N, H, W, 3), labels (N,))` when there is no root.
+        groups: (N,) the photo each image comes from (default: each image its own); the parameter
+            probe holds out whole groups.
         image_size: resize renders to this size before encoding (None: as stored).
-        families: parameter-probe families (see `keras_eqssl.probes.FAMILIES`).
+        families: parameter-probe families (`keras_eqssl.probes.results.FAMILIES`; () skips it).
         parts: encoder outputs to probe.
-        heads: probe heads ("linear", "mlp").
-        pairs_per_object: 3DIEBench train pairs per object (val: one).
+        heads: trained regression heads ("linear", "mlp"); the constant predictor is always scored.
+        repeats: repeats per probe (the spread of every figure).
+        pairs_per_object: 3DIEBench train pairs per object and repeat.
+        param_test_fraction: share of groups the parameter probe holds out.
         description: how the data was made, for the report.
     """
 
     threedie_root: str | None = None
     images: tuple | None = None
+    groups: np.ndarray | None = None
     image_size: int | None = None
-    families: Sequence[str] = ("rotation", "color", "blur", "translation", "all")
-    parts: Sequence[str] = ("embedding", "invariant", "equivariant")
-    heads: Sequence[str] = ("linear", "mlp")
-    pairs_per_object: int = 4
+    families: Sequence[str] = FAMILIES
+    parts: Sequence[str] = PARTS
+    heads: Sequence[str] = ("linear",)
+    repeats: int = 5
+    pairs_per_object: int = 32
+    param_test_fraction: float = 0.25
     description: str = ""
 
-
-def threedie_arrays(root: str, split: str, image_size: int | None = None, seed: int = 0) -> dict:
-    """First views of one pair per object: `{"images" uint8, "labels", "rotation" (euler z, rad)}`."""
-    from keras_eqssl.data.threedie import threedie_pairs
-
-    images, labels, rotation = [], [], []
-    ds = threedie_pairs(root, split, seed=seed, num_epochs=1, shuffle=False, image_size=image_size)
-    for batch in ds.batch(256).as_numpy_iterator():
-        images.append(batch["views"]["v1"])
-        labels.append(batch["label"])
-        rotation.append(batch["latent"]["v1"][:, 2])
-    return {
-        "images": np.concatenate(images),
-        "labels": np.concatenate(labels),
-        "rotation": np.concatenate(rotation),
-    }
+    def __post_init__(self):
+        unknown = [h for h in self.heads if h not in PROBE_HEADS]
+        if unknown:
+            raise ValueError(f"EvalData: unknown heads {unknown}; known: {list(PROBE_HEADS)}.")
+        if self.repeats < 1:
+            raise ValueError(f"EvalData: repeats must be >= 1; received {self.repeats}.")
 
 
-def evaluate_encoder(encode, data: EvalData, *, seed: int = 0, progress: bool | None = None) -> dict:
-    """All the probes `data` allows, for one encoder; returns one model's results (report format)."""
-    from keras_eqssl.probes.classification import classification_probe
-    from keras_eqssl.probes.params import param_probe
-    from keras_eqssl.probes.threedie import threedie_probe
+def image_eval_data(images, labels, source: str, **common) -> EvalData:
+    """`EvalData` for labelled images of an image source: `skimage_photos` crops are grouped by
+    photo (the parameter probe holds out whole photos); other sources' images are their own group."""
+    groups = np.asarray(labels) if source == "skimage_photos" else None
+    held = "photos" if groups is not None else "images"
+    return EvalData(
+        images=(np.asarray(images), np.asarray(labels)),
+        groups=groups,
+        description=f"Data: {source}, {len(images)} images (classification: the first 75% fit, the last 25% score; "
+        f"the parameter probe holds out whole {held}).",
+        **common,
+    )
+
+
+def load_views(data: EvalData) -> dict:
+    """`{"train": views, "val": views}` of a 3DIEBench root (`keras_eqssl.data.threedie_views`)."""
+    from keras_eqssl.data.threedie_views import threedie_views
+
+    return {split: threedie_views(data.threedie_root, split, image_size=data.image_size) for split in ("train", "val")}
+
+
+def evaluate_encoder(
+    encode, data: EvalData, *, views: Mapping | None = None, seed: int = 0, progress: bool | None = None
+) -> ModelResults:
+    """All the probes `data` allows, for one encoder.
+
+    Args:
+        encode: `encode(uint8 (N, H, W, 3)) -> {part: (N, C)}`.
+        data: what to evaluate on.
+        views: `load_views(data)`, to load the renders once for several encoders.
+        seed: the probes' draws (the same seed gives paired repeats across encoders).
+        progress: tqdm bars.
+
+    Returns:
+        A `ModelResults` (its `info` holds the probes' settings and any reason a probe was skipped).
+    """
+    from keras_eqssl.probes.classification import classification_scores
+    from keras_eqssl.probes.features import extract
+    from keras_eqssl.probes.params import extract_param_features, param_scores
+    from keras_eqssl.probes.threedie import threedie_scores
 
     start = time.perf_counter()
-    sections = []
+    parts = list(data.parts)
+    scores, skipped = [], []
     if data.threedie_root:
-        out = threedie_probe(
-            encode,
-            data.threedie_root,
-            parts=data.parts,
-            targets=("rotation", "color"),
-            heads=data.heads,
-            pairs_per_object=data.pairs_per_object,
-            val_pairs_per_object=1,
-            image_size=data.image_size,
-            seed=seed,
-            progress=progress,
-        )
-        sections.append(from_threedie_probe(out))
-        train = threedie_arrays(data.threedie_root, "train", data.image_size, seed)
-        test = threedie_arrays(data.threedie_root, "val", data.image_size, seed)
-        train_xy = (train["images"], train["labels"])
-        test_xy = (test["images"], test["labels"])
-        probe_images = np.concatenate([train["images"], test["images"]])
+        views = views or load_views(data)
+        sets = {}
+        for split, v in views.items():
+            feats = extract(encode, v["images"], 256, parts=parts, progress=progress, desc=f"renders ({split})")
+            sets[split] = {"features": feats, "latents": v["latents"], "object": v["object"], "label": v["label"],
+                           "group": v["object"]}  # fmt: skip
+        scores += threedie_scores(
+            sets["train"], sets["val"], parts=parts, heads=data.heads, repeats=data.repeats,
+            pairs_per_object=data.pairs_per_object, seed=seed,
+        )  # fmt: skip
+        found, why = classification_scores(sets["train"], sets["val"], parts=parts, repeats=data.repeats, seed=seed)
+        probe_images = np.concatenate([views["train"]["images"], views["val"]["images"]])
+        probe_features = {p: np.concatenate([sets["train"]["features"][p], sets["val"]["features"][p]]) for p in parts}
+        groups = np.concatenate([views["train"]["object"], views["val"]["object"] + views["train"]["object"].max() + 1])
+        group_name = "object"
     elif data.images is not None:
-        train_x, train_y, test_x, test_y = data.images
-        train_xy, test_xy = (train_x, train_y), (test_x, test_y)
-        probe_images = np.concatenate([train_x, test_x])
+        images, labels = np.asarray(data.images[0]), np.asarray(data.images[1])
+        groups = np.arange(len(images)) if data.groups is None else np.asarray(data.groups)
+        cut = int(len(images) * 0.75)
+        feats = extract(encode, images, 256, parts=parts, progress=progress, desc="images")
+        train = {"features": {p: f[:cut] for p, f in feats.items()}, "label": labels[:cut], "group": groups[:cut]}
+        test = {"features": {p: f[cut:] for p, f in feats.items()}, "label": labels[cut:], "group": groups[cut:]}
+        found, why = classification_scores(train, test, parts=parts, repeats=data.repeats, seed=seed)
+        probe_images, probe_features = images, feats
+        group_name = "photo"
     else:
         raise ValueError("evaluate_encoder: EvalData needs a threedie_root or images; both are empty.")
+    scores += found
+    skipped += why
     if data.families:
-        out = param_probe(
-            encode, probe_images, families=data.families, parts=data.parts, heads=data.heads, seed=seed,
-            progress=progress,
+        feats = extract_param_features(encode, probe_images, list(data.families), parts=parts, seed=seed,
+                                       progress=progress, original=probe_features)  # fmt: skip
+        scores += param_scores(
+            feats, groups, parts=parts, heads=data.heads, repeats=data.repeats,
+            test_fraction=data.param_test_fraction, seed=seed,
         )  # fmt: skip
-        sections.append(from_param_probe(out))
-    out = classification_probe(encode, train_xy, test_xy, parts=data.parts, progress=progress)
-    sections.append(from_classification_probe(out))
-    merged = merge_sections(*sections)
-    merged["eval_seconds"] = time.perf_counter() - start
-    return merged
+    info = {
+        "probes": REPEATS_TEXT.format(
+            repeats=data.repeats,
+            pairs=data.pairs_per_object,
+            test=data.param_test_fraction,
+            groups=group_name + "s",
+            group=group_name,
+        ),  # fmt: skip
+        "num_probe_images": int(len(probe_images)),
+        "num_groups": int(len(np.unique(groups))),
+        "eval_seconds": time.perf_counter() - start,
+    }
+    if skipped:
+        info["skipped"] = skipped
+    return ModelResults(scores, info)
 
 
 def evaluate_models(
@@ -132,42 +189,31 @@ def evaluate_models(
 ) -> dict:
     """Evaluates each SavedModel (`{name: path}`), writes `report.md`, `metrics.json` and plots.
 
-    Returns `{"paths": {...}, "results": {name: results}, "key_numbers": {name: {...}}}`.
+    Returns `{"paths": {...}, "results": {name: ModelResults}, "key_numbers": {name: {metric: Score}}}`.
     """
     from keras_eqssl.probes.features import encoder_from_saved_model
     from keras_eqssl.probes.plots import embedding_map
+    from keras_eqssl.probes.report import write_report
 
     os.makedirs(out_dir, exist_ok=True)
     results, images = {}, dict(images or {})
-    val = threedie_arrays(data.threedie_root, "val", data.image_size, seed) if data.threedie_root else None
+    views = load_views(data) if data.threedie_root else None
     for name, path in models.items():
         encode = encoder_from_saved_model(path)
-        results[name] = evaluate_encoder(encode, data, seed=seed, progress=progress)
+        results[name] = evaluate_encoder(encode, data, views=views, seed=seed, progress=progress)
         if train_info and name in train_info:
-            results[name]["train"] = dict(train_info[name])
-        if val is not None:
+            results[name].info["train"] = dict(train_info[name])
+        if views is not None:
+            val = views["val"]
             feats = encode(val["images"])
             part = "equivariant" if "equivariant" in feats else "embedding"
             safe = "".join(c if c.isalnum() else "_" for c in name)
             png = os.path.join(out_dir, f"map_{safe}.png")
-            embedding_map(
-                feats[part],
-                png,
-                {"class": val["labels"], "rotation (z, rad)": val["rotation"]},
-                method="tsne",
-                seed=seed,
-            )
+            colourings = {"class": val["label"], "rotation (z, rad)": val["latents"][:, 2]}
+            embedding_map(feats[part], png, colourings, method="tsne", seed=seed)
             images[f"2-D map of {name} ({part} features, val renders)"] = png
     notes = list(notes)
     if data.description:
         notes.insert(0, data.description)
-    paths = write_report(
-        {n: {k: v for k, v in r.items() if k != "eval_seconds"} for n, r in results.items()},
-        out_dir,
-        title=title,
-        command=command,
-        images=images,
-        notes=notes,
-        baseline=baseline,
-    )
+    paths = write_report(results, out_dir, title=title, command=command, images=images, notes=notes, baseline=baseline)
     return {"paths": paths, "results": results, "key_numbers": key_numbers(results)}

@@ -23,7 +23,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-PARTS = ("embedding", "invariant", "equivariant")
+from keras_eqssl.probes.results import PARTS
+
 CACHE_VERSION = 1
 _SEP = "/"
 

@@ -22,31 +22,15 @@ reproducible, and the batch size and the other families asked for change nothing
 
 from __future__ import annotations
 
-import json
-import os
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
-from keras_eqssl.probes.features import (
-    PARTS,
-    Encode,
-    _array_key,
-    _check_images,
-    _encode_batch,
-    _flatten,
-    _load,
-    _progress,
-    _save,
-    _unflatten,
-    cache_path,
-    check_choices,
-)
-from keras_eqssl.probes.heads import resolve_heads, train_head
-from keras_eqssl.probes.r2 import r2_mean, r2_per_dim
+from keras_eqssl.probes.features import Encode, _check_images, _encode_batch, _progress, check_choices
+from keras_eqssl.probes.repeats import Collector, check_heads, check_repeats, fit_regressors, predict_2d
+from keras_eqssl.probes.results import FAMILIES, PARTS, Score
 
-FAMILIES = ("rotation", "color", "blur", "translation", "all")
 _ALL_ORDER = ("color", "blur", "rotation", "translation")
 
 
@@ -185,8 +169,12 @@ def extract_param_features(
     batch_size: int = 256,
     seed: int = 0,
     progress: bool | None = None,
+    original: Mapping | None = None,
 ) -> dict:
     """Features of originals and transformed copies, and the parameters drawn.
+
+    `original`: the originals' features `{part: (N, C)}` when already extracted (they are not
+    encoded again).
 
     Returns:
         `{"original": {part: (N, C)}, "families": {family: {"features": {part: (R*N, C)},
@@ -200,7 +188,8 @@ def extract_param_features(
     families = _resolve_families(families)
     runs = {name: _transformer(ops) for name, ops in families.items()}
     batches, n = _image_batches(images, batch_size)
-    original: list = []
+    given = original
+    original = []
     per_family = {name: [[] for _ in range(transforms_per_image)] for name in families}
     count = 0
     steps = (-(-n // batch_size) if n else 0) * (1 + len(families) * transforms_per_image)
@@ -208,7 +197,8 @@ def extract_param_features(
     with _progress(n, show, "param probe") as bar:
         for batch in batches:
             batch = _check_images(batch, "param_probe")
-            original.append(_encode_batch(encode, batch, parts, "param_probe"))
+            if given is None:
+                original.append(_encode_batch(encode, batch, parts, "param_probe"))
             for name in families:
                 for r in range(transforms_per_image):
                     out, targets = runs[name](
@@ -225,6 +215,10 @@ def extract_param_features(
     def cat(chunks):
         return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
+    if given is not None:
+        original = [{k: np.asarray(given[k]) for k in (parts or given)}]
+        if len(original[0][next(iter(original[0]))]) != count:
+            raise ValueError(f"param_probe: `original` has features of {len(original[0][next(iter(original[0]))])} images; there are {count}.")  # fmt: skip
     result = {"original": cat(original), "families": {}}
     for name, ops in families.items():
         rows = [item for rep in per_family[name] for item in rep]
@@ -237,138 +231,139 @@ def extract_param_features(
     return result
 
 
+def param_scores(
+    feats: Mapping,
+    groups,
+    *,
+    parts: Sequence[str] = PARTS,
+    heads: Sequence[str] = ("linear",),
+    repeats: int = 3,
+    test_fraction: float = 0.25,
+    seed: int = 0,
+    mlp_options: Mapping | None = None,
+) -> list[Score]:
+    """The probe on features already extracted by `extract_param_features`.
+
+    Args:
+        feats: `extract_param_features`'s output.
+        groups: (N,) group of each original image (its photo or object): test images never share
+            a group with training images.
+        parts, heads, repeats, test_fraction, seed, mlp_options: see `param_probe`.
+
+    Returns:
+        `Score`s of probe "params", one target per family (components in `dim`).
+    """
+    from sklearn.model_selection import GroupShuffleSplit
+
+    parts = check_choices("part", parts, PARTS)
+    heads = check_heads(heads)
+    repeats = check_repeats(repeats)
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"param_probe: test_fraction must be in (0, 1); received {test_fraction}.")
+    n = len(feats["original"][parts[0]])
+    groups = np.asarray(groups)
+    if groups.shape != (n,):
+        raise ValueError(f"param_probe: groups must be ({n},), one per image; received shape {groups.shape}.")
+    if len(np.unique(groups)) < 3:
+        raise ValueError(
+            f"param_probe: needs at least 3 groups (photos or objects) to hold some out; received {len(np.unique(groups))}."
+        )
+    collector = Collector("params")
+    for r in range(repeats):
+        splitter = GroupShuffleSplit(n_splits=1, test_size=test_fraction, random_state=int(seed) * 1000 + r)
+        _, test_images = next(splitter.split(np.zeros(n), groups=groups))
+        is_test = np.zeros(n, bool)
+        is_test[test_images] = True
+        for name, fam in feats["families"].items():
+            names = [str(x) for x in fam["names"]]
+            test_rows = is_test[fam["index"]]
+            y = fam["targets"]
+            row_groups = groups[fam["index"]]
+            for part in parts:
+                x = np.concatenate([feats["original"][part][fam["index"]], fam["features"][part]], axis=1)
+                fitted = fit_regressors(
+                    x[~test_rows], y[~test_rows], row_groups[~test_rows], heads, mlp_options=mlp_options, seed=seed + r
+                )
+                for head, model in fitted.items():
+                    collector.add_regression(name, part, head, y[test_rows], predict_2d(model, x[test_rows]), names)
+    return collector.scores()
+
+
 def param_probe(
     encode: Encode,
     images,
+    groups,
     *,
     families: Sequence[str] | Mapping = FAMILIES,
-    parts: Sequence[str] = ("embedding",),
-    heads: Sequence[str] | Mapping = ("linear", "mlp"),
-    head_options: Mapping | None = None,
-    transforms_per_image: int = 1,
+    parts: Sequence[str] = PARTS,
+    heads: Sequence[str] = ("linear",),
+    repeats: int = 3,
     test_fraction: float = 0.25,
+    transforms_per_image: int = 1,
     batch_size: int = 256,
     seed: int = 0,
-    cache: str | os.PathLike | None = None,
-    model_key: str | None = None,
-    data_key: str | None = None,
+    mlp_options: Mapping | None = None,
     progress: bool | None = None,
-) -> dict:
-    """Regresses augmentation parameters from `[f(I), f(g(I))]`; R² per parameter, per head and part.
+) -> list[Score]:
+    """Regresses augmentation parameters from `[f(I), f(g(I))]`; R² per family, head and part.
+
+    Each of `repeats` repeats holds out `test_fraction` of the **groups** (photos, objects) with
+    all their images and transformed copies, fits the heads on the rest and scores the held-out
+    images; every figure is a mean ± std over repeats. Use at least ~2,700 images so that the
+    heads train on 2,000 or more.
 
     Args:
         encode: `encode(uint8 (N, H, W, 3)) -> {part: (N, C)}`.
-        images: uint8 `(N, H, W, 3)`, or a `tf.data.Dataset` of uint8 images or of dicts with an
-            "image" (e.g. `keras_eqssl.data.skimage_photos(...)`); all of one size.
-        families: names from `FAMILIES` ("rotation", "color", "blur", "translation", "all"), or
-            `{name: [ops]}` for custom ones (None ops: the named family's).
+        images: uint8 `(N, H, W, 3)`, all of one size.
+        groups: (N,) the photo or object each image comes from.
+        families: names from `FAMILIES`, or `{name: [ops]}` for custom ones (None ops: the named
+            family's).
         parts: encoder outputs to probe ("embedding", "invariant", "equivariant").
-        heads: "linear" and/or "mlp", or `{name: train_head kwargs}`.
-        head_options: `train_head` kwargs for every head.
-        transforms_per_image: R transformed copies per image and family (more samples).
-        test_fraction: the share of images (with all their copies) held out to score the heads.
+        heads: "linear" and/or "mlp" (the constant predictor is always scored).
+        repeats: held-out draws.
+        test_fraction: the share of groups held out per repeat.
+        transforms_per_image: transformed copies per image and family.
         batch_size: images per `encode` call.
-        seed: parameter draws, the split and (unless `head_options` sets one) the heads.
-        cache: a directory to keep the features in (`.npz`; needs `model_key` or `encode.cache_key`,
-            and `data_key` for a dataset).
-        model_key, data_key: cache keys (see `extract`).
+        seed: parameter draws, splits and MLP weights.
+        mlp_options: `train_mlp` keyword arguments.
         progress: a tqdm bar (None: for long runs).
 
     Returns:
-        A JSON-able dict:
-
-            {"protocol": "augmentation-parameters", "num_images", "num_train", "num_test",
-             "transforms_per_image", "seed", "parts", "heads",
-             "families": {family: [parameter names]},
-             "results": {part: {head: {family: {"r2": {name: R²}, "r2_mean": mean R²}}}}}
-
-        `num_train` / `num_test` count (image, transform) pairs.
+        A list of `Score`s (probe "params"; target = family; metric "r2"; parameters in `dim`).
 
     Raises:
-        ValueError: an unknown family (the message lists the known ones), part or head.
+        ValueError: an unknown family (the message lists the known ones), part or head; too few
+            groups.
 
     Example:
     >>> from keras_eqssl.data import skimage_photos
-    >>> out = param_probe(encode, skimage_photos(64, 1024), families=["rotation"])   # doctest: +SKIP
-    >>> out["results"]["embedding"]["mlp"]["rotation"]["r2"]["rotation"]              # doctest: +SKIP
-    0.87
+    >>> crops = list(skimage_photos(64, 2700).as_numpy_iterator())                     # doctest: +SKIP
+    >>> images = np.stack([c["image"] for c in crops]); photo = np.array([c["label"] for c in crops])  # doctest: +SKIP
+    >>> scores = param_probe(encode, images, photo, families=["rotation"])               # doctest: +SKIP
+    >>> one(scores, target="rotation", part="equivariant", head="linear", metric="r2").text()  # doctest: +SKIP
+    '0.412 ± 0.031'
     """
     families = _resolve_families(families)
     parts = check_choices("part", parts, PARTS)
-    head_specs = resolve_heads(heads, {"seed": seed, **dict(head_options or {})})
     if transforms_per_image < 1:
         raise ValueError(f"param_probe: transforms_per_image must be >= 1; received {transforms_per_image}.")
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"param_probe: test_fraction must be in (0, 1); received {test_fraction}.")
-
-    feats = None
-    path = key_blob = None
-    if cache is not None:
-        model_key = model_key if model_key is not None else getattr(encode, "cache_key", None)
-        if model_key is None:
-            raise ValueError("param_probe: cache= needs model_key= or an encoder with a cache_key.")
-        if data_key is None:
-            if not isinstance(images, np.ndarray):
-                raise ValueError("param_probe: cache= with a dataset needs data_key=, a string describing the data.")
-            data_key = _array_key(_check_images(images, "param_probe"))
-        config = {
-            "families": {k: [repr(op) for op in v] for k, v in families.items()},
-            "R": transforms_per_image,
-            "seed": seed,
-        }
-        data_desc = f"param-probe:{data_key}:{json.dumps(config, sort_keys=True)}"
-        path = cache_path(cache, model_key, data_desc, parts)
-        key_blob = json.dumps({"model": model_key, "data": data_desc, "parts": parts}, sort_keys=True)
-        if path.exists():
-            flat = _load(path, key_blob)
-            if flat is not None:
-                feats = _unflatten(flat)
-    if feats is None:
-        feats = extract_param_features(
-            encode,
-            images,
-            families,
-            parts=parts,
-            transforms_per_image=transforms_per_image,
-            batch_size=batch_size,
-            seed=seed,
-            progress=progress,
-        )
-        if path is not None:
-            _save(path, _flatten(feats), key_blob)
-
-    n = len(feats["original"][parts[0]])
-    rng = np.random.default_rng([seed, 0x9A7A])
-    is_test = np.zeros(n, bool)
-    n_test = min(n - 1, max(1, int(round(test_fraction * n))))
-    is_test[rng.permutation(n)[:n_test]] = True
-
-    results: dict = {part: {h: {} for h in head_specs} for part in parts}
-    for name, fam in feats["families"].items():
-        names = [str(s) for s in fam["names"]]
-        test_rows = is_test[fam["index"]]
-        y = fam["targets"]
-        for part in parts:
-            x = np.concatenate([feats["original"][part][fam["index"]], fam["features"][part]], axis=1)
-            for head_name, kwargs in head_specs.items():
-                head = train_head(x[~test_rows], y[~test_rows], task="regression", **kwargs)
-                pred = head.predict(x[test_rows])
-                per_dim = r2_per_dim(y[test_rows], pred)
-                results[part][head_name][name] = {
-                    "r2": {k: float(v) for k, v in zip(names, per_dim)},
-                    "r2_mean": r2_mean(y[test_rows], pred),
-                }
-    first = next(iter(feats["families"].values()))
-    test_pairs = int(is_test[first["index"]].sum())
-    return {
-        "protocol": "augmentation-parameters",
-        "num_images": int(n),
-        "num_train": int(len(first["index"]) - test_pairs),
-        "num_test": test_pairs,
-        "transforms_per_image": int(transforms_per_image),
-        "seed": int(seed),
-        "parts": list(parts),
-        "heads": list(head_specs),
-        "families": {k: [str(s) for s in v["names"]] for k, v in feats["families"].items()},
-        "results": results,
-    }
+    feats = extract_param_features(
+        encode,
+        images,
+        families,
+        parts=parts,
+        transforms_per_image=transforms_per_image,
+        batch_size=batch_size,
+        seed=seed,
+        progress=progress,
+    )
+    return param_scores(
+        feats,
+        groups,
+        parts=parts,
+        heads=heads,
+        repeats=repeats,
+        test_fraction=test_fraction,
+        seed=seed,
+        mlp_options=mlp_options,
+    )

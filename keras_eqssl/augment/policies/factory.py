@@ -25,6 +25,8 @@ def _chain_kwargs(cfg):
         jitter_p=cfg.jitter.p,
         grayscale_p=cfg.grayscale.p,
         blur_sigma=tuple(cfg.blur.sigma),
+        rotation=cfg.rotation.degrees,
+        translation=cfg.translation.pixels,
     )
 
 

@@ -7,10 +7,21 @@ from keras_eqssl.augment.color import ColorJitter, Grayscale, Solarize
 from keras_eqssl.augment.compose import Compose, RandomApply
 from keras_eqssl.augment.crop import RandomResizedCrop
 from keras_eqssl.augment.flip import Flip
+from keras_eqssl.augment.geometric import Rotation, Translation
 from keras_eqssl.augment.policies.base import ViewsPolicy
 
 SIMCLR_JITTER = dict(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1)
 BYOL_JITTER = dict(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)
+
+
+def geometric_ops(rotation: float = 0.0, translation: float = 0.0) -> list:
+    """`[Rotation(rotation)]` and `[Translation(translation)]` for the values > 0 (degrees, pixels)."""
+    ops = []
+    if rotation > 0:
+        ops.append(Rotation(rotation))
+    if translation > 0:
+        ops.append(Translation(translation))
+    return ops
 
 
 def view_chain(
@@ -25,11 +36,18 @@ def view_chain(
     blur_p=0.5,
     solarize_p=None,
     blur_kernel_size=None,
+    rotation=0.0,
+    translation=0.0,
 ) -> Compose:
-    """The standard SSL view: crop, flip, jitter (p), grayscale (p), blur (p), and solarize (p) when given."""
+    """The standard SSL view: crop, flip, jitter (p), grayscale (p), blur (p), and solarize (p) when given.
+
+    `rotation` (degrees) and `translation` (pixels) > 0 add a rotation ~ U(-rotation, rotation) and
+    a shift ~ U(-translation, translation) after the crop: the combined augmentations of the
+    flagship paper's ImageNet protocol (rotation ±45°, translation ±10 px at 224 px).
+    """
     jitter = SIMCLR_JITTER if jitter is None else jitter
-    ops = [
-        RandomResizedCrop(size, scale=scale, ratio=ratio),
+    ops = [RandomResizedCrop(size, scale=scale, ratio=ratio), *geometric_ops(rotation, translation)]
+    ops += [
         Flip(p=flip_p),
         RandomApply(ColorJitter(**jitter), p=jitter_p),
         Grayscale(p=grayscale_p),

@@ -12,7 +12,7 @@ from keras_eqssl.augment.compose import Compose, RandomApply
 from keras_eqssl.augment.crop import RandomResizedCrop
 from keras_eqssl.augment.flip import Flip
 from keras_eqssl.augment.policies.base import Policy
-from keras_eqssl.augment.policies.pairs import SIMCLR_JITTER
+from keras_eqssl.augment.policies.pairs import SIMCLR_JITTER, geometric_ops
 from keras_eqssl.augment.seeds import fold
 
 
@@ -85,10 +85,13 @@ def stl(
     blur_p=0.5,
     augmix: bool = False,
     augmix_kwargs=None,
+    rotation=0.0,
+    translation=0.0,
 ) -> AlignedPairsPolicy:
-    """STL's policy: aligned crop + jitter + grayscale (+ AugMix), per-image flip + blur."""
-    aligned = [
-        RandomResizedCrop(size, scale=scale, ratio=ratio),
+    """STL's policy: aligned crop (+ rotation, translation when > 0) + jitter + grayscale (+ AugMix),
+    per-image flip + blur."""
+    aligned = [RandomResizedCrop(size, scale=scale, ratio=ratio), *geometric_ops(rotation, translation)]
+    aligned += [
         RandomApply(ColorJitter(**(SIMCLR_JITTER if jitter is None else jitter)), p=jitter_p),
         Grayscale(p=grayscale_p),
     ]
