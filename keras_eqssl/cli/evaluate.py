@@ -1,6 +1,6 @@
 """Evaluates exported encoders (SavedModels) with the probes and writes a report.
 
-    keras-eqssl-evaluate --model=runs/default/export --data=~/.cache/keras_eqssl/m3d-240x12-64px-seed0 --out=eval
+    keras-eqssl-evaluate --model=runs/default/export --data=~/.cache/keras_eqssl/m3d-360x12-32px-seed0 --out=eval
     keras-eqssl-evaluate --model=runs/a/export,runs/b/export --names=a,b --data=skimage_photos --out=eval_ab
 
 `--data` is a 3DIEBench-format root (SIE's rotation/colour probes, the parameter probe on the

@@ -1,7 +1,7 @@
 """Run the probes that fit a data source on one or more exported encoders, and write the report.
 
     evaluate_models({"trained": "runs/default/export", "random init": "runs/default/export_init"},
-                    EvalData(threedie_root="~/.cache/keras_eqssl/m3d-240x12-64px-seed0"), "runs/default/report")
+                    EvalData(threedie_root="~/.cache/keras_eqssl/m3d-360x12-32px-seed0"), "runs/default/report")
 
 On a 3DIEBench-format root (features of every view are extracted once per model):
 - SIE's relative rotation / colour probes: heads fit on pairs of the train split's objects, scored
