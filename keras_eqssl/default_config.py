@@ -85,7 +85,7 @@ def get_config() -> ml_collections.ConfigDict:
     m.recon = ml_collections.ConfigDict(
         dict(
             enabled=True,
-            weight=1.0,
+            weight=5.0,  # lambda: 5 beat 1 at the main job's budget (docs/main_job.md)
             reconstruct="v2",  # v2 | v1 | both
             query_from="target",  # target | source
             scale="sqrt_d",  # sqrt_d | none
