@@ -128,11 +128,12 @@ def _split(v):
 
 def _value_rules() -> dict[str, Callable]:
     from keras_eqssl.augment.policies import POLICIES
-    from keras_eqssl.data import SOURCES
+    from keras_eqssl.data import PHOTO_SPLITS, SOURCES
 
     scale = _range(0.0, 1.0, strict_low=True)  # an area fraction: (0, 1]
     return {
         "data.source": _one_of(SOURCES),
+        "data.photos": _one_of(PHOTO_SPLITS),
         "data.image_size": _positive_int,
         "data.num_images": _positive_int,
         "data.batch_size": _positive_int,
@@ -146,6 +147,7 @@ def _value_rules() -> dict[str, Callable]:
         "augment.jitter.hue": lambda v: "must be in [0, 0.5]" if not 0 <= v <= 0.5 else None,
         "augment.blur.sigma": _range(0.0),
         "augment.rotation.degrees": lambda v: "must be in [0, 180]" if not 0 <= v <= 180 else None,
+        "data.threedie.rotation": lambda v: "must be in [0, 180]" if not 0 <= v <= 180 else None,
         "augment.translation.pixels": lambda v: "must be >= 0" if not v >= 0 else None,
         "augment.augmix.severity": lambda v: "must be in [1, 10]" if not 1 <= v <= 10 else None,
         "augment.augmix.width": _positive_int,

@@ -25,12 +25,14 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.tfds_name = ""  # tfds: a prepared image-classification dataset, e.g. "cifar10"
     c.data.data_dir = ""  # tfds: its data_dir ("" = tfds default)
     c.data.split = "train"
+    c.data.photos = "all"  # skimage_photos: all | train | test (test = 4 photos held out of train)
     c.data.image_size = 128  # side of the source images handed to the policy
     c.data.num_images = 2048  # images per epoch drawn from the source
     c.data.batch_size = 64
     # threedie: a 3DIEBench-format root (`root`), or "" for a procedural mini-3DIEBench rendered
     # once into `cache_dir` with these settings. Pairs are two renders of one object; the
-    # augmentation policy is applied to them only when `augment_renders` (SIE uses none).
+    # augmentation policy is applied to them only when `augment_renders`; otherwise each render
+    # only gets an in-plane rotation ~ U(-rotation, rotation) degrees, drawn per view (0 = none, as SIE).
     c.data.threedie = ml_collections.ConfigDict(
         dict(
             root="",
@@ -39,6 +41,7 @@ def get_config() -> ml_collections.ConfigDict:
             views=12,
             render_size=32,
             augment_renders=False,
+            rotation=45.0,  # the invariant part learns to drop it, the reconstruction keeps it (docs/main_job.md)
         )
     )
 

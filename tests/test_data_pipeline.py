@@ -20,9 +20,26 @@ def test_photos_are_deterministic_and_labelled():
     assert np.std(a[0]["image"]) > 5  # a real photo, not a flat image
 
 
+def test_photo_splits_partition_the_photos():
+    from keras_eqssl.data import HELD_OUT_PHOTOS, photo_names
+
+    train, test = photo_names("train"), photo_names("test")
+    assert test == HELD_OUT_PHOTOS and not set(train) & set(test)
+    assert sorted(train + test) == sorted(PHOTOS) and photo_names("all") == PHOTOS
+    assert {"cat", "chelsea"} <= set(train)  # the same photo twice: never split across train and test
+    crops = list(skimage_photos(image_size=32, num_images=8, photos="test").as_numpy_iterator())
+    assert [x["label"] for x in crops] == [i % 4 for i in range(8)]
+    everything = list(skimage_photos(image_size=32, num_images=len(PHOTOS), seed=9).as_numpy_iterator())
+    held = list(skimage_photos(image_size=32, num_images=4, seed=9, photos="test").as_numpy_iterator())
+    first_test = PHOTOS.index(HELD_OUT_PHOTOS[0])  # crop i of photo i % P: same draw for the same i
+    assert np.array_equal(held[0]["image"], everything[0]["image"]) == (first_test == 0)
+
+
 def test_bad_source_arguments():
     with pytest.raises(ValueError, match="image_size"):
         skimage_photos(image_size=0)
+    with pytest.raises(ValueError, match=r"unknown photo split 'val'; known: \('all', 'train', 'test'\)"):
+        skimage_photos(image_size=8, photos="val")
 
 
 def test_view_batches_batch_format():

@@ -248,6 +248,46 @@ def test_param_probe_holds_out_whole_groups(monkeypatch):
     assert len({frozenset(s) for s in seen}) > 1  # each repeat holds out other photos
 
 
+def test_param_probe_with_fixed_test_groups_fits_once_and_bootstraps_them(monkeypatch):
+    import keras_eqssl.probes.repeats as repeats
+    from keras_eqssl.probes.params import param_scores
+
+    seen = []
+    real = repeats.fit_regressors
+
+    def spy(x, y, groups, heads, **kwargs):
+        seen.append(set(np.unique(groups).tolist()))
+        return real(x, y, groups, heads, **kwargs)
+
+    monkeypatch.setattr("keras_eqssl.probes.params.fit_regressors", spy)
+    images = photo_array(96, 16, 3)
+    photos = np.arange(96) % 16
+    feats = extract_param_features(split_encode, images, ["rotation"], parts=["embedding"])
+    scores = param_scores(feats, photos, parts=["embedding"], repeats=4, test_groups=[12, 13, 14, 15])
+    assert seen == [set(range(12))]  # one fit, on the other photos only
+    score = one(scores, target="rotation", part="embedding", head="linear", metric="r2")
+    assert len(score.values) == 4 and len(set(score.values)) > 1  # four different bootstraps of the held-out photos
+    with pytest.raises(ValueError, match="must hold out some groups and leave others"):
+        param_scores(feats, photos, parts=["embedding"], test_groups=list(range(16)))
+    with pytest.raises(ValueError, match="must hold out some groups and leave others"):
+        param_scores(feats, photos, parts=["embedding"], test_groups=[99])
+
+
+def test_param_probe_with_fixed_test_groups_reads_a_target_the_features_contain():
+    from keras_eqssl.probes.params import param_scores
+
+    images = photo_array(400, 16, 3)
+    photos = np.arange(400) % 16
+    feats = extract_param_features(split_encode, images, ["rotation"], parts=["embedding"])
+    fam = feats["families"]["rotation"]  # the transformed copies' features get the angle as one more column
+    angle = fam["targets"]
+    fam["features"]["embedding"] = np.concatenate([fam["features"]["embedding"], angle], axis=1)
+    feats["original"]["embedding"] = np.concatenate([feats["original"]["embedding"], np.zeros_like(angle)], axis=1)
+    scores = param_scores(feats, photos, parts=["embedding"], repeats=3, test_groups=[0, 5, 10, 15])
+    assert one(scores, target="rotation", head="linear", metric="r2").mean > 0.99
+    assert abs(one(scores, target="rotation", head="constant", metric="r2").mean) < 0.1
+
+
 def test_param_draws_depend_on_seed_and_image_not_on_batching():
     images = photo_array(64, 16, 3)
     a = extract_param_features(split_encode, images, ["rotation", "translation"], batch_size=16, seed=5)

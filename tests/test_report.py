@@ -376,3 +376,40 @@ def test_docstring_examples(module):
 
     failures, _ = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert failures == 0
+
+
+def test_merge_seeds_makes_the_seeds_the_repeats_and_pairs_them():
+    def run(rotation, top1, extra=True):
+        scores = [Score("params", "rotation", "embedding", "linear", "r2", rotation)]
+        if extra:
+            scores.append(Score("classification", "class", "embedding", "linear", "top1", top1))
+        return ModelResults(scores, {"eval_seconds": 1.0})
+
+    base = results.merge_seeds([run((0.1, 0.3), (0.5,)), run((0.2, 0.2), (0.6,)), run((0.3, 0.5), (0.7,))])
+    better = results.merge_seeds([run((0.3, 0.5), (0.5,)), run((0.4, 0.4), (0.6,)), run((0.5, 0.7), (0.7,), False)])
+    rotation = results.one(base.scores, target="rotation")
+    assert rotation.values == (0.2, 0.2, 0.4)  # one value per seed: the mean of its probe repeats
+    assert len(base.info["runs"]) == 3
+    assert [s.target for s in better.scores] == ["rotation"]  # a score missing from one seed is dropped
+    d = compare(results.one(better.scores, target="rotation"), rotation)
+    assert d.paired and math.isclose(d.delta, 0.2) and d.std < 1e-9 and d.beyond_noise  # +0.2 on every seed
+    with pytest.raises(ValueError, match="at least one run"):
+        results.merge_seeds([])
+
+
+def test_tables_and_bars_take_their_own_key_metrics(tmp_path):
+    metric = results.KeyMetric("blur R²", "params", "blur", "r2")
+    scores = lambda *v: ModelResults(  # noqa: E731
+        [
+            Score("params", "blur", "embedding", "linear", "r2", v),
+            Score("params", "blur", "embedding", "constant", "r2", (0.0,) * len(v)),
+        ]
+    )
+    models = {"a": scores(0.1, 0.2, 0.3), "b": scores(0.5, 0.6, 0.7)}
+    table = tables.key_table(models, metrics=[metric])
+    assert table.splitlines()[0].split("|")[2].strip() == "blur R²" and "0.600 ± 0.100" in table
+    assert tables.key_table(models) is None  # none of the default key metrics is there
+    assert "+0.400 *" in tables.difference_table(models, "a", metrics=[metric])
+    assert "ahead beyond the noise on blur R²" in tables.verdict(models, "a", metrics=[metric])
+    drawn = plots.score_bars(models, tmp_path / "bars.png", metrics=[metric])
+    assert drawn.groups == ["blur R²"] and np.allclose(drawn.stds[:, 0], 0.1) and os.path.exists(drawn.path)

@@ -6,9 +6,10 @@ Names are imported lazily, so `keras_eqssl.data.render` runs without loading Ten
 import importlib as _importlib
 
 SOURCES = ("skimage_photos", "image_folder", "tfds", "fashion_mnist", "threedie")
+PHOTO_SPLITS = ("all", "train", "test")  # skimage_photos' `photos` (see `data.photos.photo_names`)
 
 _EXPORTS = {
-    "keras_eqssl.data.photos": ("PHOTOS", "load_photos", "skimage_photos"),
+    "keras_eqssl.data.photos": ("PHOTOS", "HELD_OUT_PHOTOS", "load_photos", "photo_names", "skimage_photos"),
     "keras_eqssl.data.pipeline": ("view_batches",),
     "keras_eqssl.data.train_batches": ("train_batches", "threedie_root"),
     "keras_eqssl.data.threedie": (
@@ -52,7 +53,7 @@ def source_from_config(config):
     if d.source == "skimage_photos":
         from keras_eqssl.data.photos import skimage_photos
 
-        return skimage_photos(image_size=d.image_size, num_images=d.num_images, seed=config.seed)
+        return skimage_photos(image_size=d.image_size, num_images=d.num_images, seed=config.seed, photos=d.photos)
     if d.source == "image_folder":
         from keras_eqssl.data.image_folder import image_folder
 

@@ -7,6 +7,8 @@ import functools
 import numpy as np
 import tensorflow as tf
 
+from keras_eqssl.data import PHOTO_SPLITS
+
 # Photographs (not synthetic patterns) that scikit-image bundles in its wheel; some are gray.
 PHOTOS = (
     "astronaut",
@@ -27,6 +29,23 @@ PHOTOS = (
     "stereo_motorcycle",
 )
 _STORE_SIDE = 256
+# Photos no pretraining run on the "train" split sees (the flagship comparison scores its probes
+# on crops of these). `cat` and `chelsea` are the same photo, so both stay on one side.
+HELD_OUT_PHOTOS = ("astronaut", "coffee", "rocket", "stereo_motorcycle")
+
+
+def photo_names(split: str = "all") -> tuple[str, ...]:
+    """The photos of a split: "all" (`PHOTOS`), "test" (`HELD_OUT_PHOTOS`) or "train" (the rest).
+
+    >>> len(photo_names("train")) + len(photo_names("test")) == len(photo_names("all"))
+    True
+    """
+    if split not in PHOTO_SPLITS:
+        raise ValueError(f"skimage_photos: unknown photo split {split!r}; known: {PHOTO_SPLITS}.")
+    if split == "all":
+        return PHOTOS
+    held = split == "test"
+    return tuple(name for name in PHOTOS if (name in HELD_OUT_PHOTOS) == held)
 
 
 def _square_rgb(image: np.ndarray) -> np.ndarray:
@@ -61,12 +80,15 @@ def load_photos(names: tuple[str, ...] = PHOTOS) -> np.ndarray:
     return np.stack(out)
 
 
-def skimage_photos(image_size: int = 128, num_images: int = 2048, seed: int = 0) -> tf.data.Dataset:
+def skimage_photos(
+    image_size: int = 128, num_images: int = 2048, seed: int = 0, photos: str = "all"
+) -> tf.data.Dataset:
     """Random square crops of the scikit-image photos, as `{"image": (S, S, 3) uint8, "label": int32}`.
 
     Image i is a crop of photo `i % P` covering 40-100% of its side at a random position, drawn
     statelessly from (seed, i), so the dataset is the same on every run. The label is the
-    photo's index (P = 16 classes).
+    photo's index among the P photos of `photos` ("all": 16, "train": 12, "test": the 4
+    `HELD_OUT_PHOTOS`; see `photo_names`).
 
     Example:
     >>> ds = skimage_photos(image_size=64, num_images=8)
@@ -77,7 +99,7 @@ def skimage_photos(image_size: int = 128, num_images: int = 2048, seed: int = 0)
         raise ValueError(
             f"skimage_photos: image_size and num_images must be >= 1; received {image_size}, {num_images}."
         )
-    photos = tf.constant(load_photos())
+    photos = tf.constant(load_photos(photo_names(photos)))
     count = photos.shape[0]
 
     def crop(i):

@@ -6,7 +6,7 @@ import os
 
 import tensorflow as tf
 
-from keras_eqssl.augment.policies import Policy, policy_from_config
+from keras_eqssl.augment.policies import Policy, policy_from_config, rotated_pair
 
 PAIR_VIEWS = ("v1", "v2")
 
@@ -47,8 +47,9 @@ def train_batches(config, first_step: int = 0, split: str = "train", progress: b
 
     - `config.data.source == "threedie"`: pairs of two renders of one object from a
       3DIEBench-format root (`threedie_root`), resized to `config.augment.size`, with
-      `rel_rotation`, `rel_color`, `latent` and `label`; the policy is applied to the renders
-      only when `config.data.threedie.augment_renders`.
+      `rel_rotation`, `rel_color`, `latent` and `label`. `config.augment.policy` is applied to
+      the renders only when `config.data.threedie.augment_renders`; otherwise each render gets
+      only an in-plane rotation of up to `config.data.threedie.rotation` degrees (0 = none).
     - any image source: `config.augment.policy` makes the pair of views of each image, and
       their parameters are recorded under `"params"`.
 
@@ -62,13 +63,15 @@ def train_batches(config, first_step: int = 0, split: str = "train", progress: b
     if config.data.source == "threedie":
         from keras_eqssl.data.threedie import threedie_pairs
 
-        policy = _pair_policy(config) if config.data.threedie.augment_renders else None
+        t = config.data.threedie
+        resize = not t.augment_renders  # the policy's crop makes views of augment.size
+        policy = _pair_policy(config) if t.augment_renders else (rotated_pair(t.rotation) if t.rotation > 0 else None)
         ds = threedie_pairs(
             threedie_root(config, progress=progress),
             split,
             seed=config.seed,
             num_epochs=None,
-            image_size=config.augment.size if policy is None else None,
+            image_size=config.augment.size if resize else None,
             batch_size=batch,
             augment=policy,
             skip=skip,

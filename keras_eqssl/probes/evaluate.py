@@ -52,6 +52,8 @@ class EvalData:
         repeats: repeats per probe (the spread of every figure).
         pairs_per_object: 3DIEBench train pairs per object and repeat.
         param_test_fraction: share of groups the parameter probe holds out.
+        param_test_groups: a fixed set of groups the parameter probe holds out instead (its heads
+            fit once on the others; each repeat scores a bootstrap sample of these groups).
         description: how the data was made, for the report.
     """
 
@@ -65,6 +67,7 @@ class EvalData:
     repeats: int = 5
     pairs_per_object: int = 32
     param_test_fraction: float = 0.25
+    param_test_groups: Sequence | None = None
     description: str = ""
 
     def __post_init__(self):
@@ -154,10 +157,17 @@ def evaluate_encoder(
                                        progress=progress, original=probe_features)  # fmt: skip
         scores += param_scores(
             feats, groups, parts=parts, heads=data.heads, repeats=data.repeats,
-            test_fraction=data.param_test_fraction, seed=seed,
+            test_fraction=data.param_test_fraction, seed=seed, test_groups=data.param_test_groups,
         )  # fmt: skip
+    probes_text = REPEATS_TEXT
+    if data.param_test_groups is not None:
+        probes_text = probes_text.replace(
+            "a parameter-probe repeat holds out {test:.0%} of the {groups} (never seen by its heads)",
+            "the parameter probe's heads fit once on the other {groups} and each repeat scores a bootstrap sample of "
+            "the held-out {groups} (never seen by its heads)",
+        )
     info = {
-        "probes": REPEATS_TEXT.format(
+        "probes": probes_text.format(
             repeats=data.repeats,
             pairs=data.pairs_per_object,
             test=data.param_test_fraction,

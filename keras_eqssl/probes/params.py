@@ -22,13 +22,21 @@ reproducible, and the batch size and the other families asked for change nothing
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
 from keras_eqssl.probes.features import Encode, _check_images, _encode_batch, _progress, check_choices
-from keras_eqssl.probes.repeats import Collector, check_heads, check_repeats, fit_regressors, predict_2d
+from keras_eqssl.probes.repeats import (
+    Collector,
+    bootstrap_groups,
+    check_heads,
+    check_repeats,
+    fit_regressors,
+    predict_2d,
+)
 from keras_eqssl.probes.results import FAMILIES, PARTS, Score
 
 _ALL_ORDER = ("color", "blur", "rotation", "translation")
@@ -54,6 +62,12 @@ def family_ops(name: str) -> list:
     if name not in makers:
         raise ValueError(f"Unknown parameter family {name!r}; known: {list(FAMILIES)}.")
     return [makers[name]()]
+
+
+@functools.cache
+def _family_transformer(name: str):
+    """`_transformer` of a named family, traced once per process (evaluating many encoders reuses it)."""
+    return _transformer(family_ops(name))
 
 
 def _resolve_families(families) -> dict[str, list]:
@@ -185,8 +199,9 @@ def extract_param_features(
 
     from keras_eqssl.augment.seeds import fold
 
+    named = not isinstance(families, Mapping)
     families = _resolve_families(families)
-    runs = {name: _transformer(ops) for name, ops in families.items()}
+    runs = {name: _family_transformer(name) if named else _transformer(ops) for name, ops in families.items()}
     batches, n = _image_batches(images, batch_size)
     given = original
     original = []
@@ -241,6 +256,7 @@ def param_scores(
     test_fraction: float = 0.25,
     seed: int = 0,
     mlp_options: Mapping | None = None,
+    test_groups: Sequence | None = None,
 ) -> list[Score]:
     """The probe on features already extracted by `extract_param_features`.
 
@@ -249,6 +265,9 @@ def param_scores(
         groups: (N,) group of each original image (its photo or object): test images never share
             a group with training images.
         parts, heads, repeats, test_fraction, seed, mlp_options: see `param_probe`.
+        test_groups: a fixed held-out set instead of `test_fraction`: the heads fit once on the
+            other groups, and each repeat scores a bootstrap sample of these groups
+            (`repeats.bootstrap_groups`).
 
     Returns:
         `Score`s of probe "params", one target per family (components in `dim`).
@@ -269,6 +288,9 @@ def param_scores(
             f"param_probe: needs at least 3 groups (photos or objects) to hold some out; received {len(np.unique(groups))}."
         )
     collector = Collector("params")
+    if test_groups is not None:
+        _fixed_split_scores(feats, groups, test_groups, parts, heads, repeats, seed, mlp_options, collector)
+        return collector.scores()
     for r in range(repeats):
         splitter = GroupShuffleSplit(n_splits=1, test_size=test_fraction, random_state=int(seed) * 1000 + r)
         _, test_images = next(splitter.split(np.zeros(n), groups=groups))
@@ -287,6 +309,32 @@ def param_scores(
                 for head, model in fitted.items():
                     collector.add_regression(name, part, head, y[test_rows], predict_2d(model, x[test_rows]), names)
     return collector.scores()
+
+
+def _fixed_split_scores(feats, groups, test_groups, parts, heads, repeats, seed, mlp_options, collector) -> None:
+    """`param_scores` with a fixed held-out set of groups: heads fit once, repeats bootstrap the test groups."""
+    is_test = np.isin(groups, np.asarray(test_groups))
+    if is_test.all() or not is_test.any():
+        raise ValueError(
+            f"param_probe: test_groups {list(test_groups)} must hold out some groups and leave others to fit on; "
+            f"the groups are {np.unique(groups).tolist()}."
+        )
+    for name, fam in feats["families"].items():
+        names = [str(x) for x in fam["names"]]
+        test_rows = is_test[fam["index"]]
+        y = fam["targets"]
+        row_groups = groups[fam["index"]]
+        for part in parts:
+            x = np.concatenate([feats["original"][part][fam["index"]], fam["features"][part]], axis=1)
+            fitted = fit_regressors(
+                x[~test_rows], y[~test_rows], row_groups[~test_rows], heads, mlp_options=mlp_options, seed=seed
+            )
+            x_test, y_test, g_test = x[test_rows], y[test_rows], row_groups[test_rows]
+            predicted = {head: predict_2d(model, x_test) for head, model in fitted.items()}
+            for r in range(repeats):
+                rows = bootstrap_groups(g_test, int(seed) * 1000 + r)
+                for head, y_hat in predicted.items():
+                    collector.add_regression(name, part, head, y_test[rows], y_hat[rows], names)
 
 
 def param_probe(

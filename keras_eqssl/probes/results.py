@@ -301,23 +301,27 @@ KEY_METRICS = (
 transformations, invariant for the class)."""
 
 
-def key_numbers(results: Mapping[str, ModelResults]) -> dict[str, dict[str, Score]]:
-    """`{model: {KeyMetric.name: Score}}` for the key metrics each model has."""
+def key_numbers(
+    results: Mapping[str, ModelResults], metrics: Sequence[KeyMetric] = KEY_METRICS
+) -> dict[str, dict[str, Score]]:
+    """`{model: {KeyMetric.name: Score}}` for the `metrics` each model has."""
     out = {}
     for name, r in results.items():
-        out[name] = {k.name: s for k in KEY_METRICS if (s := k.find(r.scores)) is not None}
+        out[name] = {k.name: s for k in metrics if (s := k.find(r.scores)) is not None}
     return out
 
 
-def key_constants(results: Mapping[str, ModelResults], baseline: str | None = None) -> dict[str, Score]:
-    """`{KeyMetric.name: Score}` of the constant predictor for each key metric.
+def key_constants(
+    results: Mapping[str, ModelResults], baseline: str | None = None, metrics: Sequence[KeyMetric] = KEY_METRICS
+) -> dict[str, Score]:
+    """`{KeyMetric.name: Score}` of the constant predictor for each of `metrics`.
 
     The same figure as the key metric with head="constant", taken from `baseline`'s scores, else
     from the first model that has it.
     """
     order = ([baseline] if baseline in results else []) + [m for m in results if m != baseline]
     out = {}
-    for k in KEY_METRICS:
+    for k in metrics:
         constant = dataclasses.replace(k, heads=("constant",))
         for model in order:
             found = constant.find(results[model].scores)
@@ -327,15 +331,38 @@ def key_constants(results: Mapping[str, ModelResults], baseline: str | None = No
     return out
 
 
-def key_differences(results: Mapping[str, ModelResults], baseline: str) -> dict[str, dict[str, Difference]]:
+def key_differences(
+    results: Mapping[str, ModelResults], baseline: str, metrics: Sequence[KeyMetric] = KEY_METRICS
+) -> dict[str, dict[str, Difference]]:
     """`{model: {KeyMetric.name: compare(model's score, baseline's score)}}` for every model but
-    `baseline`, over the key metrics both have. Raises ValueError for an unknown `baseline`."""
+    `baseline`, over the `metrics` both have. Raises ValueError for an unknown `baseline`."""
     if baseline not in results:
         raise ValueError(f"baseline {baseline!r} is not one of the models {list(results)}.")
-    numbers = key_numbers(results)
+    numbers = key_numbers(results, metrics)
     base = numbers[baseline]
     return {
         model: {name: compare(score, base[name]) for name, score in row.items() if name in base}
         for model, row in numbers.items()
         if model != baseline
     }
+
+
+def merge_seeds(runs: Sequence[ModelResults]) -> ModelResults:
+    """One model trained with several seeds, as one `ModelResults` whose repeats are the seeds.
+
+    Each merged `Score` holds one value per run (in the order of `runs`): that run's mean over
+    its probe repeats. So `mean ± std` is over training seeds, and `compare` of two merged models
+    whose runs are listed in the same seed order is paired by seed. Scores missing from any run
+    are dropped; `info` keeps each run's info under "runs".
+
+    >>> a = ModelResults([Score("params", "rotation", "embedding", "linear", "r2", (0.5, 0.7))])
+    >>> b = ModelResults([Score("params", "rotation", "embedding", "linear", "r2", (0.2, 0.2))])
+    >>> merge_seeds([a, b]).scores[0].values
+    (0.6, 0.2)
+    """
+    if not runs:
+        raise ValueError("merge_seeds: needs at least one run.")
+    keyed = [{s.key: s for s in r.scores} for r in runs]
+    common = [k for k in keyed[0] if all(k in other for other in keyed[1:])]
+    scores = [dataclasses.replace(keyed[0][k], values=tuple(round(d[k].mean, 12) for d in keyed)) for k in common]
+    return ModelResults(scores, {"runs": [r.info for r in runs]})

@@ -39,6 +39,7 @@ from keras_eqssl.probes.results import (
     TARGETS,
     THREEDIE_TARGETS,
     Difference,
+    KeyMetric,
     ModelResults,
     Score,
     key_constants,
@@ -119,45 +120,49 @@ def markdown_table(header: Sequence[Any], rows: Iterable[Sequence[Any]], *, left
 # --------------------------------------------------------------------------------------------------
 
 
-def _key_names(results: Mapping[str, ModelResults]) -> list[str]:
-    numbers = key_numbers(results)
-    return [k.name for k in KEY_METRICS if any(k.name in row for row in numbers.values())]
+def _key_names(results: Mapping[str, ModelResults], metrics: Sequence[KeyMetric] = KEY_METRICS) -> list[str]:
+    numbers = key_numbers(results, metrics)
+    return [k.name for k in metrics if any(k.name in row for row in numbers.values())]
 
 
-def key_table(results: Mapping[str, ModelResults], baseline: str | None = None) -> str | None:
-    """The key metrics: a row per model, a column per `KEY_METRICS` name some model has.
+def key_table(
+    results: Mapping[str, ModelResults], baseline: str | None = None, metrics: Sequence[KeyMetric] = KEY_METRICS
+) -> str | None:
+    """The key metrics: a row per model, a column per `metrics` name (default `KEY_METRICS`) some model has.
 
     Cells are `Score.text()` (mean ± std over the repeats). A last row, `CONSTANT_ROW`, holds the
     same figures with head="constant" (`results.key_constants`: from `baseline`, else the first
     model that has them). Returns None when no model has a key metric.
     """
-    numbers = key_numbers(results)
-    names = _key_names(results)
+    numbers = key_numbers(results, metrics)
+    names = _key_names(results, metrics)
     if not names:
         return None
     rows = [[model, *(row.get(n) for n in names)] for model, row in numbers.items()]
-    constants = key_constants(results, baseline)
+    constants = key_constants(results, baseline, metrics)
     if any(n in constants for n in names):
         rows.append([CONSTANT_ROW, *(constants.get(n) for n in names)])
     return markdown_table(["model", *names], rows)
 
 
-def difference_table(results: Mapping[str, ModelResults], baseline: str) -> str | None:
+def difference_table(
+    results: Mapping[str, ModelResults], baseline: str, metrics: Sequence[KeyMetric] = KEY_METRICS
+) -> str | None:
     """Each model but `baseline` minus `baseline` on the key metrics: a row per model.
 
     Cells are `results.compare(model, baseline).text()`, e.g. "+0.120 *", the `*` marking a
     difference beyond the noise. Returns None when there is no other model or no shared key metric.
     Raises ValueError for an unknown `baseline`.
     """
-    diffs = key_differences(results, baseline)
-    names = [n for n in _key_names(results) if any(n in row for row in diffs.values())]
+    diffs = key_differences(results, baseline, metrics)
+    names = [n for n in _key_names(results, metrics) if any(n in row for row in diffs.values())]
     if not diffs or not names:
         return None
     rows = [[model, *(row.get(n) for n in names)] for model, row in diffs.items()]
     return markdown_table([f"Δ vs {baseline}", *names], rows)
 
 
-def verdict(results: Mapping[str, ModelResults], baseline: str) -> str:
+def verdict(results: Mapping[str, ModelResults], baseline: str, metrics: Sequence[KeyMetric] = KEY_METRICS) -> str:
     """One plain paragraph: for each model but `baseline`, the key metrics it is ahead on beyond the
     noise, behind on beyond the noise, and within the noise on ("no difference").
 
@@ -169,7 +174,7 @@ def verdict(results: Mapping[str, ModelResults], baseline: str) -> str:
 no difference (within the noise) on none.'
     """
     sentences = []
-    for model, row in key_differences(results, baseline).items():
+    for model, row in key_differences(results, baseline, metrics).items():
         if not row:
             sentences.append(f"{model} vs {baseline}: no key metric in common.")
             continue

@@ -67,6 +67,26 @@ def simclr(size=224, **chain_kwargs) -> ViewsPolicy:
     return ViewsPolicy({"v1": view_chain(size, **chain_kwargs), "v2": view_chain(size, **chain_kwargs)}, name="simclr")
 
 
+def rotated_pair(rotation: float = 45.0, translation: float = 0.0) -> ViewsPolicy:
+    """Two views of already different images (e.g. two renders of one object) that each get only an
+    in-plane rotation ~ U(-rotation, rotation) degrees (and a shift ~ U(-translation, translation)
+    pixels when > 0), drawn per view. No crop or colour change: the images keep their size.
+
+    Views `v1`, `v2`: (B, H, W, 3), the input's size. Params per view: rotation (and translation).
+
+    >>> import tensorflow as tf
+    >>> views, params = rotated_pair(30.0)(tf.zeros((4, 16, 16, 3), tf.uint8), seed=1)
+    >>> views["v1"].shape, sorted(params["v2"])
+    (TensorShape([4, 16, 16, 3]), ['rotation'])
+    """
+    ops = geometric_ops(rotation, translation)
+    if not ops:
+        raise ValueError(f"rotated_pair: rotation or translation must be > 0; received {rotation}, {translation}.")
+    return ViewsPolicy(
+        {v: Compose(geometric_ops(rotation, translation), name="view") for v in ("v1", "v2")}, name="rotated_pair"
+    )
+
+
 def byol(size=224, blur_p=(1.0, 0.1), solarize_p=(0.0, 0.2), jitter=None, **chain_kwargs) -> ViewsPolicy:
     """BYOL (Grill et al. 2020): the two views differ in blur and solarize probability.
 

@@ -139,8 +139,10 @@ def score_bars(
     baseline: str | None = None,
     floor: float | None = -1.0,
     title: str | None = None,
+    metrics: Sequence = KEY_METRICS,
+    ylabel: str = "score",
 ) -> BarData:
-    """Grouped bars of the key metrics: a group per `KEY_METRICS` name some model has, a bar per
+    """Grouped bars of the key metrics: a group per `metrics` name some model has, a bar per
     model (mean ± std over the repeats as error bars), the constant predictor as a dashed line.
 
     Args:
@@ -149,6 +151,8 @@ def score_bars(
         baseline: the model the constant predictor is taken from first (`results.key_constants`).
         floor: lowest y shown (R² can be hugely negative); None: no floor.
         title: the figure's title.
+        metrics: the `results.KeyMetric`s to draw (default `KEY_METRICS`).
+        ylabel: the y axis' label.
 
     Returns:
         `BarData` with (M, G) means and stds, M = every model in `results`.
@@ -156,17 +160,17 @@ def score_bars(
     Raises:
         ValueError: when no model has a key metric.
     """
-    numbers = key_numbers(results)
-    groups = [k.name for k in KEY_METRICS if any(k.name in row for row in numbers.values())]
+    numbers = key_numbers(results, metrics)
+    groups = [k.name for k in metrics if any(k.name in row for row in numbers.values())]
     if not groups:
         raise ValueError("score_bars: no model has a key metric.")
     models = list(results)
     stats = [_stats([numbers[m].get(g) for g in groups]) for m in models]
-    constants = key_constants(results, baseline)
+    constants = key_constants(results, baseline, metrics)
     reference = _stats([constants.get(g) for g in groups])[0]
     data = BarData(os.fspath(out_png), groups, models, np.array([s[0] for s in stats]), np.array([s[1] for s in stats]),
                    reference)  # fmt: skip
-    return _plot(data, model_colours(models), floor, "score", title or "Key metrics (mean ± std over the repeats)")
+    return _plot(data, model_colours(models), floor, ylabel, title or "Key metrics (mean ± std over the repeats)")
 
 
 def probe_bars(
