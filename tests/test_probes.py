@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import keras
 import numpy as np
 import pytest
@@ -379,6 +381,24 @@ def test_threedie_probe_scores_every_part_head_and_component(tmp_path):
     assert all(len(s.values) == 2 for s in scores)
     with pytest.raises(ValueError, match=r"Unknown 3DIEBench target \['pose'\]; known: \['color', 'rotation'\]"):
         threedie_probe(split_encode, root, targets=["pose"])
+
+
+def test_evaluate_models_on_renders_writes_the_report_and_reuses_the_features(tmp_path):
+    from keras_eqssl.probes.evaluate import EvalData, evaluate_encoder, evaluate_models, load_views
+
+    root = write_threedie(tmp_path / "3die", num_train=6, num_val=4, num_views=4, size=32)
+    model = save_encoder_module(tmp_path / "encoder")
+    data = EvalData(threedie_root=root, families=("rotation",), repeats=2, pairs_per_object=6)
+    out = evaluate_models({"a": model}, data, tmp_path / "report", baseline=None)
+    md = pathlib.Path(out["paths"]["report"]).read_text()
+    assert "## Equivariant vs invariant part" in md and (tmp_path / "report" / "map_a.png").exists()
+    assert set(out["key_numbers"]["a"]) >= {"3DIE colour R²", "params rotation R² (equi)", "linear top-1"}
+    features: dict = {}
+    views = load_views(data)
+    again = evaluate_encoder(encoder_from_saved_model(model), data, views=views, features=features)
+    assert again.scores == out["results"]["a"].scores  # same seed, same figures
+    direct = encoder_from_saved_model(model)(views["val"]["images"])
+    np.testing.assert_allclose(features["val"]["equivariant"], direct["equivariant"], rtol=1e-6)
 
 
 def test_threedie_views_and_relative_targets_match_the_pair_reader(tmp_path):

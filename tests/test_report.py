@@ -136,6 +136,13 @@ def test_report_for_two_models_with_a_baseline(tmp_path, rng):
     assert rows[CLASS_ONLY][header.index("linear top-1")] == "0.710 ± 0.010"
     assert rows[CLASS_ONLY][header.index("3DIE rotation R²")] == tables.MISSING
 
+    # Equivariant vs invariant: a row per model with both parts, Δ paired by repeat.
+    header, rows = _table(_section(md, "## Equivariant vs invariant part"))
+    assert header[0] == "equivariant − invariant" and set(rows) == {BASE, MODEL}  # CLASS_ONLY has no R²
+    equi, inv = (results.one(res[MODEL].scores, probe="params", target="rotation", part=p, head="linear",
+                             metric="r2", dim="") for p in ("equivariant", "invariant"))  # fmt: skip
+    assert rows[MODEL][header.index("params rotation R²")] == compare(equi, inv).text()
+
     # The difference table: a star exactly where the paired difference is beyond the noise.
     diff_section = _section(md, f"## Difference from {BASE}")
     header, rows = _table(diff_section)

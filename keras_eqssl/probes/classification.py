@@ -26,6 +26,16 @@ WEIGHTINGS = ("similarity", "majority")
 METHODS = tuple(c for c in CLASSIFIERS if c != "constant")  # the trained classifiers
 
 
+def _check_labels(y, n: int, what: str) -> np.ndarray:
+    """Integer labels (n,), n >= 1, as int64; a ValueError naming `what` otherwise."""
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) != n or n == 0:
+        raise ValueError(f"{what}: labels must be (N,), one per image, N >= 1; received {y.shape} for {n} images.")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"{what}: labels must be integers; received dtype {y.dtype}.")
+    return y.astype(np.int64)
+
+
 def _check_labelled(x, y, what: str) -> tuple[np.ndarray, np.ndarray]:
     x = np.asarray(x, dtype=np.float32)
     y = np.asarray(y)
@@ -246,9 +256,9 @@ def classification_probe(
     """
     sets = []
     for what, data in (("train", train), ("test", test)):
-        images, labels = np.asarray(data[0]), np.asarray(data[1])
+        images = np.asarray(data[0])
+        labels = _check_labels(data[1], len(images), f"classification_probe ({what})")
         groups = np.asarray(data[2]) if len(data) > 2 else np.arange(len(labels))
-        _check_labelled(np.zeros((len(images), 1)), labels, f"classification_probe ({what})")
         feats = extract(encode, images, batch_size, parts=parts, progress=progress, desc=what)
-        sets.append({"features": feats, "label": labels.astype(np.int64), "group": groups})
+        sets.append({"features": feats, "label": labels, "group": groups})
     return classification_scores(sets[0], sets[1], parts=parts, methods=methods, repeats=repeats, k=k, seed=seed)

@@ -100,7 +100,13 @@ def load_views(data: EvalData) -> dict:
 
 
 def evaluate_encoder(
-    encode, data: EvalData, *, views: Mapping | None = None, seed: int = 0, progress: bool | None = None
+    encode,
+    data: EvalData,
+    *,
+    views: Mapping | None = None,
+    seed: int = 0,
+    progress: bool | None = None,
+    features: dict | None = None,
 ) -> ModelResults:
     """All the probes `data` allows, for one encoder.
 
@@ -110,6 +116,8 @@ def evaluate_encoder(
         views: `load_views(data)`, to load the renders once for several encoders.
         seed: the probes' draws (the same seed gives paired repeats across encoders).
         progress: tqdm bars.
+        features: a dict to receive the renders' features, `{"train": {part: (N, C)}, "val": ...}`
+            (for plots, without encoding again).
 
     Returns:
         A `ModelResults` (its `info` holds the probes' settings and any reason a probe was skipped).
@@ -117,18 +125,16 @@ def evaluate_encoder(
     from keras_eqssl.probes.classification import classification_scores
     from keras_eqssl.probes.features import extract
     from keras_eqssl.probes.params import extract_param_features, param_scores
-    from keras_eqssl.probes.threedie import threedie_scores
+    from keras_eqssl.probes.threedie import threedie_scores, view_features
 
     start = time.perf_counter()
     parts = list(data.parts)
     scores, skipped = [], []
     if data.threedie_root:
         views = views or load_views(data)
-        sets = {}
-        for split, v in views.items():
-            feats = extract(encode, v["images"], 256, parts=parts, progress=progress, desc=f"renders ({split})")
-            sets[split] = {"features": feats, "latents": v["latents"], "object": v["object"], "label": v["label"],
-                           "group": v["object"]}  # fmt: skip
+        sets = {split: view_features(encode, v, parts, progress=progress, split=split) for split, v in views.items()}
+        if features is not None:
+            features.update({split: sets[split]["features"] for split in sets})
         scores += threedie_scores(
             sets["train"], sets["val"], parts=parts, heads=data.heads, repeats=data.repeats,
             pairs_per_object=data.pairs_per_object, seed=seed,
@@ -210,12 +216,12 @@ def evaluate_models(
     views = load_views(data) if data.threedie_root else None
     for name, path in models.items():
         encode = encoder_from_saved_model(path)
-        results[name] = evaluate_encoder(encode, data, views=views, seed=seed, progress=progress)
+        feats: dict = {}
+        results[name] = evaluate_encoder(encode, data, views=views, seed=seed, progress=progress, features=feats)
         if train_info and name in train_info:
             results[name].info["train"] = dict(train_info[name])
         if views is not None:
-            val = views["val"]
-            feats = encode(val["images"])
+            val, feats = views["val"], feats["val"]
             part = "equivariant" if "equivariant" in feats else "embedding"
             safe = "".join(c if c.isalnum() else "_" for c in name)
             png = os.path.join(out_dir, f"map_{safe}.png")

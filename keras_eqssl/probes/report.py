@@ -147,6 +147,12 @@ def write_report(
         diff = tables.difference_table(results, baseline)
         if diff is not None:
             md += [f"## Difference from {baseline}", "", diff, "", tables.verdict(results, baseline), ""]
+    split = tables.split_table(results)
+    if split is not None:
+        md += ["## Equivariant vs invariant part", "",
+               "Does the split do its job? Each cell: the equivariant part's R² minus the invariant part's (linear "
+               "heads, paired by repeat; `*` = beyond the noise). Positive: the equivariant part carries more of it.",
+               "", split, ""]  # fmt: skip
     if results:
         md += ["## How to read this", "", *how_to_read(results)]
 

@@ -42,9 +42,11 @@ from keras_eqssl.probes.results import (
     KeyMetric,
     ModelResults,
     Score,
+    compare,
     key_constants,
     key_differences,
     key_numbers,
+    label,
     one,
     ordered,
     pick,
@@ -192,6 +194,42 @@ no difference (within the noise) on none.'
             f"no difference (within the noise) on {listed(groups['same'])}."
         )
     return " ".join(sentences)
+
+
+def split_table(results: Mapping[str, ModelResults], head: str = "linear") -> str | None:
+    """Did the split do its job? Equivariant minus invariant part, per model and regression target.
+
+    A row per model that has both parts, a column per (probe, target) with R² (whole target) of
+    `head`; cells `results.compare(equivariant, invariant).text()` (paired by repeat, `*` beyond
+    the noise). A positive Δ means the equivariant part carries more of the transformation.
+    Returns None when no model has both parts.
+
+    >>> from keras_eqssl.probes.results import ModelResults, Score
+    >>> s = lambda part, *v: Score("params", "rotation", part, "linear", "r2", v)
+    >>> print(split_table({"m": ModelResults([s("equivariant", 0.7, 0.8, 0.75), s("invariant", 0.5, 0.6, 0.56)])}))
+    | equivariant − invariant | params rotation R² |
+    |:------------------------|-------------------:|
+    | m                       |           +0.197 * |
+    """
+    columns, rows = [], []
+    for model, r in results.items():
+        row = {}
+        for s in r.scores:
+            if s.part != "equivariant" or s.head != head or s.metric != "r2" or s.dim:
+                continue
+            inv = one(r.scores, probe=s.probe, target=s.target, part="invariant", head=head, metric="r2", dim="")
+            if inv is not None:
+                name = f"{'3DIE' if s.probe == '3diebench' else s.probe} {label(s.target)} R²"
+                row[name] = compare(s, inv)
+                columns.append(name)
+        if row:
+            rows.append((model, row))
+    if not rows:
+        return None
+    columns = list(dict.fromkeys(columns))
+    return markdown_table(
+        ["equivariant − invariant", *columns], [[m, *(row.get(c) for c in columns)] for m, row in rows]
+    )
 
 
 # --------------------------------------------------------------------------------------------------

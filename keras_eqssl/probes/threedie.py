@@ -138,6 +138,15 @@ def _bootstrap_pairs(pairs: list, seed) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([pairs[k][0] for k in drawn]), np.concatenate([pairs[k][1] for k in drawn])
 
 
+def view_features(encode, views: Mapping, parts: Sequence[str], *, batch_size: int = 256, progress=None, split=""):
+    """The features of every view of a split (`data.threedie_views` output), with what the probes
+    need beside them: `{"features": {part: (N, C)}, "latents", "object", "label", "group"}` (the
+    group of a view is its object)."""
+    feats = extract(encode, views["images"], batch_size, parts=list(parts), progress=progress, desc=f"renders {split}")
+    return {"features": feats, "latents": views["latents"], "object": views["object"], "label": views["label"],
+            "group": views["object"]}  # fmt: skip
+
+
 def threedie_probe(
     encode: Encode,
     root: str | os.PathLike,
@@ -184,8 +193,7 @@ def threedie_probe(
     splits = {}
     for split in ("train", "val"):
         views = threedie_views(root, split, image_size=image_size)
-        feats = extract(encode, views["images"], batch_size, parts=parts, progress=progress, desc=f"3DIEBench {split}")
-        splits[split] = {"features": feats, "latents": views["latents"], "object": views["object"]}
+        splits[split] = view_features(encode, views, parts, batch_size=batch_size, progress=progress, split=split)
     return threedie_scores(
         splits["train"],
         splits["val"],
