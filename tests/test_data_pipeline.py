@@ -35,9 +35,24 @@ def test_photo_splits_partition_the_photos():
     assert np.array_equal(held[0]["image"], everything[0]["image"]) == (first_test == 0)
 
 
+def test_photo_tiles_never_overlap(monkeypatch):
+    quadrant = np.zeros((256, 256, 3), np.uint8)  # a fake photo whose value says the quadrant
+    for k, (y, x) in enumerate([(0, 0), (0, 128), (128, 0), (128, 128)]):
+        quadrant[y : y + 128, x : x + 128] = 40 + 60 * k
+    monkeypatch.setattr("keras_eqssl.data.photos.load_photos", lambda names: np.stack([quadrant] * len(names)))
+    crops = list(skimage_photos(image_size=24, num_images=64, seed=2, photos="test", tiles=2).as_numpy_iterator())
+    assert [int(c["label"]) for c in crops] == [i % 16 for i in range(64)]  # 4 photos x 4 tiles
+    for c in crops:
+        values, counts = np.unique(c["image"], return_counts=True)
+        assert values[np.argmax(counts)] == 40 + 60 * (int(c["label"]) % 4)  # inside its own quadrant
+        assert counts.max() >= 0.8 * c["image"].size  # (at most a bilinear edge from the next one)
+
+
 def test_bad_source_arguments():
     with pytest.raises(ValueError, match="image_size"):
         skimage_photos(image_size=0)
+    with pytest.raises(ValueError, match="tiles must be >= 1; received 8, 2048, 0"):
+        skimage_photos(image_size=8, tiles=0)
     with pytest.raises(ValueError, match=r"unknown photo split 'val'; known: \('all', 'train', 'test'\)"):
         skimage_photos(image_size=8, photos="val")
 

@@ -136,6 +136,22 @@ def test_ridge_equals_sklearns_grid_search_over_a_pipeline(rng):
     np.testing.assert_allclose(ours.predict(x), theirs.predict(x), atol=1e-8)
 
 
+def test_ridge_falls_back_to_the_constant_when_nothing_generalises_across_groups(rng):
+    from keras_eqssl.probes.r2 import r2_mean
+
+    # Noise features and a noise target; a grid with only a tiny penalty overfits every fold, so
+    # cross-validation must prefer the train mean (the constant predictor) to any penalty.
+    x, y = rng.normal(size=(300, 150)), rng.normal(size=300)
+    groups = np.arange(300) // 10
+    train, test = groups < 24, groups >= 24
+    fitted = fit_ridge(x[train], y[train], groups[train], alphas=(1e-3,))
+    assert fitted.alpha == np.inf and np.all(fitted.coef == 0)
+    held_out = r2_mean(y[test, None], fitted.predict(x[test]))
+    assert -0.1 < held_out <= 0.0  # the train mean on new groups
+    forced = fit_ridge(x[train], y[train], groups[train], alphas=(1e-3,), constant_candidate=False)
+    assert forced.alpha == 1e-3 and r2_mean(y[test, None], forced.predict(x[test])) < -0.5  # what it saves us from
+
+
 def test_grouped_cross_validation_does_not_reward_memorising_groups(rng):
     # Each group has its own random target and its own feature signature: a small penalty fits the
     # training groups perfectly but says nothing about new groups. Ungrouped folds would pick it.

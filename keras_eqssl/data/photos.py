@@ -81,7 +81,7 @@ def load_photos(names: tuple[str, ...] = PHOTOS) -> np.ndarray:
 
 
 def skimage_photos(
-    image_size: int = 128, num_images: int = 2048, seed: int = 0, photos: str = "all"
+    image_size: int = 128, num_images: int = 2048, seed: int = 0, photos: str = "all", tiles: int = 1
 ) -> tf.data.Dataset:
     """Random square crops of the scikit-image photos, as `{"image": (S, S, 3) uint8, "label": int32}`.
 
@@ -90,26 +90,36 @@ def skimage_photos(
     photo's index among the P photos of `photos` ("all": 16, "train": 12, "test": the 4
     `HELD_OUT_PHOTOS`; see `photo_names`).
 
+    With `tiles=t > 1`, each photo is cut into t x t tiles that never overlap, image i is a crop
+    of tile `i % (P t²)` (40-100% of the tile's side), and the label is that tile's index
+    (`photo * t² + row * t + column`): a probe that holds out whole tiles scores on pixels its
+    heads never saw, from the same photos.
+
     Example:
     >>> ds = skimage_photos(image_size=64, num_images=8)
     >>> next(iter(ds))["image"].shape
     TensorShape([64, 64, 3])
+    >>> [int(e["label"]) for e in skimage_photos(16, 6, photos="test", tiles=2)]
+    [0, 1, 2, 3, 4, 5]
     """
-    if image_size < 1 or num_images < 1:
+    if image_size < 1 or num_images < 1 or tiles < 1:
         raise ValueError(
-            f"skimage_photos: image_size and num_images must be >= 1; received {image_size}, {num_images}."
+            "skimage_photos: image_size, num_images and tiles must be >= 1; received "
+            f"{image_size}, {num_images}, {tiles}."
         )
     photos = tf.constant(load_photos(photo_names(photos)))
-    count = photos.shape[0]
+    count = photos.shape[0] * tiles * tiles
 
     def crop(i):
         s = tf.random.experimental.stateless_fold_in(tf.constant([seed, 7], tf.int64), i)
         u = tf.random.stateless_uniform([3], s)
         side = 0.4 + 0.6 * u[0]
-        y0, x0 = u[1] * (1 - side), u[2] * (1 - side)
-        box = tf.stack([y0, x0, y0 + side, x0 + side])[None]
         label = tf.cast(i % count, tf.int32)
-        image = tf.image.crop_and_resize(tf.cast(photos[label][None], tf.float32), box, [0], [image_size, image_size])
+        photo, tile = label // (tiles * tiles), label % (tiles * tiles)
+        row, column = tf.cast(tile // tiles, tf.float32), tf.cast(tile % tiles, tf.float32)
+        y0, x0 = (row + u[1] * (1 - side)) / tiles, (column + u[2] * (1 - side)) / tiles
+        box = tf.stack([y0, x0, y0 + side / tiles, x0 + side / tiles])[None]
+        image = tf.image.crop_and_resize(tf.cast(photos[photo][None], tf.float32), box, [0], [image_size, image_size])
         return {"image": tf.cast(tf.clip_by_value(tf.round(image[0]), 0, 255), tf.uint8), "label": label}
 
     return tf.data.Dataset.range(num_images).map(crop, num_parallel_calls=tf.data.AUTOTUNE)

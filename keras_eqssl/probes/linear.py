@@ -62,7 +62,7 @@ class RidgeHead:
     """A ridge regression on standardised features: `predict(x) = ((x - mean) / scale) @ coef + intercept`.
 
     Attributes:
-        alpha: the penalty chosen by cross-validation.
+        alpha: the penalty chosen by cross-validation (inf: the constant predictor won).
         cv_scores: (len(alphas),) mean cross-validated R² of each penalty.
     """
 
@@ -96,12 +96,15 @@ def _ridge_path(x, y, alphas):
     return mean, scale, coefs, y_mean
 
 
-def fit_ridge(x, y, groups, *, alphas=ALPHAS, folds: int = 5, score=None) -> RidgeHead:
+def fit_ridge(x, y, groups, *, alphas=ALPHAS, folds: int = 5, score=None, constant_candidate: bool = True) -> RidgeHead:
     """Ridge on standardised features; `alpha` by `GroupKFold` cross-validated R².
 
     The same model as scikit-learn's `GridSearchCV(Pipeline([StandardScaler(), Ridge()]),
     {"ridge__alpha": alphas}, cv=GroupKFold(folds), scoring="r2")` (`tests/test_probes.py` checks
     it), computed from one eigendecomposition per fold instead of one solve per fold and penalty.
+    With `constant_candidate`, the train mean (alpha = inf) is one more candidate: when no
+    penalty predicts held-out groups better than it, the head is the constant predictor, so a
+    head that cannot generalise across groups scores about 0 rather than below it.
 
     Args:
         x: (N, C) features.
@@ -130,6 +133,10 @@ def fit_ridge(x, y, groups, *, alphas=ALPHAS, folds: int = 5, score=None) -> Rid
     scores /= len(splits)
     best = int(np.argmax(scores))  # GridSearchCV's choice: the first best mean score
     mean, scale, coefs, y_mean = _ridge_path(x, y, alphas[best : best + 1])
+    if constant_candidate:
+        constant = np.mean([score(y[test], np.broadcast_to(y[train].mean(0), y[test].shape)) for train, test in splits])
+        if constant > scores[best]:
+            return RidgeHead(mean, scale, np.zeros_like(coefs[0]), y_mean, np.inf, scores)
     return RidgeHead(mean, scale, coefs[0], y_mean, alphas[best], scores)
 
 
