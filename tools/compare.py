@@ -6,16 +6,16 @@ writes `docs/results.md`: per data set a table of mean ± std over the seeds, th
 of each "+ recon" run against its base (`*` = beyond the noise), a bar chart with error bars, and a
 plain verdict. The random-init row is the base method's network before training (same seeds).
 
-    .venv/bin/python tools/compare.py                                    # the page in docs/results.md
+    .venv/bin/python tools/compare.py --steps=150                        # the page in docs/results.md
     .venv/bin/python tools/compare.py --data=renders --seeds=0 --steps=50 --out=/tmp/cmp --docs=/tmp/cmp.md
 
 Data sets:
 - `photos`: pretraining on crops of 12 scikit-image photos with the combined augmentations (crop,
   colour jitter, grayscale, blur, rotation ±45°, translation ±2 px at 32 px); the parameter probe
-  regresses each family's parameter from `[f(I), f(g(I))]` on crops of the 4 `HELD_OUT_PHOTOS`
-  (each probe repeat holds out one of them);
+  regresses each family's parameter from `[f(I), f(g(I))]` on crops of the 4 `HELD_OUT_PHOTOS`,
+  each cut into 4x4 tiles that never overlap (each probe repeat holds out a quarter of the tiles);
 - `renders`: the main job's data (the rendered mini-3DIEBench, pairs = two renders of an object,
-  no augmentation); probes on the val split's objects.
+  each rotated in-plane by up to ±45°); probes on the val split's objects.
 
 Every (data, run, seed) keeps its workdir under `--out` with `eval.json`: a rerun skips what is
 done, so an interrupted comparison resumes and the page can be rewritten without training.
@@ -94,6 +94,7 @@ DATA = {
     "renders": dict(overrides=(), title="The rendered mini-3DIEBench (the main job's data)"),
 }  # fmt: skip
 PHOTO_PROBE_IMAGES = 4000  # crops of the quadrants of the 4 held-out photos (a repeat fits on 3,000)
+TILES = 4  # each held-out photo is cut into TILES x TILES tiles; a probe repeat holds out a quarter of them
 PROBE_SEED = 0  # the probes' draws, the same for every model and seed (paired)
 PHOTO_FAMILIES = ("rotation", "color", "blur", "translation")
 RENDER_FAMILIES = ("rotation",)
@@ -148,13 +149,13 @@ def _eval_data(data: str, repeats: int):
 
         from keras_eqssl.data.photos import HELD_OUT_PHOTOS, skimage_photos
 
-        crops = list(skimage_photos(32, PHOTO_PROBE_IMAGES, seed=1234, photos="test", tiles=2).batch(4096))
+        crops = list(skimage_photos(32, PHOTO_PROBE_IMAGES, seed=1234, photos="test", tiles=TILES).batch(4096))
         images = np.concatenate([c["image"].numpy() for c in crops])
         tiles = np.concatenate([c["label"].numpy() for c in crops])
         return EvalData(
-            images=(images, tiles // 4), groups=tiles, families=PHOTO_FAMILIES, repeats=repeats,
-            description=f"{len(images)} crops (32 px) of the quadrants of the held-out photos "
-            f"({', '.join(HELD_OUT_PHOTOS)}); each probe repeat holds out 4 of the 16 quadrants.",
+            images=(images, tiles // TILES**2), groups=tiles, families=PHOTO_FAMILIES, repeats=repeats,
+            description=f"{len(images)} crops (32 px) of {TILES}x{TILES} tiles of each held-out photo "
+            f"({', '.join(HELD_OUT_PHOTOS)}); each probe repeat holds out a quarter of the tiles.",
         )  # fmt: skip
     from keras_eqssl.data.train_batches import threedie_root
     from keras_eqssl.default_config import get_config
@@ -307,8 +308,8 @@ def _eval_data_text(data: str, per_run: dict) -> str:
         where = (
             f"Pretraining: crops of the 12 train photos (`{' '.join(DATA[data]['overrides'])}`). Probes: each "
             f"family's parameters regressed from `[f(I), f(g(I))]` on {PHOTO_PROBE_IMAGES} crops of the 4 held-out "
-            "photos (never seen in pretraining), cut into quadrants: each repeat fits on 12 quadrants and scores "
-            "on the other 4 (pixels the heads never saw)."
+            f"photos (never seen in pretraining), each cut into {TILES}x{TILES} tiles that never overlap: each "
+            f"repeat fits on {3 * TILES**2} tiles and scores on the other {TILES**2} (pixels the heads never saw)."
         )
     else:
         where = "Pretraining on the train split's objects; probes fit on train objects and score on val objects."
