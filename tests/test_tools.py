@@ -48,3 +48,28 @@ def test_bench_train_runs_and_writes_the_figures(tmp_path):
         assert row["pairs_per_s"] > 0 and row["cpu_ms_per_pair"] > 0 and row["step_s"] > 0, row
         if row["method"].endswith("+recon"):
             assert row["recon_ratio"] > 0 and row["recon_ratio_cpu"] > 0, row
+
+
+@pytest.mark.slow
+def test_compare_trains_seeds_and_writes_the_results_page(tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", KERAS_EQSSL_CACHE=str(tmp_path / "cache"))
+    page = tmp_path / "results.md"
+    args = ["--data=renders", "--runs=vicreg,vicreg_recon_l5", "--seeds=0,1", "--steps=2", "--batch=16", "--repeats=2",
+            "--set=data.threedie.num_objects=24", "--set=data.threedie.views=4", f"--out={tmp_path / 'runs'}",
+            f"--docs={page}"]  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "tools/compare.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    md = page.read_text()
+    assert "--seeds=0,1" in md and "## The rendered mini-3DIEBench" in md
+    for row in ("| VICReg ", "| VICReg + recon λ=5 ", "| random init ", "| constant predictor "):
+        assert row in md, row
+    assert "- **VICReg + recon λ=5 vs VICReg**:" in md and (tmp_path / "results" / "renders.png").exists()
+    assert len(list((tmp_path / "runs").rglob("eval*.json"))) == 6  # 2 runs x 2 seeds + the base's init x 2
+    again = subprocess.run(
+        [sys.executable, "tools/compare.py", *args, "--only-done"], cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=300,
+    )  # fmt: skip
+    assert again.returncode == 0 and "training" not in again.stdout, again.stdout[-2000:]
+    assert page.read_text().split("\n", 3)[3] == md.split("\n", 3)[3]  # the same tables, from the cached runs

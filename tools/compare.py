@@ -141,7 +141,25 @@ def _train(run: Run, data: str, seed: int, args, workdir: pathlib.Path, random_i
     return json.loads((workdir / "train_metrics.json").read_text())
 
 
-def _eval_data(data: str, repeats: int):
+def _overridden_config(sets):
+    """The default config with the `--set key=value` overrides of every run (values parsed as
+    Python literals where they are one), so the probes read the data the runs trained on."""
+    import ast
+
+    from keras_eqssl.default_config import get_config
+
+    config = get_config()
+    for item in sets:
+        key, _, text = item.partition("=")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text
+        config.update_from_flattened_dict({key.strip(): value})
+    return config
+
+
+def _eval_data(data: str, repeats: int, sets=()):
     from keras_eqssl.probes.evaluate import EvalData
 
     if data == "photos":
@@ -158,9 +176,8 @@ def _eval_data(data: str, repeats: int):
             f"({', '.join(HELD_OUT_PHOTOS)}); each probe repeat holds out a quarter of the tiles.",
         )  # fmt: skip
     from keras_eqssl.data.train_batches import threedie_root
-    from keras_eqssl.default_config import get_config
 
-    config = get_config()
+    config = _overridden_config(sets)
     return EvalData(
         threedie_root=threedie_root(config, progress=False), image_size=config.augment.size,
         families=RENDER_FAMILIES, repeats=repeats, pairs_per_object=config.eval.pairs_per_object,
@@ -193,7 +210,7 @@ def run_one(data: str, run: Run, seed: int, first: bool, inputs: dict, args) -> 
     if data not in inputs:
         from keras_eqssl.probes.evaluate import load_views
 
-        eval_data = _eval_data(data, args.repeats)
+        eval_data = _eval_data(data, args.repeats, args.set)
         inputs[data] = (eval_data, load_views(eval_data) if eval_data.threedie_root else None)
     eval_data, views = inputs[data]
     start = time.perf_counter()
