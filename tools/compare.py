@@ -171,7 +171,8 @@ def _eval_data(data: str, repeats: int, sets=()):
         images = np.concatenate([c["image"].numpy() for c in crops])
         tiles = np.concatenate([c["label"].numpy() for c in crops])
         return EvalData(
-            images=(images, tiles // TILES**2), groups=tiles, families=PHOTO_FAMILIES, repeats=repeats,
+            images=(images, tiles // TILES**2), groups=tiles, group_name="tile", families=PHOTO_FAMILIES,
+            repeats=repeats,
             description=f"{len(images)} crops (32 px) of {TILES}x{TILES} tiles of each held-out photo "
             f"({', '.join(HELD_OUT_PHOTOS)}); each probe repeat holds out a quarter of the tiles.",
         )  # fmt: skip

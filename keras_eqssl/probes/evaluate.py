@@ -55,6 +55,7 @@ class EvalData:
         param_test_groups: a fixed set of groups the parameter probe holds out instead (its heads
             fit once on the others; each repeat scores a bootstrap sample of these groups).
         description: how the data was made, for the report.
+        group_name: what a group of `images` is, for the report ("photo" by default; e.g. "tile").
     """
 
     threedie_root: str | None = None
@@ -69,6 +70,7 @@ class EvalData:
     param_test_fraction: float = 0.25
     param_test_groups: Sequence | None = None
     description: str = ""
+    group_name: str = "photo"
 
     def __post_init__(self):
         unknown = [h for h in self.heads if h not in PROBE_HEADS]
@@ -153,7 +155,7 @@ def evaluate_encoder(
         test = {"features": {p: f[cut:] for p, f in feats.items()}, "label": labels[cut:], "group": groups[cut:]}
         found, why = classification_scores(train, test, parts=parts, repeats=data.repeats, seed=seed)
         probe_images, probe_features = images, feats
-        group_name = "photo"
+        group_name = data.group_name
     else:
         raise ValueError("evaluate_encoder: EvalData needs a threedie_root or images; both are empty.")
     scores += found
