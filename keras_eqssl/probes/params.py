@@ -296,29 +296,17 @@ def param_scores(
         _, test_images = next(splitter.split(np.zeros(n), groups=groups))
         is_test = np.zeros(n, bool)
         is_test[test_images] = True
-        for name, fam in feats["families"].items():
-            names = [str(x) for x in fam["names"]]
-            test_rows = is_test[fam["index"]]
-            y = fam["targets"]
-            row_groups = groups[fam["index"]]
-            for part in parts:
-                x = np.concatenate([feats["original"][part][fam["index"]], fam["features"][part]], axis=1)
-                fitted = fit_regressors(
-                    x[~test_rows], y[~test_rows], row_groups[~test_rows], heads, mlp_options=mlp_options, seed=seed + r
-                )
-                for head, model in fitted.items():
-                    collector.add_regression(name, part, head, y[test_rows], predict_2d(model, x[test_rows]), names)
+        for name, names, part, fitted, x_test, y_test, _ in _fitted_heads(
+            feats, groups, is_test, parts, heads, mlp_options, seed + r
+        ):
+            for head, model in fitted.items():
+                collector.add_regression(name, part, head, y_test, predict_2d(model, x_test), names)
     return collector.scores()
 
 
-def _fixed_split_scores(feats, groups, test_groups, parts, heads, repeats, seed, mlp_options, collector) -> None:
-    """`param_scores` with a fixed held-out set of groups: heads fit once, repeats bootstrap the test groups."""
-    is_test = np.isin(groups, np.asarray(test_groups))
-    if is_test.all() or not is_test.any():
-        raise ValueError(
-            f"param_probe: test_groups {list(test_groups)} must hold out some groups and leave others to fit on; "
-            f"the groups are {np.unique(groups).tolist()}."
-        )
+def _fitted_heads(feats, groups, is_test, parts, heads, mlp_options, seed):
+    """For each family and part: heads fit on `[f(I), f(g(I))]` of the images not `is_test`, and the
+    held-out rows, as `(family, target names, part, fitted heads, x_test, y_test, test groups)`."""
     for name, fam in feats["families"].items():
         names = [str(x) for x in fam["names"]]
         test_rows = is_test[fam["index"]]
@@ -329,12 +317,25 @@ def _fixed_split_scores(feats, groups, test_groups, parts, heads, repeats, seed,
             fitted = fit_regressors(
                 x[~test_rows], y[~test_rows], row_groups[~test_rows], heads, mlp_options=mlp_options, seed=seed
             )
-            x_test, y_test, g_test = x[test_rows], y[test_rows], row_groups[test_rows]
-            predicted = {head: predict_2d(model, x_test) for head, model in fitted.items()}
-            for r in range(repeats):
-                rows = bootstrap_groups(g_test, int(seed) * 1000 + r)
-                for head, y_hat in predicted.items():
-                    collector.add_regression(name, part, head, y_test[rows], y_hat[rows], names)
+            yield name, names, part, fitted, x[test_rows], y[test_rows], row_groups[test_rows]
+
+
+def _fixed_split_scores(feats, groups, test_groups, parts, heads, repeats, seed, mlp_options, collector) -> None:
+    """`param_scores` with a fixed held-out set of groups: heads fit once, repeats bootstrap the test groups."""
+    is_test = np.isin(groups, np.asarray(test_groups))
+    if is_test.all() or not is_test.any():
+        raise ValueError(
+            f"param_probe: test_groups {list(test_groups)} must hold out some groups and leave others to fit on; "
+            f"the groups are {np.unique(groups).tolist()}."
+        )
+    for name, names, part, fitted, x_test, y_test, g_test in _fitted_heads(
+        feats, groups, is_test, parts, heads, mlp_options, seed
+    ):
+        predicted = {head: predict_2d(model, x_test) for head, model in fitted.items()}
+        for r in range(repeats):
+            rows = bootstrap_groups(g_test, int(seed) * 1000 + r)
+            for head, y_hat in predicted.items():
+                collector.add_regression(name, part, head, y_test[rows], y_hat[rows], names)
 
 
 def param_probe(
