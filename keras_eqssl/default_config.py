@@ -93,6 +93,7 @@ def get_config() -> ml_collections.ConfigDict:
             query_from="target",  # target | source
             scale="sqrt_d",  # sqrt_d | none
             target_size=0,  # 0 = the view size
+            target_code=False,  # the decoder also gets the rebuilt view's pooled equivariant vector
             decoder_dim=128,
         )
     )

@@ -374,6 +374,26 @@ def test_query_from_wiring_gradients(query_from):
         assert g["v2"] is not None and np.any(np.asarray(g["v2"]) != 0)
 
 
+@pytest.mark.parametrize("query_from", ["target", "source"])
+def test_target_code_gives_the_decoder_the_rebuilt_views_pooled_tokens(query_from):
+    layer = _recon(reconstruct="v2", query_from=query_from, target_code=True, target_size=8)
+    pair = _pair(seed=3, variables=True)
+    x_hat, _ = layer.reconstruct_view(pair, "v2", training=False)
+    tokens = {v: np.asarray(t) for v, t in pair["tokens"].items()}
+    query = tokens["v2" if query_from == "target" else "v1"]
+    fused = _numpy_attention(query, tokens["v1"], 1 / math.sqrt(6))
+    code = np.broadcast_to(tokens["v2"].mean(axis=1, keepdims=True), fused.shape)
+    expected = layer.decoder(np.concatenate([fused, code], axis=-1), training=False)
+    np.testing.assert_allclose(x_hat, expected, rtol=1e-4, atol=1e-5)
+    with tf.GradientTape() as tape:
+        loss = layer(pair, training=True)["total"]
+    # even with queries from the source view, the rebuilt view now reaches the decoder (via its code)
+    g = tape.gradient(loss, pair["tokens"])
+    assert g["v2"] is not None and np.any(np.asarray(g["v2"]) != 0)
+    clone = CrossAttentionReconstruction.from_config(layer.get_config())
+    assert clone.target_code and clone.get_config() == layer.get_config()
+
+
 def test_reconstruct_both_is_the_mean_of_v1_and_v2():
     layers = {r: _recon(reconstruct=r, target_size=8) for r in ("v1", "v2", "both")}
     for r in ("v1", "v2"):

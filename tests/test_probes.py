@@ -119,15 +119,16 @@ def test_ridge_on_random_features_scores_near_zero_held_out(rng):
     assert r2_mean(y[2000:], np.c_[x[2000:], np.ones(600)] @ plain) < r2  # unregularised is worse
 
 
-def test_ridge_equals_sklearns_grid_search_over_a_pipeline(rng):
+@pytest.mark.parametrize("rows, features", [(600, 20), (120, 300)])  # the Gram and the kernel form
+def test_ridge_equals_sklearns_grid_search_over_a_pipeline(rng, rows, features):
     from sklearn.linear_model import Ridge
     from sklearn.model_selection import GridSearchCV, GroupKFold
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    x = rng.normal(size=(600, 20)) * rng.uniform(0.1, 10, 20) + 3.0
-    y = x[:, :2] @ rng.normal(size=(2, 2)) + 5 * rng.normal(size=(600, 2))
-    groups = np.arange(600) // 6
+    x = rng.normal(size=(rows, features)) * rng.uniform(0.1, 10, features) + 3.0
+    y = x[:, :2] @ rng.normal(size=(2, 2)) + 5 * rng.normal(size=(rows, 2))
+    groups = np.arange(rows) // 6
     ours = fit_ridge(x, y, groups)
     pipe = Pipeline([("scale", StandardScaler()), ("ridge", Ridge())])
     theirs = GridSearchCV(pipe, {"ridge__alpha": list(ALPHAS)}, cv=GroupKFold(5), scoring="r2").fit(x, y, groups=groups)

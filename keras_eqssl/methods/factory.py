@@ -66,6 +66,7 @@ def model_from_config(config, param_specs=None, synchronized: bool = False) -> P
                 query_from=r.query_from,
                 scale=r.scale,
                 target_size=r.target_size or None,
+                target_code=r.target_code,
                 decoder_dim=r.decoder_dim,
                 synchronized=sync,
             )

@@ -84,14 +84,23 @@ def _standardise(x):
 
 
 def _ridge_path(x, y, alphas):
-    """Ridge solutions for every alpha from one eigendecomposition of the (C, C) Gram matrix:
+    """Ridge solutions for every alpha from one eigendecomposition: of the (C, C) Gram matrix
+    Z^T Z, or of the (N, N) kernel Z Z^T when there are fewer rows than features (the same
+    solutions, since (Z^T Z + a I)^-1 Z^T = Z^T (Z Z^T + a I)^-1). Returns
     (mean, scale, coefs (A, C, D), intercept)."""
     mean, scale = _standardise(x)
     z = (x - mean) / scale
     y_mean = y.mean(axis=0)
+    centred = y - y_mean
+    if len(z) < z.shape[1]:
+        eigenvalues, vectors = np.linalg.eigh(z @ z.T)
+        eigenvalues = np.maximum(eigenvalues, 0.0)
+        projected = vectors.T @ centred
+        coefs = np.stack([z.T @ (vectors @ (projected / (eigenvalues + a)[:, None])) for a in alphas])
+        return mean, scale, coefs, y_mean
     eigenvalues, vectors = np.linalg.eigh(z.T @ z)
     eigenvalues = np.maximum(eigenvalues, 0.0)
-    projected = vectors.T @ (z.T @ (y - y_mean))
+    projected = vectors.T @ (z.T @ centred)
     coefs = np.stack([vectors @ (projected / (eigenvalues + a)[:, None]) for a in alphas])
     return mean, scale, coefs, y_mean
 

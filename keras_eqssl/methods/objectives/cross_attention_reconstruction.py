@@ -26,6 +26,9 @@ class CrossAttentionReconstruction(Objective):
         x2_hat = decoder(H2)                  (B, h * 2^k, w * 2^k, 3)
         L = mean((x2_hat - pool(x2))^2)       x2: the normalised view the encoder saw
 
+    With `target_code`, the decoder gets `concat[H2, mean_n E2]` per token: the rebuilt view's
+    pooled equivariant vector beside the blend (a channel for what the layout cannot carry).
+
     The paper's exact wiring is not published; each choice is an argument:
 
     Args:
@@ -37,6 +40,8 @@ class CrossAttentionReconstruction(Objective):
         scale: the attention logits' scale, `"sqrt_d"`, `"none"` or a float (see `CrossAttention`).
         target_size: int or None. Side of the reconstructed image; the view is average-pooled to
             it. None means the view size. Must be the token grid times a power of two.
+        target_code: bool. Also give the decoder the rebuilt view's pooled equivariant vector
+            (the vector the probes and the SavedModel read), concatenated to every fused token.
         decoder_dim: width of the decoder's per-token Dense.
         decoder_filters: channels of its up-convolutions (see `ConvDecoder`).
         synchronized: synchronised BatchNorm in the decoder under `tf.distribute`.
@@ -53,6 +58,7 @@ class CrossAttentionReconstruction(Objective):
         query_from: str = "target",
         scale: str | float = "sqrt_d",
         target_size: int | None = None,
+        target_code: bool = False,
         decoder_dim: int = 256,
         decoder_filters: int | list | None = None,
         synchronized: bool = False,
@@ -75,6 +81,7 @@ class CrossAttentionReconstruction(Objective):
             raise ValueError(
                 f"CrossAttentionReconstruction: target_size must be a positive int or None; got {target_size!r}"
             )
+        self.target_code = bool(target_code)
         self.decoder_dim = int(decoder_dim)
         self.decoder_filters = decoder_filters
         self.synchronized = bool(synchronized)
@@ -108,7 +115,8 @@ class CrossAttentionReconstruction(Objective):
             name="decoder",
             dtype=self.dtype_policy,
         )  # raises if size is not the grid times a power of two
-        self.decoder.build((None, context.grid_size[0] * context.grid_size[1], context.equivariant_dim))
+        inputs = context.equivariant_dim * (2 if self.target_code else 1)
+        self.decoder.build((None, context.grid_size[0] * context.grid_size[1], inputs))
 
     def _target(self, view):
         view = ops.cast(view, "float32")
@@ -119,9 +127,16 @@ class CrossAttentionReconstruction(Objective):
         other = "v1" if name == "v2" else "v2"
         source = pair["tokens"][other]
         query = pair["tokens"][name] if self.query_from == "target" else source
+        return self.decode(query, source, pair["tokens"][name], training), self._target(pair["views"][name])
+
+    def decode(self, query, source, target_tokens=None, training=None):
+        """`(B, S, S, 3)` float32: the decoder on `attention(query, source)` (and, with
+        `target_code`, the mean of `target_tokens` `(B, N, d)` beside every fused token)."""
         fused = self.attention(query, source)
-        x_hat = ops.cast(self.decoder(ops.cast(fused, self.decoder.compute_dtype), training=training), "float32")
-        return x_hat, self._target(pair["views"][name])
+        if self.target_code:
+            code = ops.mean(ops.cast(target_tokens, "float32"), axis=1, keepdims=True)
+            fused = ops.concatenate([fused, ops.broadcast_to(code, ops.shape(fused))], axis=-1)
+        return ops.cast(self.decoder(ops.cast(fused, self.decoder.compute_dtype), training=training), "float32")
 
     def views_to_reconstruct(self) -> list[str]:
         return ["v1", "v2"] if self.reconstruct == "both" else [self.reconstruct]
@@ -137,6 +152,7 @@ class CrossAttentionReconstruction(Objective):
             "query_from": self.query_from,
             "scale": self.scale,
             "target_size": self.target_size,
+            "target_code": self.target_code,
             "decoder_dim": self.decoder_dim,
             "decoder_filters": self.decoder_filters,
             "synchronized": self.synchronized,
