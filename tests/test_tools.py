@@ -1,5 +1,7 @@
 """The benchmarks run end to end (in a tiny setting; their figures are read from a full run)."""
 
+import json
+import math
 import os
 import pathlib
 import subprocess
@@ -73,3 +75,19 @@ def test_compare_trains_seeds_and_writes_the_results_page(tmp_path):
     )  # fmt: skip
     assert again.returncode == 0 and "training" not in again.stdout, again.stdout[-2000:]
     assert page.read_text().split("\n", 3)[3] == md.split("\n", 3)[3]  # the same tables, from the cached runs
+    diagnosed = subprocess.run(
+        [sys.executable, "tools/diagnose_recon.py", "--data=renders", "--runs=vicreg,vicreg_recon_l5", "--seeds=0",
+         "--batches=2", "--set=data.threedie.num_objects=24", "--set=data.threedie.views=4", "--set=data.batch_size=16",
+         f"--out={tmp_path / 'runs'}", f"--json={tmp_path / 'diag.json'}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert diagnosed.returncode == 0, diagnosed.stderr[-3000:]
+    figures = json.loads((tmp_path / "diag.json").read_text())
+    assert set(figures) == {"VICReg, random init", "VICReg", "VICReg + recon λ=5"}
+    recon = figures["VICReg + recon λ=5"][0]
+    assert {"rotation R² (pooled)", "rotation R² (map)", "rotation R² (attention)", "recon R² (paired)",
+            "recon R² (no target)", "attention entropy"} <= set(recon)  # fmt: skip
+    assert "recon R² (paired)" not in figures["VICReg"][0]
+    assert all(math.isfinite(v) for rows in figures.values() for r in rows for v in r.values())
+    assert 0.0 < recon["attention entropy"] <= 1.0
+    assert "| VICReg + recon λ=5 |" in diagnosed.stdout

@@ -69,6 +69,13 @@ RUNS = {
             "vicreg",
         ),
         Run(
+            "vicreg_recon_code",
+            "VICReg + recon λ=5, target code",
+            "vicreg_recon",
+            ("model.recon.weight=5.0", "model.recon.target_code=True"),
+            "vicreg",
+        ),
+        Run(
             "vicreg_recon_both",
             "VICReg + recon λ=5, both views reconstructed",
             "vicreg_recon",
@@ -144,19 +151,23 @@ def _train(run: Run, data: str, seed: int, args, workdir: pathlib.Path, random_i
 def _overridden_config(sets):
     """The default config with the `--set key=value` overrides of every run (values parsed as
     Python literals where they are one), so the probes read the data the runs trained on."""
-    import ast
-
     from keras_eqssl.default_config import get_config
 
     config = get_config()
     for item in sets:
         key, _, text = item.partition("=")
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            value = text
-        config.update_from_flattened_dict({key.strip(): value})
+        config.update_from_flattened_dict({key.strip(): _literal(text)})
     return config
+
+
+def _literal(text: str):
+    """A `--set` value: a Python literal where it is one (5.0, True, (64, 64)), else the string."""
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
 
 
 def _eval_data(data: str, repeats: int, sets=()):
@@ -361,7 +372,8 @@ def main() -> None:
 
     docs = ROOT / args.docs if not os.path.isabs(args.docs) else pathlib.Path(args.docs)
     figures = docs.parent / docs.stem
-    command = shlex.join([".venv/bin/python", "tools/compare.py", *sys.argv[1:]])
+    # the command that makes the page from scratch (--only-done only rewrites it from cached runs)
+    command = shlex.join([".venv/bin/python", "tools/compare.py", *(a for a in sys.argv[1:] if a != "--only-done")])
     body, seconds = [], 0.0
     grid = run_grid(datas, runs, args)
     for data in datas:
