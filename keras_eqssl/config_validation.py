@@ -6,6 +6,7 @@ Every error names the field, e.g. `config.augment.jitter.p=1.5: a probability mu
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable
 
 import ml_collections
@@ -216,7 +217,8 @@ def validate(config: ml_collections.ConfigDict, schema: ml_collections.ConfigDic
 
     Checks: every key exists in the schema (`default_config.get_config()`), every value has the
     schema's type, probabilities (`p`, `*_p`) lie in [0, 1], ranges have min <= max and area
-    fractions (crop scales) lie in (0, 1], sizes are positive, names are known.
+    fractions (crop scales) lie in (0, 1], sizes are positive, names are known, every float is
+    finite (no NaN or inf), and a batch holds at least 2 pairs.
 
     Example:
     >>> cfg = default_config.get_config()
@@ -230,6 +232,8 @@ def validate(config: ml_collections.ConfigDict, schema: ml_collections.ConfigDic
     _check_keys(config, schema, "config")
     rules = _value_rules()
     for path, key, value in _flatten(config):
+        if not _finite(value):  # NaN compares false: it would pass every range rule below
+            raise ConfigError(f"config.{path}={value!r}: must be a finite number")
         rule = rules.get(path)
         if rule is None and (key == "p" or key.endswith("_p")):
             rule = _probability
@@ -239,8 +243,20 @@ def validate(config: ml_collections.ConfigDict, schema: ml_collections.ConfigDic
     _check_together(config)
 
 
+def _finite(value) -> bool:
+    """False for a NaN or infinite float, alone or inside a tuple/list."""
+    values = value if isinstance(value, (tuple, list)) else (value,)
+    return all(math.isfinite(v) for v in values if isinstance(v, float))
+
+
 def _check_together(config) -> None:
     """Rules that tie fields together."""
+    model, data = config.get("model"), config.get("data")
+    if model is not None and data is not None and data.get("batch_size") is not None and data.batch_size < 2:
+        raise ConfigError(
+            f"config.data.batch_size={data.batch_size}: pair losses need at least 2 pairs per batch (the other "
+            "pairs are SimCLR's negatives and VICReg's variance and covariance statistics)."
+        )
     train = config.get("train")
     if train is not None and train.checkpoint_every < train.steps and train.steps % train.checkpoint_every:
         raise ConfigError(

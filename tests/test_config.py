@@ -110,6 +110,10 @@ def test_wrong_type_is_named():
         ("train.checkpoint_every", lambda c: setattr(c.train, "checkpoint_every", 7), "must divide"),
         ("data.batch_size", lambda c: setattr(c.data, "batch_size", 0), "positive"),
         ("augment.augmix.severity", lambda c: setattr(c.augment.augmix, "severity", 11), "[1, 10]"),
+        ("optim.lr", lambda c: setattr(c.optim, "lr", float("nan")), "finite"),  # NaN passes `lr > 0`'s negation
+        ("model.recon.weight", lambda c: setattr(c.model.recon, "weight", float("inf")), "finite"),
+        ("augment.blur.sigma", lambda c: setattr(c.augment.blur, "sigma", (0.1, float("nan"))), "finite"),
+        ("data.batch_size", lambda c: setattr(c.data, "batch_size", 1), "at least 2 pairs"),
     ],
 )
 def test_impossible_values_name_the_field(field, mutate, expect):
