@@ -86,3 +86,16 @@ def test_latest_checkpoint_reports_a_missing_file(tmp_path):
     (tmp_path / "checkpoint.json").write_text(json.dumps({"step": 3, "file": "ckpt-00000003.keras"}))
     with pytest.raises(FileNotFoundError, match="ckpt-00000003.keras"):
         latest_checkpoint(tmp_path)
+
+
+def test_checkpointer_refuses_non_finite_weights_and_names_the_last_good_one(tmp_path):
+    model = _model()
+    model.fit(_batches(), epochs=1, steps_per_epoch=2, callbacks=[Checkpointer(tmp_path)], verbose=0)
+    weight = model.backbone.weights[0]
+    weight.assign(np.full(weight.shape, np.nan, "float32"))  # as after an update with lr = nan
+    checkpointer = Checkpointer(tmp_path)
+    checkpointer.set_model(model)
+    with pytest.raises(NonFiniteLossError, match=r"1 of \d+ weights are NaN or Inf at step 2") as err:
+        checkpointer.save()
+    assert "ckpt-00000002.keras (step 2)" in str(err.value) and weight.path in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.json", "ckpt-00000002.keras"]

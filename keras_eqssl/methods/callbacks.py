@@ -65,6 +65,16 @@ def latest_checkpoint(directory: str | os.PathLike | None) -> dict | None:
     return {"step": int(info["step"]), "path": str(path)}
 
 
+def non_finite_weights(model) -> list[str]:
+    """The paths of `model`'s floating-point weights that hold a NaN or an Inf."""
+    bad = []
+    for w in model.weights:
+        value = np.asarray(w.numpy() if hasattr(w, "numpy") else w)
+        if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+            bad.append(getattr(w, "path", w.name))
+    return bad
+
+
 class Checkpointer(keras.callbacks.Callback):
     """Saves the whole model (weights, optimizer state, config) as `.keras` at the end of each epoch.
 
@@ -82,8 +92,18 @@ class Checkpointer(keras.callbacks.Callback):
         self.save()
 
     def save(self) -> str:
+        """Writes the checkpoint of the current step; `NonFiniteLossError` (and nothing written)
+        when a weight is NaN or Inf, so every checkpoint on disk is one to resume from."""
         self.directory.mkdir(parents=True, exist_ok=True)
         step = int(self.model.optimizer.iterations.numpy())
+        bad = non_finite_weights(self.model)
+        if bad:
+            kept = latest_checkpoint(self.directory)
+            where = f"; the last good checkpoint is {kept['path']} (step {kept['step']})" if kept else ""
+            raise NonFiniteLossError(
+                f"{len(bad)} of {len(self.model.weights)} weights are NaN or Inf at step {step} (e.g. {', '.join(bad[:3])}); "
+                f"no checkpoint was written{where}. Lower the learning rate, check the data, or use float32."
+            )
         name = f"ckpt-{step:08d}.keras"
         tmp = self.directory / f".{name}.tmp.keras"
         self.model.save(tmp)
