@@ -121,6 +121,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.train.log_every = 10  # TensorBoard scalars every N steps
     c.train.image_every = 100  # reconstruction images in TensorBoard every N steps (0 = never)
     c.train.resume = True  # continue from workdir/checkpoints if a checkpoint is there
+    c.train.overwrite = False  # with resume=False: delete the workdir's checkpoints (else refuse to start)
     c.train.precision = "float32"  # float32 | mixed_float16 | mixed_bfloat16
     c.train.jit_compile = False
     c.train.deterministic = True  # tf.config.experimental.enable_op_determinism()

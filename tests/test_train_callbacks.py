@@ -11,7 +11,13 @@ import tensorflow as tf
 
 from keras_eqssl.augment.base import ParamSpec
 from keras_eqssl.methods import PairModel, ParameterPrediction, VICReg
-from keras_eqssl.methods.callbacks import Checkpointer, NonFiniteLossError, StopOnNonFinite, latest_checkpoint
+from keras_eqssl.methods.callbacks import (
+    Checkpointer,
+    NonFiniteLossError,
+    StopOnNonFinite,
+    checkpoint_files,
+    latest_checkpoint,
+)
 from keras_eqssl.nn import backbone_from_name
 
 BATCH, SIZE, NAN_STEP = 8, 32, 5
@@ -99,3 +105,39 @@ def test_checkpointer_refuses_non_finite_weights_and_names_the_last_good_one(tmp
         checkpointer.save()
     assert "ckpt-00000002.keras (step 2)" in str(err.value) and weight.path in str(err.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.json", "ckpt-00000002.keras"]
+
+
+def test_checkpoints_are_found_from_the_files_and_never_deleted_by_a_later_run(tmp_path):
+    first = _model()
+    first.fit(_batches(), epochs=2, steps_per_epoch=2, callbacks=[Checkpointer(tmp_path, keep=2)], verbose=0)
+    (tmp_path / "checkpoint.json").unlink()  # what an old error message suggested
+    assert latest_checkpoint(tmp_path) == {"step": 4, "path": str(tmp_path / "ckpt-00000004.keras")}
+    (tmp_path / "checkpoint.json").write_text(json.dumps({"step": 2, "file": "ckpt-00000002.keras"}))
+    assert latest_checkpoint(tmp_path)["step"] == 4  # a stale index does not hide the newest file
+    (tmp_path / ".ckpt-00000006.keras.tmp.keras").write_bytes(b"half")  # a write that was killed
+    assert [step for step, _ in checkpoint_files(tmp_path)] == [2, 4]
+    # a fresh run in the same directory (a new model, step 0 again) keeps only ITS newest file
+    # and leaves the earlier run's checkpoints alone
+    second = _model()
+    second.fit(_batches(), epochs=3, steps_per_epoch=3, callbacks=[Checkpointer(tmp_path, keep=1)], verbose=0)
+    assert [step for step, _ in checkpoint_files(tmp_path)] == [2, 4, 9]  # it wrote 3, 6, 9
+
+
+def test_training_refuses_to_start_over_on_checkpoints_unless_told_to_overwrite(tmp_path):
+    from keras_eqssl.cli.train import _clear_or_refuse
+    from keras_eqssl.config_validation import ConfigError
+    from keras_eqssl.default_config import get_config
+
+    ckpt = tmp_path / "checkpoints"
+    ckpt.mkdir()
+    (ckpt / "ckpt-00000004.keras").write_bytes(b"x")
+    config = get_config()
+    config.train.resume = True
+    _clear_or_refuse(config, str(ckpt))  # resuming: nothing to do
+    config.train.resume = False
+    with pytest.raises(ConfigError, match=r"holds 1 checkpoint\(s\), the newest at step 4.*overwrite=True"):
+        _clear_or_refuse(config, str(ckpt))
+    assert (ckpt / "ckpt-00000004.keras").exists()
+    config.train.overwrite = True
+    _clear_or_refuse(config, str(ckpt))
+    assert checkpoint_files(ckpt) == []

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import sys
 import time
 
 from absl import app, flags, logging
 
 from keras_eqssl.cli._config import checked, define_config_flag
+from keras_eqssl.config_validation import ConfigError
 
 _CONFIG = define_config_flag()
 _STRATEGY = flags.DEFINE_enum(
@@ -85,6 +87,27 @@ def _callbacks(config, model, sample_batch):
     return callbacks
 
 
+def _clear_or_refuse(config, ckpt_dir: str) -> None:
+    """With `train.resume=False`, a workdir's checkpoints are deleted only when the config says
+    `train.overwrite=True`; otherwise a `ConfigError` says what is there and what to do."""
+    from keras_eqssl.methods.callbacks import CHECKPOINT_INDEX, checkpoint_files
+
+    files = checkpoint_files(ckpt_dir)
+    if config.train.resume or not files:
+        return
+    if not config.train.overwrite:
+        raise ConfigError(
+            f"config.train.resume=False, but {ckpt_dir} holds {len(files)} checkpoint(s), the newest at step "
+            f"{files[-1][0]}: resume them (drop train.resume=False), use another workdir, or delete them with "
+            "--config.train.overwrite=True."
+        )
+    for _, path in files:
+        path.unlink()
+    index = pathlib.Path(ckpt_dir) / CHECKPOINT_INDEX
+    index.unlink(missing_ok=True)
+    print(f"keras-eqssl-train: train.overwrite=True: deleted {len(files)} checkpoint(s) in {ckpt_dir}")
+
+
 def train(config, strategy_name: str = "default", tpu: str = "") -> dict:
     """Runs the training of `config` (see the module doc) and returns the final metrics."""
     from keras_eqssl.data.train_batches import threedie_root
@@ -97,17 +120,18 @@ def train(config, strategy_name: str = "default", tpu: str = "") -> dict:
     from keras_eqssl.distribute import strategy_from_name
     from keras_eqssl.methods.callbacks import latest_checkpoint
 
-    strategy = strategy_from_name(strategy_name, tpu=tpu)
     ckpt_dir = os.path.join(config.workdir, "checkpoints")
+    _clear_or_refuse(config, ckpt_dir)
+    strategy = strategy_from_name(strategy_name, tpu=tpu)
     checkpoint = latest_checkpoint(ckpt_dir) if config.train.resume else None
     first_step = checkpoint["step"] if checkpoint else 0
     steps = config.train.steps
     per_epoch = min(config.train.checkpoint_every, steps)
     if first_step % per_epoch or first_step > steps:
-        raise ValueError(
+        raise ConfigError(
             f"checkpoint {checkpoint['path']} is at step {first_step}, which is not a multiple of "
             f"train.checkpoint_every={per_epoch} or is past train.steps={steps}; the config changed since it was written. "
-            f"Use another workdir or --config.train.resume=False."
+            "Use another workdir, or start over with --config.train.resume=False --config.train.overwrite=True."
         )
 
     dataset, specs = train_batches(config, first_step=first_step, progress=config.train.progress)
@@ -245,6 +269,9 @@ def main(argv):
 
     try:
         train(config, _STRATEGY.value, _TPU.value)
+    except ConfigError as err:  # a config that does not fit the workdir (checkpoints there)
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
     except NonFiniteLossError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(3)

@@ -257,11 +257,13 @@ def resolve_checkpoint(path: str | os.PathLike) -> str:
         return str(path)
     if (path / "saved_model.pb").exists():
         raise ValueError(f"export: {path} is already a SavedModel; load it with keras_eqssl.export.load_encoder")
-    if (path / CHECKPOINT_INDEX).exists():
+    from keras_eqssl.methods.callbacks import checkpoint_files
+
+    if (path / CHECKPOINT_INDEX).exists() or checkpoint_files(path):
         return _latest(path)
     if (path / FINAL_MODEL).exists():
         return str(path / FINAL_MODEL)
-    if (path / "checkpoints" / CHECKPOINT_INDEX).exists():
+    if (path / "checkpoints" / CHECKPOINT_INDEX).exists() or checkpoint_files(path / "checkpoints"):
         return _latest(path / "checkpoints")
     raise FileNotFoundError(
         f"export: {path} is a directory without a model: looked for {path / FINAL_MODEL}, "

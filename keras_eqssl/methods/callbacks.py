@@ -6,6 +6,7 @@ import json
 import math
 import os
 import pathlib
+import re
 
 import keras
 import numpy as np
@@ -51,18 +52,42 @@ class StopOnNonFinite(keras.callbacks.Callback):
         )
 
 
+def checkpoint_files(directory: str | os.PathLike | None) -> list[tuple[int, pathlib.Path]]:
+    """`(step, path)` of every complete checkpoint file (`ckpt-<step>.keras`) in `directory`, oldest
+    first. Temporaries (`.ckpt-*.tmp.keras`, left by a process killed while writing) are not ones."""
+    if not directory or not pathlib.Path(directory).is_dir():
+        return []
+    found = []
+    for path in pathlib.Path(directory).glob("ckpt-*.keras"):
+        match = re.fullmatch(r"ckpt-(\d+)\.keras", path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
 def latest_checkpoint(directory: str | os.PathLike | None) -> dict | None:
-    """`{"step", "path"}` of the newest complete checkpoint in `directory`, or None."""
-    if not directory:
-        return None
-    index = pathlib.Path(directory) / CHECKPOINT_INDEX
-    if not index.exists():
-        return None
-    info = json.loads(index.read_text())
-    path = pathlib.Path(directory) / info["file"]
-    if not path.exists():
-        raise FileNotFoundError(f"{index} names {path}, which is missing; delete {index} to start over")
-    return {"step": int(info["step"]), "path": str(path)}
+    """`{"step", "path"}` of the newest checkpoint in `directory`, or None when it has none.
+
+    The files are what counts (`checkpoint.json` only records the last write): a deleted or stale
+    index never hides a checkpoint. An index that names a file when no checkpoint file is left
+    is an error (something deleted them), not a fresh start.
+    """
+    files = checkpoint_files(directory)
+    if files:
+        step, path = files[-1]
+        return {"step": step, "path": str(path)}
+    index = pathlib.Path(directory) / CHECKPOINT_INDEX if directory else None
+    if index is not None and index.exists():
+        try:
+            named = json.loads(index.read_text())["file"]
+        except (ValueError, KeyError, TypeError):
+            named = "a checkpoint (the index is unreadable)"
+        raise FileNotFoundError(
+            f"{index} names {named}, but {directory} holds no checkpoint file (ckpt-<step>.keras): they were deleted "
+            "or moved. Put them back to resume, or start over in another workdir (or with "
+            "--config.train.resume=False --config.train.overwrite=True)."
+        )
+    return None
 
 
 def non_finite_weights(model) -> list[str]:
@@ -80,13 +105,15 @@ class Checkpointer(keras.callbacks.Callback):
 
     Writes `ckpt-{step:08d}.keras` through a temporary file and an atomic rename, then updates
     `checkpoint.json` the same way, so a process killed at any moment leaves the previous
-    checkpoint whole. Keeps the newest `keep` files. The step is the optimizer's iteration count.
+    checkpoint whole. Keeps the newest `keep` of the files it wrote, and never deletes one it did
+    not write (an earlier run's). The step is the optimizer's iteration count.
     """
 
     def __init__(self, directory: str | os.PathLike, keep: int = 2):
         super().__init__()
         self.directory = pathlib.Path(directory)
         self.keep = keep
+        self.written: list[pathlib.Path] = []  # only these are ever deleted
 
     def on_epoch_end(self, epoch, logs=None):
         self.save()
@@ -111,8 +138,10 @@ class Checkpointer(keras.callbacks.Callback):
         index_tmp = self.directory / f".{CHECKPOINT_INDEX}.tmp"
         index_tmp.write_text(json.dumps({"step": step, "file": name}) + "\n")
         os.replace(index_tmp, self.directory / CHECKPOINT_INDEX)
-        for old in sorted(self.directory.glob("ckpt-*.keras"))[: -self.keep]:
-            old.unlink()
+        self.written.append(self.directory / name)
+        for old in self.written[: -self.keep]:  # never a checkpoint this run did not write
+            old.unlink(missing_ok=True)
+        self.written = self.written[-self.keep :]
         return str(self.directory / name)
 
 
