@@ -44,6 +44,20 @@ def test_unknown_override_key_is_named():
     assert "jiter" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["--config=configs/nope.py"], "configs/nope.py"),  # a config file that is not there
+        (["--config.model.nosuch=1"], "nosuch"),  # an unknown key on the command line
+    ],
+)
+def test_a_bad_command_line_is_one_line_and_exit_2(args, named):
+    result = run_cli("train", *args)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and named in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: bad command line:")
+
+
 def test_train_runs_a_short_training_and_saves_the_model(tmp_path):
     result = run_cli(
         "train", "--config=configs/simclr_recon.py", "--config.data.source=skimage_photos",

@@ -19,14 +19,24 @@ DEFAULT_CONFIG = default_config.__file__
 
 def define_config_flag():
     """`--config=configs/FILE.py` plus `--config.a.b=value` overrides; defaults to the embedded config."""
-    return config_flags.DEFINE_config_file(
-        "config", default=DEFAULT_CONFIG, help_string="Config file (a Python file with get_config()).", lock_config=True
-    )
+    try:  # the default file is loaded (and command-line overrides applied to it) right here
+        return config_flags.DEFINE_config_file(
+            "config",
+            default=DEFAULT_CONFIG,
+            help_string="Config file (a Python file with get_config()).",
+            lock_config=True,
+        )
+    except COMMAND_LINE_ERRORS as err:
+        _bad_command_line(err)
 
 
 def checked(config_flag):
     """The loaded config, validated; exits with status 2 and a message naming the field if it is bad."""
-    config = config_flag.value
+    try:
+        config = config_flag.value
+        config.keys()  # ml_collections loads the file and applies the overrides lazily: fail here
+    except COMMAND_LINE_ERRORS as err:
+        _bad_command_line(err)
     try:
         validate(config)
     except ConfigError as err:
@@ -34,3 +44,27 @@ def checked(config_flag):
         print(f"error: bad config {path}: {err}", file=sys.stderr)
         sys.exit(2)
     return config
+
+
+COMMAND_LINE_ERRORS = (flags.Error, OSError, SyntaxError, AttributeError, KeyError, TypeError, ValueError)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing for `app.run(main, flags_parser=parse_flags)`: a bad command line is one
+    line on stderr and exit status 2, not a traceback (see `_bad_command_line`)."""
+    try:
+        return flags.FLAGS(argv)
+    except COMMAND_LINE_ERRORS as err:
+        _bad_command_line(err)
+
+
+def _bad_command_line(err: Exception):
+    """A config file that is missing or does not load, an unknown config key, a value that does
+    not parse: one line and exit 2. `KERAS_EQSSL_DEBUG=1` shows the traceback instead."""
+    if os.environ.get("KERAS_EQSSL_DEBUG"):
+        raise err
+    text = " ".join(str(err).split()) or type(err).__name__
+    if isinstance(err, (AttributeError, KeyError)):
+        text = f"unknown config key {text} (look at the config file or keras_eqssl/default_config.py)"
+    print(f"error: bad command line: {text}", file=sys.stderr)
+    sys.exit(2)

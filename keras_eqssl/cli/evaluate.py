@@ -16,6 +16,8 @@ import sys
 
 from absl import app, flags, logging
 
+from keras_eqssl.cli._config import parse_flags
+
 _MODEL = flags.DEFINE_list("model", None, "SavedModel folder(s) from keras-eqssl-export or training.", required=True)
 _NAMES = flags.DEFINE_list("names", None, "A name per model (default: the folder names).")
 _DATA = flags.DEFINE_string("data", None, "A 3DIEBench-format root, or skimage_photos / fashion_mnist.", required=True)
@@ -109,7 +111,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from absl import app, flags, logging  # noqa: E402
 
+from keras_eqssl.cli._config import parse_flags  # noqa: E402
+
 _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, "A .keras PairModel, a checkpoints/ directory (newest) or a training workdir.", required=True
 )
@@ -73,7 +75,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

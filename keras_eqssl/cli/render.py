@@ -19,6 +19,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
+from keras_eqssl.cli._config import parse_flags  # noqa: E402
+
 _OUT = flags.DEFINE_string("out", None, "Root folder to write (created if missing).", required=True)
 _NUM_OBJECTS = flags.DEFINE_integer(
     "num_objects", None, "Objects to render (default: 120 procedural, or every mesh of --mesh_dir).", lower_bound=1
@@ -98,7 +100,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

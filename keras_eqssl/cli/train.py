@@ -30,7 +30,7 @@ import time
 
 from absl import app, flags, logging
 
-from keras_eqssl.cli._config import checked, define_config_flag
+from keras_eqssl.cli._config import checked, define_config_flag, parse_flags
 from keras_eqssl.config_validation import ConfigError
 
 _CONFIG = define_config_flag()
@@ -278,7 +278,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

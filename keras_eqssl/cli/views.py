@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from absl import app, flags
 
-from keras_eqssl.cli._config import checked, define_config_flag
+from keras_eqssl.cli._config import checked, define_config_flag, parse_flags
 
 _CONFIG = define_config_flag()
 _OUT = flags.DEFINE_string("out", "views.png", "Where to write the PNG.")
@@ -43,7 +43,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":
