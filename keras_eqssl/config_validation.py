@@ -73,6 +73,16 @@ def _positive_int(v):
         return "must be a positive integer"
 
 
+def _pairs_per_batch(v):
+    problem = _positive_int(v)
+    if problem is None and int(v) < 2:
+        problem = (
+            "pair losses need at least 2 pairs per batch (the other pairs are SimCLR's negatives and "
+            "VICReg's variance and covariance statistics)"
+        )
+    return problem
+
+
 def _non_negative_int(v):
     if int(v) < 0:
         return "must be >= 0"
@@ -137,7 +147,7 @@ def _value_rules() -> dict[str, Callable]:
         "data.photos": _one_of(PHOTO_SPLITS),
         "data.image_size": _positive_int,
         "data.num_images": _positive_int,
-        "data.batch_size": _positive_int,
+        "data.batch_size": _pairs_per_batch,
         "augment.policy": _one_of(POLICIES),
         "augment.size": _positive_int,
         "augment.crop.scale": scale,
@@ -251,12 +261,6 @@ def _finite(value) -> bool:
 
 def _check_together(config) -> None:
     """Rules that tie fields together."""
-    model, data = config.get("model"), config.get("data")
-    if model is not None and data is not None and data.get("batch_size") is not None and data.batch_size < 2:
-        raise ConfigError(
-            f"config.data.batch_size={data.batch_size}: pair losses need at least 2 pairs per batch (the other "
-            "pairs are SimCLR's negatives and VICReg's variance and covariance statistics)."
-        )
     train = config.get("train")
     if train is not None and train.checkpoint_every < train.steps and train.steps % train.checkpoint_every:
         raise ConfigError(
