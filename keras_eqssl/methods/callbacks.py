@@ -44,8 +44,7 @@ class StopOnNonFinite(keras.callbacks.Callback):
             return
         terms = [n for n in bad if n != "loss"] or ["loss"]  # name the culprit terms, not just the sum
         step = int(self.model.optimizer.iterations.numpy())
-        kept = latest_checkpoint(self.checkpoint_dir) if self.checkpoint_dir else None
-        where = f"; the last good checkpoint is {kept['path']} (step {kept['step']})" if kept else ""
+        where = _last_good(self.checkpoint_dir)
         raise NonFiniteLossError(
             f"loss term {', '.join(repr(t) for t in terms)} became {', '.join(str(bad[t]) for t in terms)} "
             f"at step {step}; training stopped{where}. Lower the learning rate, check the data, or use float32."
@@ -90,6 +89,12 @@ def latest_checkpoint(directory: str | os.PathLike | None) -> dict | None:
     return None
 
 
+def _last_good(directory) -> str:
+    """The error messages' "; the last good checkpoint is ..." clause ("" when there is none)."""
+    kept = latest_checkpoint(directory) if directory else None
+    return f"; the last good checkpoint is {kept['path']} (step {kept['step']})" if kept else ""
+
+
 def non_finite_weights(model) -> list[str]:
     """The paths of `model`'s floating-point weights that hold a NaN or an Inf."""
     bad = []
@@ -125,8 +130,7 @@ class Checkpointer(keras.callbacks.Callback):
         step = int(self.model.optimizer.iterations.numpy())
         bad = non_finite_weights(self.model)
         if bad:
-            kept = latest_checkpoint(self.directory)
-            where = f"; the last good checkpoint is {kept['path']} (step {kept['step']})" if kept else ""
+            where = _last_good(self.directory)
             raise NonFiniteLossError(
                 f"{len(bad)} of {len(self.model.weights)} weights are NaN or Inf at step {step} (e.g. {', '.join(bad[:3])}); "
                 f"no checkpoint was written{where}. Lower the learning rate, check the data, or use float32."
