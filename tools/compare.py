@@ -153,7 +153,11 @@ def _overridden_config(sets):
     Python literals where they are one), so the probes read the data the runs trained on."""
     from keras_eqssl.default_config import get_config
 
-    config = get_config()
+    return _apply_sets(get_config(), sets)
+
+
+def _apply_sets(config, sets):
+    """`config` with each `key=value` of `sets` applied (values parsed by `_literal`)."""
     for item in sets:
         key, _, text = item.partition("=")
         config.update_from_flattened_dict({key.strip(): _literal(text)})

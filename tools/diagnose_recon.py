@@ -51,29 +51,31 @@ RECON_KEYS = ("paired", "other source", "no target")
 FEATURE_KINDS = ("pooled", "map", "attention")
 
 
-def run_config(run: compare.Run, data: str, seed: int, sets=(), held_out: bool = False):
-    """The config `compare.py` trained `run` with (its file, the data's and run's overrides),
-    pointed at held-out data when `held_out`: the held-out photos, or the renders' val split."""
+def run_config(run: compare.Run, data: str, seed: int, sets=()):
+    """The config `compare.py` trained `run` with: its file, the data's and run's overrides."""
     path = ROOT / "configs" / f"{run.config}.py"
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    config = module.get_config()
-    for item in (*compare.DATA[data]["overrides"], *run.overrides, *sets, f"seed={seed}"):
-        key, _, text = item.partition("=")
-        config.update_from_flattened_dict({key: compare._literal(text)})
-    if held_out and config.data.source == "skimage_photos":
-        config.data.photos = "test"
-    return config
+    return compare._apply_sets(
+        module.get_config(), (*compare.DATA[data]["overrides"], *run.overrides, *sets, f"seed={seed}")
+    )
 
 
 def pair_batches(config, num_batches: int, held_out: bool) -> list[dict]:
-    """`num_batches` batches of the run's training stream (on held-out data when `held_out`)."""
+    """`num_batches` batches of the run's training stream, or with `held_out` of the same stream
+    on data the run never trained on (the held-out photos, or the renders' val split) and other
+    draws."""
     from keras_eqssl.data.train_batches import train_batches
 
-    split = "val" if held_out and config.data.source == "threedie" else "train"
     config = config.copy_and_resolve_references()
-    config.seed = config.seed + (1000 if held_out else 0)  # other draws than in training
+    split = "train"
+    if held_out:
+        config.seed = config.seed + 1000
+        if config.data.source == "skimage_photos":
+            config.data.photos = "test"
+        elif config.data.source == "threedie":
+            split = "val"
     dataset, _ = train_batches(config, split=split, progress=False)
     return list(dataset.take(num_batches))
 
