@@ -54,23 +54,41 @@ def _setup(config):
 
 
 def _build_or_resume(config, strategy, param_specs, checkpoint):
-    import keras
-
+    """The model of `config`, compiled; with `checkpoint`, its weights and optimizer state loaded in
+    (so the loss weights and the learning-rate schedule are the config's, from the checkpoint's step on)."""
     from keras_eqssl.methods.factory import model_from_config, optimizer_from_config
+    from keras_eqssl.methods.resume import load_checkpoint_state
 
     with strategy.scope():
+        model = model_from_config(config, param_specs, synchronized=strategy.num_replicas_in_sync > 1)
+        model.compile(optimizer=optimizer_from_config(config))
         if checkpoint is not None:
-            model = keras.models.load_model(checkpoint["path"])
-            if model.optimizer is None:
-                raise ValueError(f"checkpoint {checkpoint['path']} has no optimizer state; delete it to start over")
-        else:
-            model = model_from_config(config, param_specs, synchronized=strategy.num_replicas_in_sync > 1)
-            model.compile(optimizer=optimizer_from_config(config))
+            load_checkpoint_state(model, checkpoint["path"], checkpoint["step"])
         model.jit_compile = config.train.jit_compile
     return model
 
 
-def _callbacks(config, model, sample_batch):
+def _resume_changes(config, checkpoint) -> str:
+    """Checks the config against the one recorded with `checkpoint` (`ConfigError` for a change
+    resume cannot honour) and says what changed and what resuming does about it."""
+    from keras_eqssl.methods.resume import check_resume, read_config
+
+    if read_config(checkpoint["path"]) is None:
+        return (
+            f"note: {checkpoint['path']} has no recorded config (written by an older keras_eqssl), so what changed "
+            "since cannot be checked; the model is built from this config and the checkpoint loaded into it."
+        )
+    changes = check_resume(checkpoint["path"], config)
+    if not changes:
+        return ""
+    return (
+        f"resume: changed since step {checkpoint['step']}: {', '.join(c.text() for c in changes)}. Applied from "
+        f"step {checkpoint['step']} on: the learning-rate schedule (and BYOL's momentum schedule) are rebuilt "
+        "from the new values; the weights and the optimizer's moments carry over."
+    )
+
+
+def _callbacks(config, model, sample_batch, resumed_from=None):
     import keras
 
     from keras_eqssl.methods.callbacks import Checkpointer, ReconstructionImages, StopOnNonFinite
@@ -79,7 +97,7 @@ def _callbacks(config, model, sample_batch):
     tb_dir = os.path.join(config.workdir, "tb")
     callbacks = [
         StopOnNonFinite(ckpt_dir),  # first: a bad step never reaches the checkpoint
-        Checkpointer(ckpt_dir),
+        Checkpointer(ckpt_dir, config=config, resumed_from=resumed_from),
         keras.callbacks.TensorBoard(tb_dir, update_freq=config.train.log_every),
     ]
     if config.train.image_every and model.reconstructions(sample_batch):
@@ -91,6 +109,7 @@ def _clear_or_refuse(config, ckpt_dir: str) -> None:
     """With `train.resume=False`, a workdir's checkpoints are deleted only when the config says
     `train.overwrite=True`; otherwise a `ConfigError` says what is there and what to do."""
     from keras_eqssl.methods.callbacks import CHECKPOINT_INDEX, checkpoint_files
+    from keras_eqssl.methods.resume import config_path
 
     files = checkpoint_files(ckpt_dir)
     if config.train.resume or not files:
@@ -103,13 +122,63 @@ def _clear_or_refuse(config, ckpt_dir: str) -> None:
         )
     for _, path in files:
         path.unlink()
+        config_path(path).unlink(missing_ok=True)
     index = pathlib.Path(ckpt_dir) / CHECKPOINT_INDEX
     index.unlink(missing_ok=True)
     print(f"keras-eqssl-train: train.overwrite=True: deleted {len(files)} checkpoint(s) in {ckpt_dir}")
 
 
+def _lock_workdir(workdir: str):
+    """Creates `workdir` and takes its lock (`workdir/.lock`), held until the process ends: a second
+    run in the same workdir is refused (`ConfigError`) instead of colliding on its files. Also the
+    early check that the workdir can be written at all."""
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        handle = open(os.path.join(workdir, ".lock"), "a+")  # noqa: SIM115  (held for the whole run)
+    except OSError as err:
+        raise ConfigError(f"config.workdir={workdir!r} cannot be written ({err.strerror}); choose another") from err
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover  (Windows: no lock)
+        return handle
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        handle.close()
+        raise ConfigError(
+            f"another keras-eqssl-train is running in {workdir} (it holds {os.path.join(workdir, '.lock')}); "
+            "wait for it to end, or use another --config.workdir"
+        ) from err
+    return handle
+
+
+def _remove_temporaries(workdir: str) -> None:
+    """Deletes what a process killed while writing left: a checkpoint's temporaries
+    (`checkpoints/.ckpt-*.tmp*`, the index's), the final model's, and half-written exports
+    (`.export*.tmp-*`). None of them is ever a checkpoint; safe because the workdir is locked."""
+    import shutil
+
+    root, ckpt = pathlib.Path(workdir), pathlib.Path(workdir) / "checkpoints"
+    stale = list(ckpt.glob(".*.tmp*")) if ckpt.is_dir() else []
+    stale += (
+        list(root.glob(".model.keras.tmp*")) + list(root.glob(".export*.tmp-*")) + list(root.glob(".export*.old-*"))
+    )
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    if stale:
+        print(f"keras-eqssl-train: removed {len(stale)} unfinished file(s) a killed run left in {workdir}")
+
+
 def train(config, strategy_name: str = "default", tpu: str = "") -> dict:
     """Runs the training of `config` (see the module doc) and returns the final metrics."""
+    lock = _lock_workdir(config.workdir)
+    try:
+        return _train(config, strategy_name, tpu)
+    finally:
+        lock.close()
+
+
+def _train(config, strategy_name: str, tpu: str) -> dict:
     from keras_eqssl.data.train_batches import threedie_root
 
     if config.data.source == "threedie":
@@ -121,10 +190,12 @@ def train(config, strategy_name: str = "default", tpu: str = "") -> dict:
     from keras_eqssl.methods.callbacks import latest_checkpoint
 
     ckpt_dir = os.path.join(config.workdir, "checkpoints")
+    _remove_temporaries(config.workdir)
     _clear_or_refuse(config, ckpt_dir)
     strategy = strategy_from_name(strategy_name, tpu=tpu)
     checkpoint = latest_checkpoint(ckpt_dir) if config.train.resume else None
     first_step = checkpoint["step"] if checkpoint else 0
+    said = _resume_changes(config, checkpoint) if checkpoint else ""
     steps = config.train.steps
     per_epoch = min(config.train.checkpoint_every, steps)
     if first_step % per_epoch or first_step > steps:
@@ -137,8 +208,9 @@ def train(config, strategy_name: str = "default", tpu: str = "") -> dict:
     dataset, specs = train_batches(config, first_step=first_step, progress=config.train.progress)
     sample = first_batch(dataset)
     model = _build_or_resume(config, strategy, specs, checkpoint)
-    os.makedirs(config.workdir, exist_ok=True)
     where = f"resuming from step {first_step} ({checkpoint['path']})" if checkpoint else "starting at step 0"
+    if said:
+        print(f"keras-eqssl-train: {said}")
     print(
         f"keras-eqssl-train: {model.name} ({config.model.backbone}, width {config.model.width}, split "
         f"{tuple(config.model.split)}) on {config.data.source}, {steps} steps x {config.data.batch_size} pairs, "
@@ -157,14 +229,16 @@ def train(config, strategy_name: str = "default", tpu: str = "") -> dict:
             epochs=steps // per_epoch,
             steps_per_epoch=per_epoch,
             initial_epoch=first_step // per_epoch,
-            callbacks=_callbacks(config, model, sample),
+            callbacks=_callbacks(config, model, sample, checkpoint and checkpoint["path"]),
             verbose=1 if config.train.progress else 2,
             shuffle=False,
         )
         history = fit.history
     seconds = time.perf_counter() - start
     final = os.path.join(config.workdir, "model.keras")
-    model.save(final)
+    tmp = os.path.join(config.workdir, ".model.keras.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, final)  # atomic: a kill never leaves half a model.keras
     metrics = {
         "steps": steps,
         "first_step": first_step,

@@ -12,11 +12,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_eqssl.methods.resume import config_path, write_config
+
 CHECKPOINT_INDEX = "checkpoint.json"
 
 
 class NonFiniteLossError(FloatingPointError):
     """A loss term became NaN or Inf; the message names the term and the step."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, permissions); the message names the file."""
 
 
 class StopOnNonFinite(keras.callbacks.Callback):
@@ -110,15 +116,29 @@ class Checkpointer(keras.callbacks.Callback):
 
     Writes `ckpt-{step:08d}.keras` through a temporary file and an atomic rename, then updates
     `checkpoint.json` the same way, so a process killed at any moment leaves the previous
-    checkpoint whole. Keeps the newest `keep` of the files it wrote, and never deletes one it did
-    not write (an earlier run's). The step is the optimizer's iteration count.
+    checkpoint whole. Keeps the newest `keep` of the files it wrote (and of `resumed_from`, the
+    checkpoint this run continues), and never deletes another (an earlier run's). The step is the
+    optimizer's iteration count.
+
+    With `config` (the run's config), each checkpoint has it recorded beside it,
+    `ckpt-{step:08d}.config.json`, written before the checkpoint itself: a resumed run compares its
+    own config with it (`keras_eqssl.methods.resume`).
     """
 
-    def __init__(self, directory: str | os.PathLike, keep: int = 2):
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        keep: int = 2,
+        config=None,
+        resumed_from: str | os.PathLike | None = None,
+    ):
         super().__init__()
         self.directory = pathlib.Path(directory)
         self.keep = keep
-        self.written: list[pathlib.Path] = []  # only these are ever deleted
+        self.config = config
+        self.written: list[pathlib.Path] = (
+            [pathlib.Path(resumed_from)] if resumed_from else []
+        )  # only these are deleted
 
     def on_epoch_end(self, epoch, logs=None):
         self.save()
@@ -137,14 +157,25 @@ class Checkpointer(keras.callbacks.Callback):
             )
         name = f"ckpt-{step:08d}.keras"
         tmp = self.directory / f".{name}.tmp.keras"
-        self.model.save(tmp)
-        os.replace(tmp, self.directory / name)
         index_tmp = self.directory / f".{CHECKPOINT_INDEX}.tmp"
-        index_tmp.write_text(json.dumps({"step": step, "file": name}) + "\n")
-        os.replace(index_tmp, self.directory / CHECKPOINT_INDEX)
+        try:
+            if self.config is not None:
+                write_config(self.directory / name, self.config)
+            self.model.save(tmp)
+            os.replace(tmp, self.directory / name)
+            index_tmp.write_text(json.dumps({"step": step, "file": name}) + "\n")
+            os.replace(index_tmp, self.directory / CHECKPOINT_INDEX)
+        except OSError as err:  # disk full, permissions, quota: name the file, leave no half-written one
+            tmp.unlink(missing_ok=True)
+            index_tmp.unlink(missing_ok=True)
+            raise CheckpointWriteError(
+                f"could not write checkpoint {self.directory / name} at step {step}: {err.strerror or err}"
+                f"{_last_good(self.directory)}. Free space in (or fix) {self.directory}, then rerun to resume."
+            ) from err
         self.written.append(self.directory / name)
         for old in self.written[: -self.keep]:  # never a checkpoint this run did not write
             old.unlink(missing_ok=True)
+            config_path(old).unlink(missing_ok=True)
         self.written = self.written[-self.keep :]
         return str(self.directory / name)
 

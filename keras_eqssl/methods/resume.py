@@ -1,0 +1,193 @@
+"""What resuming a run means when its config changed: each checkpoint records the run's config,
+and the next run compares its own against it, field by field.
+
+Every config field has one of three rules (`RESUME_RULES`, first matching prefix wins):
+
+- `"refuse"`: the field shapes the network, its weights' meaning or the batches the run draws
+  (`model.*` architecture, `data.*`, `augment.*`, `seed`, `optim.name`, mixed_float16). Resuming
+  with a new value would load weights into another network or continue another run:
+  `ConfigError`, naming every such field with its old and new value.
+- `"apply"`: the field sets how the remaining steps train, not what the weights are
+  (`train.steps`, `optim.lr`/`schedule`/`warmup_steps`/`weight_decay`, loss weights and
+  temperatures, `train.precision` between float32 and mixed_bfloat16). The model and its
+  optimizer are rebuilt from the new config and the checkpoint's weights and optimizer state
+  (moments, step count) are loaded into them, so the learning-rate schedule (and BYOL's
+  momentum schedule) are the new config's, evaluated from the checkpoint's step on. The run
+  prints each such change.
+- `"ignore"`: the field does not touch training state (`workdir`, logging, progress, `eval.*`, ...).
+
+A key the recorded config lacks (a checkpoint written before the key existed) is compared with
+its default in `keras_eqssl.default_config`.
+
+Example:
+
+```python
+from keras_eqssl.default_config import get_config
+from keras_eqssl.methods.resume import resume_changes
+
+old, new = get_config(), get_config()
+new.optim.lr, new.train.steps = 5e-4, 1200
+changes = resume_changes(old.to_dict(), new.to_dict())
+[(c.key, c.rule) for c in changes]  # [('optim.lr', 'apply'), ('train.steps', 'apply')]
+```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import warnings
+
+from keras_eqssl.config_validation import ConfigError
+
+CONFIG_SUFFIX = ".config.json"  # ckpt-00000100.keras -> ckpt-00000100.config.json
+
+# (prefix, rule); the longest matching prefix wins, so a specific key overrides its section.
+RESUME_RULES = (
+    ("", "refuse"),
+    ("workdir", "ignore"),
+    ("eval", "ignore"),
+    ("train", "ignore"),  # progress, log_every, image_every, resume, overwrite, jit_compile, deterministic
+    ("train.checkpoint_every", "ignore"),  # the checkpoint's step must be a multiple (checked by the job)
+    ("train.steps", "apply"),
+    ("train.precision", "apply"),  # float32 <-> mixed_bfloat16; mixed_float16 is refused below
+    ("data.threedie.cache_dir", "ignore"),
+    ("optim.lr", "apply"),
+    ("optim.schedule", "apply"),
+    ("optim.warmup_steps", "apply"),
+    ("optim.weight_decay", "apply"),
+    ("model.temperature", "apply"),
+    ("model.vicreg", "apply"),
+    ("model.barlow_lambda", "apply"),
+    ("model.byol_momentum", "apply"),
+    ("model.recon.weight", "apply"),
+    ("model.params.weight", "apply"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """One config field whose value differs from the checkpoint's: `key` ("optim.lr"), `old`, `new`, `rule`."""
+
+    key: str
+    old: object
+    new: object
+    rule: str
+
+    def text(self) -> str:
+        return f"{self.key} {self.old!r} -> {self.new!r}"
+
+
+def rule_for(key: str) -> str:
+    """The rule of a dotted config key (see the module doc)."""
+    best = max(
+        (p for p, _ in RESUME_RULES if p == "" or key == p or key.startswith(p + ".")),
+        key=len,
+    )
+    return dict(RESUME_RULES)[best]
+
+
+def _flatten(tree, prefix: str = "") -> dict:
+    if isinstance(tree, dict):
+        flat = {}
+        for key, value in tree.items():
+            flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: tree}
+
+
+def _normalize(config) -> dict:
+    """A config (ConfigDict or dict) as a flat dict of JSON values (tuples become lists)."""
+    tree = config.to_dict() if hasattr(config, "to_dict") else config
+    return _flatten(json.loads(json.dumps(tree)))
+
+
+def resume_changes(recorded, current) -> list[Change]:
+    """The fields of `current` whose values differ from `recorded` (configs or their dicts), with their rules."""
+    from keras_eqssl.default_config import get_config
+
+    defaults = _normalize(get_config())
+    old, new = _normalize(recorded), _normalize(current)
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        before, after = old.get(key, defaults.get(key)), new.get(key, defaults.get(key))
+        if before != after:
+            rule = rule_for(key)
+            if key == "train.precision" and "mixed_float16" in (before, after):
+                rule = "refuse"  # its loss-scale optimizer has other variables
+            changes.append(Change(key, before, after, rule))
+    return changes
+
+
+def config_path(checkpoint: str | os.PathLike) -> pathlib.Path:
+    """Where the run config of checkpoint `ckpt-<step>.keras` is recorded."""
+    path = pathlib.Path(checkpoint)
+    return path.with_name(path.name.removesuffix(".keras") + CONFIG_SUFFIX)
+
+
+def write_config(checkpoint: str | os.PathLike, config) -> pathlib.Path:
+    """Records `config` for `checkpoint` (atomically: a temporary file, then a rename)."""
+    path = config_path(checkpoint)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tree = config.to_dict() if hasattr(config, "to_dict") else config
+    tmp.write_text(json.dumps(tree, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_config(checkpoint: str | os.PathLike) -> dict | None:
+    """The config recorded with `checkpoint`, or None when it has none (written by an older version)."""
+    path = config_path(checkpoint)
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError as err:
+        raise ConfigError(f"{path}: the config recorded with the checkpoint is not valid JSON ({err})") from err
+
+
+def check_resume(checkpoint: str | os.PathLike, config) -> list[Change]:
+    """The changes that resuming `checkpoint` with `config` applies; `ConfigError` for refused ones.
+
+    Returns [] (and changes nothing) when the checkpoint has no recorded config.
+    """
+    recorded = read_config(checkpoint)
+    if recorded is None:
+        return []
+    changes = resume_changes(recorded, config)
+    refused = [c for c in changes if c.rule == "refuse"]
+    if refused:
+        raise ConfigError(
+            f"cannot resume {checkpoint} with this config: {'; '.join(c.text() for c in refused)} changed since it "
+            "was written, and that changes the network or the data the run trains on. Restore the old "
+            f"value{'s' if len(refused) > 1 else ''} (the checkpoint's config is {config_path(checkpoint)}), or "
+            "train in another workdir."
+        )
+    return [c for c in changes if c.rule == "apply"]
+
+
+def load_checkpoint_state(model, checkpoint: str | os.PathLike, step: int) -> None:
+    """Loads the weights and optimizer state of `checkpoint` into `model` (built and compiled).
+
+    `ConfigError` when they do not fit (naming the file) or when the optimizer state did not
+    load whole (its step count must come back as `step`): a resume never trains from a half-loaded state.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model.load_weights(checkpoint)
+        except Exception as err:  # Keras raises ValueError/KeyError/... for weights that do not fit
+            raise ConfigError(
+                f"checkpoint {checkpoint} does not fit the model this config builds ({type(err).__name__}: "
+                f"{str(err)[:300]}); train in another workdir, or restore the config it was written with."
+            ) from err
+    skipped = [str(w.message) for w in caught if "loading" in str(w.message).lower()]
+    loaded = int(model.optimizer.iterations.numpy())
+    if skipped or loaded != step:
+        raise ConfigError(
+            f"checkpoint {checkpoint}: the optimizer state did not load (step {loaded}, expected {step}"
+            f"{'; ' + skipped[0][:200] if skipped else ''}); was optim.name or the precision changed? "
+            "Train in another workdir, or restore the config it was written with."
+        )
