@@ -12,6 +12,7 @@ from collections.abc import Callable
 import ml_collections
 
 from keras_eqssl import default_config
+from keras_eqssl.errors import InputError
 from keras_eqssl.probes.results import FAMILIES, PARTS, PROBE_HEADS
 
 # The names of `keras_eqssl.nn.BACKBONES` and `keras_eqssl.methods.INVARIANCES`, spelled out here so
@@ -20,7 +21,7 @@ BACKBONE_NAMES = ("resnet18", "resnet34", "resnet50", "vit_s16", "vit_b16", "vit
 INVARIANCE_NAMES = ("simclr", "vicreg", "barlow", "simsiam", "byol")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError, ValueError):
     """A config field is unknown, of the wrong type, or has an impossible value."""
 
 

@@ -94,3 +94,19 @@ def test_evaluate_names_a_bad_model_and_a_bad_data_root(tmp_path):
     (tmp_path / "notaroot").mkdir()
     result = run_cli("evaluate", f"--model={tmp_path / 'notaroot'}", f"--data={tmp_path / 'notaroot'}")
     assert result.returncode == 2 and "notaroot" in result.stderr
+
+
+@pytest.mark.slow
+def test_the_width_that_crashed_onednn_trains_a_step(tmp_path):
+    """Issue 10 item 5: `model.width=0.125`, `split=(32,32)`, cifar stem died with SIGSEGV (a double
+    free in oneDNN) in the first gradient on the reporter's machine (TensorFlow 2.21). Run in a
+    subprocess so a crash fails this test instead of killing the test run."""
+    result = run_cli(
+        "train", "--config.data.source=skimage_photos", "--config.data.num_images=16",
+        "--config.data.batch_size=16", "--config.model.width=0.125", "--config.model.split=(32,32)",
+        "--config.model.stem=cifar", "--config.train.steps=1", "--config.train.checkpoint_every=1",
+        "--config.train.progress=False", "--config.eval.enabled=False", f"--config.workdir={tmp_path}",
+        timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, f"exit {result.returncode}: {result.stderr[-3000:]}"
+    assert "trained steps 0..1" in result.stdout

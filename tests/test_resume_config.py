@@ -4,6 +4,7 @@ is refused (architecture, data), applied (steps, learning rate, loss weights) or
 from __future__ import annotations
 
 import json
+import pathlib
 
 import keras
 import numpy as np
@@ -133,3 +134,30 @@ def test_resume_applies_new_steps_and_learning_rate_and_refuses_a_new_width(tmp_
     assert [s for s, _ in checkpoint_files(tmp_path / "checkpoints")] == [4, 8]
     recorded = json.loads(config_path(tmp_path / "checkpoints" / "ckpt-00000008.keras").read_text())
     assert recorded["optim"]["lr"] == 5e-4 and recorded["train"]["steps"] == 8
+
+
+def test_a_damaged_checkpoint_is_named_and_the_intact_earlier_one_offered(tmp_path):
+    from keras_eqssl.errors import InputError
+    from keras_eqssl.methods.callbacks import Checkpointer, MissingCheckpointError, latest_checkpoint
+    from keras_eqssl.methods.resume import DamagedCheckpointError, check_archive
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    checkpointer = Checkpointer(tmp_path, config=get_config())
+    checkpointer.set_model(model)
+    for _ in range(2):
+        model.fit(np.zeros((4, 2)), np.zeros((4, 1)), epochs=1, verbose=0)
+        checkpointer.save()
+    newest = pathlib.Path(latest_checkpoint(tmp_path)["path"])
+    check_archive(newest)  # whole: no error
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # a copy that stopped halfway
+    with pytest.raises(
+        DamagedCheckpointError, match=rf"{newest.name} is damaged.*newest intact one is .*ckpt-00000001"
+    ):
+        check_archive(newest)
+    for path in tmp_path.glob("ckpt-*.keras"):
+        path.unlink()
+    (tmp_path / "checkpoint.json").write_text("{not json")
+    with pytest.raises(MissingCheckpointError, match="the index is unreadable") as err:
+        latest_checkpoint(tmp_path)
+    assert isinstance(err.value, InputError) and isinstance(err.value, FileNotFoundError)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
 import os
 import sys
 
+faulthandler.enable()  # a crash inside TensorFlow's C++ (SIGSEGV, SIGABRT) still prints where Python was
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
@@ -13,6 +16,7 @@ from ml_collections import config_flags  # noqa: E402
 
 from keras_eqssl import default_config  # noqa: E402
 from keras_eqssl.config_validation import ConfigError, validate  # noqa: E402
+from keras_eqssl.errors import InputError  # noqa: E402
 
 DEFAULT_CONFIG = default_config.__file__
 
@@ -44,6 +48,20 @@ def checked(config_flag):
         print(f"error: bad config {path}: {err}", file=sys.stderr)
         sys.exit(2)
     return config
+
+
+@contextlib.contextmanager
+def input_errors_exit(status: int = 2):
+    """Inside it, an `InputError` (a bad config field, file, data root, checkpoint; see
+    `keras_eqssl.errors`) is one line on stderr and exit `status`; `KERAS_EQSSL_DEBUG=1` keeps the
+    traceback. Any other exception is a bug and keeps its traceback."""
+    try:
+        yield
+    except InputError as err:
+        if os.environ.get("KERAS_EQSSL_DEBUG"):
+            raise
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        sys.exit(status)
 
 
 COMMAND_LINE_ERRORS = (flags.Error, OSError, SyntaxError, AttributeError, KeyError, TypeError, ValueError)

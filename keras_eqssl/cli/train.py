@@ -30,7 +30,7 @@ import time
 
 from absl import app, flags, logging
 
-from keras_eqssl.cli._config import checked, define_config_flag, parse_flags
+from keras_eqssl.cli._config import checked, define_config_flag, input_errors_exit, parse_flags
 from keras_eqssl.config_validation import ConfigError
 
 _CONFIG = define_config_flag()
@@ -342,10 +342,8 @@ def main(argv):
     from keras_eqssl.methods.callbacks import NonFiniteLossError
 
     try:
-        train(config, _STRATEGY.value, _TPU.value)
-    except ConfigError as err:  # a config that does not fit the workdir (checkpoints there)
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        with input_errors_exit(2):  # a config that does not fit the workdir, the data or the model
+            train(config, _STRATEGY.value, _TPU.value)
     except NonFiniteLossError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(3)

@@ -57,7 +57,7 @@ def source_from_config(config):
     if d.source == "image_folder":
         from keras_eqssl.data.image_folder import image_folder
 
-        return image_folder(d.root, image_size=d.image_size, seed=config.seed)
+        return image_folder(d.root, image_size=d.image_size, seed=config.seed, skip_bad=d.skip_bad)
     if d.source == "tfds":
         from keras_eqssl.data.tfds_source import tfds_images
 

@@ -20,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import tensorflow as tf
 
+from keras_eqssl.errors import InputError
+
 JPEG_SOI, JPEG_EOI = b"\xff\xd8", b"\xff\xd9"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 GIF_MAGICS = (b"GIF87a", b"GIF89a")
@@ -28,7 +30,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 _HEAD = 1 << 16  # JPEG start-of-frame usually sits in the first few KB (after EXIF / tables)
 
 
-class BadFileError(ValueError):
+class BadFileError(InputError, ValueError):
     """A data file that cannot be used; `path` names it and the message says why."""
 
     def __init__(self, path: str, reason: str):

@@ -70,7 +70,10 @@ def list_image_folder(root: str | os.PathLike, check_files: bool = True, skip_ba
         labels = [y for i, y in enumerate(labels) if i not in bad]
     if problems and not skip_bad:
         path, reason = problems[0]
-        raise BadFileError(path, f"{reason} ({len(problems)} problem(s) in {root}; pass skip_bad=True to skip them)")
+        raise BadFileError(
+            path,
+            f"{reason} ({len(problems)} problem(s) in {root}; pass skip_bad=True, or --config.data.skip_bad=True, to skip them)",
+        )
     if not paths:
         raise BadFileError(root, "no usable images")
     if problems:

@@ -246,7 +246,7 @@ def list_objects(root: str, split: str = "train", check_files: bool = True, skip
         raise BadFileError(
             path,
             f"{reason} ({len(bad_files)} bad file(s) in {len(problems)} object(s) of split {split!r} of {root}; "
-            "pass skip_bad=True to skip those objects)",
+            "pass skip_bad=True, or --config.data.skip_bad=True, to skip those objects)",
         )
     if not good:
         raise BadFileError(

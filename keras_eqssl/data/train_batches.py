@@ -7,6 +7,7 @@ import os
 import tensorflow as tf
 
 from keras_eqssl.augment.policies import Policy, policy_from_config, rotated_pair
+from keras_eqssl.config_validation import ConfigError
 
 PAIR_VIEWS = ("v1", "v2")
 
@@ -16,7 +17,10 @@ def threedie_root(config, progress: bool = True) -> str:
     t = config.data.threedie
     if t.root:
         if not os.path.isdir(t.root):
-            raise FileNotFoundError(f"config.data.threedie.root={t.root!r} is not a directory")
+            raise ConfigError(
+                f"config.data.threedie.root={t.root!r} is not a directory; give a 3DIEBench-format root, or '' for "
+                "the rendered mini-3DIEBench"
+            )
         return t.root
     from keras_eqssl.data.render.dataset import cached_render
 
@@ -31,7 +35,7 @@ def _pair_policy(config) -> Policy:
     policy = policy_from_config(config.augment)
     names = policy.view_names()
     if list(names[:2]) != list(PAIR_VIEWS):
-        raise ValueError(
+        raise ConfigError(
             f"config.augment.policy={config.augment.policy!r} makes views {names}; pair methods train on 'v1' and "
             "'v2' (policies simclr, byol, stl). Look at other policies' views with keras-eqssl-views."
         )
@@ -76,6 +80,7 @@ def train_batches(config, first_step: int = 0, split: str = "train", progress: b
             augment=policy,
             skip=skip,
             first_step=first_step,
+            skip_bad=config.data.skip_bad,
         )
         return ds, (None if policy is None else policy.param_specs())
 
@@ -95,4 +100,7 @@ def first_batch(dataset: tf.data.Dataset) -> dict:
     """The first batch, or a clear error when the stream is empty."""
     for batch in dataset.take(1):
         return batch
-    raise ValueError("the training stream is empty: the data source has fewer images than one batch")
+    raise ConfigError(
+        "the training stream is empty: the data source has fewer images than one batch (config.data.batch_size); "
+        "lower the batch size or add images"
+    )

@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_eqssl.errors import InputError
 from keras_eqssl.methods.resume import config_path, write_config
 
 CHECKPOINT_INDEX = "checkpoint.json"
@@ -21,8 +22,12 @@ class NonFiniteLossError(FloatingPointError):
     """A loss term became NaN or Inf; the message names the term and the step."""
 
 
-class CheckpointWriteError(OSError):
+class CheckpointWriteError(InputError, OSError):
     """A checkpoint could not be written (disk full, permissions); the message names the file."""
+
+
+class MissingCheckpointError(InputError, FileNotFoundError):
+    """`checkpoint.json` names a checkpoint, but no checkpoint file is left."""
 
 
 class StopOnNonFinite(keras.callbacks.Callback):
@@ -87,7 +92,7 @@ def latest_checkpoint(directory: str | os.PathLike | None) -> dict | None:
             named = json.loads(index.read_text())["file"]
         except (ValueError, KeyError, TypeError):
             named = "a checkpoint (the index is unreadable)"
-        raise FileNotFoundError(
+        raise MissingCheckpointError(
             f"{index} names {named}, but {directory} holds no checkpoint file (ckpt-<step>.keras): they were deleted "
             "or moved. Put them back to resume, or start over in another workdir (or with "
             "--config.train.resume=False --config.train.overwrite=True)."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from keras_eqssl.config_validation import ConfigError
 from keras_eqssl.methods.invariance import INVARIANCES
 from keras_eqssl.methods.objectives import CrossAttentionReconstruction, ParameterPrediction
 from keras_eqssl.methods.pair_model import IMAGENET_MEAN, IMAGENET_STD, PairModel
@@ -44,12 +45,28 @@ def param_targets(config) -> list[str]:
 def model_from_config(config, param_specs=None, synchronized: bool = False) -> PairModel:
     """The `PairModel` of `config.model` for views of `config.augment.size` px.
 
+    A model the config cannot build (a split wider than the backbone, a view size the ViT's
+    patch grid or the decoder cannot use) is a `ConfigError` naming the fields involved.
+
     Args:
         config: a config with the `default_config` schema.
         param_specs: the policy's `ParamSpec`s per view (see `train_batches`), to check
             parameter-prediction targets at construction; None when no policy runs.
         synchronized: synchronised BatchNorm everywhere (several replicas and `model.sync_bn`).
     """
+    try:
+        return _model_from_config(config, param_specs, synchronized)
+    except ValueError as err:
+        if isinstance(err, ConfigError):
+            raise
+        m = config.model
+        raise ConfigError(
+            f"config.model (backbone={m.backbone!r}, width={m.width}, split={tuple(m.split)}) with "
+            f"config.augment.size={config.augment.size} does not make a model: {err}"
+        ) from err
+
+
+def _model_from_config(config, param_specs, synchronized: bool) -> PairModel:
     m = config.model
     sync = synchronized and m.sync_bn
     backbone_kwargs = {}

@@ -39,8 +39,10 @@ import json
 import os
 import pathlib
 import warnings
+import zipfile
 
 from keras_eqssl.config_validation import ConfigError
+from keras_eqssl.errors import InputError
 
 CONFIG_SUFFIX = ".config.json"  # ckpt-00000100.keras -> ckpt-00000100.config.json
 
@@ -168,12 +170,58 @@ def check_resume(checkpoint: str | os.PathLike, config) -> list[Change]:
     return [c for c in changes if c.rule == "apply"]
 
 
+class DamagedCheckpointError(InputError, ValueError):
+    """A checkpoint file is not a complete `.keras` archive; the message offers the intact earlier one."""
+
+
+def check_archive(checkpoint: str | os.PathLike) -> None:
+    """`DamagedCheckpointError` unless `checkpoint` is a complete `.keras` archive (a zip with the
+    model's config and weights, every member's CRC intact), naming the newest intact one before it."""
+    path = pathlib.Path(checkpoint)
+    problem = None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            missing = {"config.json", "model.weights.h5"} - set(archive.namelist())
+            bad = archive.testzip()
+            problem = f"it lacks {sorted(missing)}" if missing else (f"member {bad} is corrupt" if bad else None)
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        problem = f"it is not a complete .keras archive ({err})"
+    if problem is None:
+        return
+    earlier = [p for _, p in _intact_before(path)]
+    offer = (
+        f"the newest intact one is {earlier[-1]}: move {path.name} away to resume from it"
+        if earlier
+        else "no intact earlier checkpoint is left: start over in another workdir"
+    )
+    raise DamagedCheckpointError(f"checkpoint {path} is damaged: {problem}; {offer}.")
+
+
+def _intact_before(path: pathlib.Path) -> list:
+    from keras_eqssl.methods.callbacks import checkpoint_files
+
+    found = []
+    for step, other in checkpoint_files(path.parent):
+        if other == path:
+            break
+        try:
+            with zipfile.ZipFile(other) as archive:
+                if archive.testzip() is None:
+                    found.append((step, other))
+        except (zipfile.BadZipFile, OSError, EOFError):
+            pass
+    return found
+
+
 def load_checkpoint_state(model, checkpoint: str | os.PathLike, step: int) -> None:
     """Loads the weights and optimizer state of `checkpoint` into `model` (built and compiled).
 
-    `ConfigError` when they do not fit (naming the file) or when the optimizer state did not
-    load whole (its step count must come back as `step`): a resume never trains from a half-loaded state.
+    `DamagedCheckpointError` for a file that is not a complete archive (offering the intact
+    earlier one); `ConfigError` when the weights do not fit (naming the file) or when the
+    optimizer state did not load whole (its step count must come back as `step`): a resume
+    never trains from a half-loaded state.
     """
+    check_archive(checkpoint)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
