@@ -8,7 +8,8 @@
 - `split_encode(images)`: a NumPy encoder with a split: channel means / stds (invariant-ish) and
   a coarse 2x2 grid of means (equivariant-ish).
 - `save_encoder_module(path, outputs)`: a SavedModel whose `serving_default(images=uint8)` returns
-  `outputs` (default the three export keys), as `keras_eqssl.export` writes them.
+  `outputs` (default the three export keys), as `keras_eqssl.export` wrote them in format 1
+  (format 2's `serving_default` takes [0, 1] floats, and `serving_uint8` uint8).
 """
 
 from __future__ import annotations

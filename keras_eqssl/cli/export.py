@@ -6,9 +6,10 @@
 
 `--checkpoint` is a `.keras` file, a `checkpoints/` directory (its newest checkpoint) or a
 workdir of `keras-eqssl-train` (its `model.keras`, else its newest checkpoint). The SavedModel
-holds the backbone and the invariant/equivariant split only, behind the signature
-`serving_default(images: uint8 (N, H, W, 3)) -> {"embedding", "invariant", "equivariant"}`;
-the app loads it back, runs it on two blank images and prints the signature and where it wrote.
+holds the backbone and the invariant/equivariant split only, behind the signatures
+`serving_default(images: float32 (N, H, W, 3) in [0, 1])` and `serving_uint8(images: uint8
+(N, H, W, 3))`, both -> `{"embedding", "invariant", "equivariant"}` (docs/serving.md); the app
+loads it back, runs it on two blank images and prints the signatures and where it wrote.
 Exit status 2 with a message naming the path when the checkpoint or the output is unusable.
 """
 
@@ -59,7 +60,10 @@ def export(checkpoint: str, out: str, resize: str = "bilinear") -> str:
     print(f"wrote {out}: {encoder.metadata.get('num_variables')} backbone variables, no heads or decoder")
     print(encoder.describe())
     print(f"metadata: {os.path.join(out, 'keras_eqssl_export.json')}; check run on 2 images: {shapes}")
-    print(f'load it: tf.saved_model.load("{out}").signatures["serving_default"](images=uint8_images)')
+    print(
+        f'load it: tf.saved_model.load("{out}").signatures["serving_default"](images=float_images_0_to_1) '
+        '(or ["serving_uint8"](images=uint8_images))'
+    )
     return out
 
 

@@ -259,7 +259,7 @@ def _train(config, strategy_name: str, tpu: str) -> dict:
 
     metrics["export"] = export_encoder(model, os.path.join(config.workdir, "export"))
     print(
-        f"encoder SavedModel: {metrics['export']} (serving_default: uint8 images -> embedding, invariant, equivariant)"
+        f"encoder SavedModel: {metrics['export']} (serving_default: float32 images in [0, 1], serving_uint8: uint8 images -> embedding, invariant, equivariant)"
     )
     if config.eval.enabled:
         metrics["report"] = _evaluate(config, model, sample, metrics, init_export)

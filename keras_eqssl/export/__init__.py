@@ -1,18 +1,27 @@
 """Export: the encoder of a trained model as a TensorFlow SavedModel that serves features.
 
-- `export_encoder(model, out_dir)`: backbone + invariant/equivariant split behind a
-  `serving_default` signature, uint8 `(N, H, W, 3)` images of any size ->
-  `{"embedding", "invariant", "equivariant"}` float32; no heads, decoder or target network.
+- `export_encoder(model, out_dir)`: backbone + invariant/equivariant split behind two signatures,
+  `serving_default` (float32 `(N, H, W, 3)` images in [0, 1], any size; values outside [0, 1]
+  raise) and `serving_uint8` (uint8 images in [0, 255]) -> `{"embedding", "invariant",
+  "equivariant"}` float32; no heads, decoder or target network. The contract: docs/serving.md.
 - `export_checkpoint(path, out_dir)`: the same from a `.keras` checkpoint, a `checkpoints/`
   directory or a training workdir (`keras-eqssl-export --checkpoint=PATH --out=DIR`).
-- `load_encoder(path)` -> `Encoder`: checks the signature; `encoder(images)` batches over N and
-  returns NumPy arrays; `encoder.metadata` holds image size, split, mean/std and the model summary.
+- `load_encoder(path)` -> `Encoder`: checks the signatures; `encoder(images)` takes uint8 or
+  [0, 1] float images (and format-1 exports, whose `serving_default` takes uint8), batches over N
+  and returns NumPy arrays; `encoder.metadata` holds image size, split, mean/std and the model summary.
 
 Loading needs TensorFlow only: `tf.saved_model.load(out_dir).signatures["serving_default"]`
 works in a process that never imports keras_eqssl, and TensorFlow Serving serves it as is.
 """
 
-from keras_eqssl.export.encoder import METADATA_FILE, OUTPUT_KEYS, SIGNATURE_KEY, Encoder, load_encoder
+from keras_eqssl.export.encoder import (
+    METADATA_FILE,
+    OUTPUT_KEYS,
+    SIGNATURE_KEY,
+    UINT8_SIGNATURE_KEY,
+    Encoder,
+    load_encoder,
+)
 from keras_eqssl.export.saved_model import (
     RESIZE_METHODS,
     export_checkpoint,
@@ -26,6 +35,7 @@ __all__ = [
     "OUTPUT_KEYS",
     "RESIZE_METHODS",
     "SIGNATURE_KEY",
+    "UINT8_SIGNATURE_KEY",
     "Encoder",
     "export_checkpoint",
     "export_encoder",

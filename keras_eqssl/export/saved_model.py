@@ -1,7 +1,8 @@
 """Writing the encoder of a trained model as a plain TensorFlow SavedModel that serves features.
 
-`export_encoder(model, out_dir)` saves the backbone and the invariant/equivariant split behind one
-`serving_default` signature that takes raw uint8 images of any size; `export_checkpoint(path,
+`export_encoder(model, out_dir)` saves the backbone and the invariant/equivariant split behind two
+signatures that share one graph: `serving_default` takes float32 images in [0, 1] of any size (and
+refuses values outside that range), `serving_uint8` raw uint8 images; `export_checkpoint(path,
 out_dir)` does the same for a `.keras` checkpoint, a `checkpoints/` directory or a run's workdir.
 Keras is imported only by these two functions (through the model), never by the loader.
 """
@@ -16,7 +17,15 @@ import uuid
 
 import tensorflow as tf
 
-from keras_eqssl.export.encoder import FORMAT, INPUT_KEY, METADATA_FILE, OUTPUT_KEYS, SIGNATURE_KEY
+from keras_eqssl.export.encoder import (
+    FORMAT,
+    INPUT_KEY,
+    INPUT_RANGES,
+    METADATA_FILE,
+    OUTPUT_KEYS,
+    SIGNATURE_KEY,
+    UINT8_SIGNATURE_KEY,
+)
 
 RESIZE_METHODS = ("bilinear", "bicubic", "area", "nearest", "lanczos3", "lanczos5", "gaussian", "mitchellcubic")
 CHECKPOINT_INDEX = "checkpoint.json"  # methods.callbacks.CHECKPOINT_INDEX
@@ -64,8 +73,45 @@ def _model_summary(model) -> dict:
     }
 
 
-def _serving_function(model, resize: str | None):
-    """The `tf.function` uint8 `(N, H, W, 3)` -> float32 features; captures only backbone variables."""
+def _checked_shape(images):
+    """`images` after an in-graph check that it is (N, H, W, 3) with H, W >= 1 (N may be 0).
+
+    A loaded signature checks the dtype of its input but not its shape, so the channels are checked
+    here. (Not the rank: grappler folds it to the declared 4. Another rank fails in `tf.image.resize`
+    or `ensure_shape` with TensorFlow's own message, which names the shape.)
+    """
+    shape = tf.shape(images)
+    ok = tf.logical_and(tf.reduce_all(tf.equal(shape[-1:], 3)), tf.reduce_all(tf.greater_equal(shape[1:3], 1)))
+    message = tf.strings.format(
+        "keras_eqssl encoder: images must be (N, H, W, 3) with H, W >= 1; received shape {}", [shape]
+    )
+    with tf.control_dependencies([tf.debugging.Assert(ok, [message])]):
+        return tf.identity(images)
+
+
+def _checked_range(images):
+    """float `images` after an in-graph check that every value is in [0, 1] (NaN fails)."""
+    values = tf.reshape(images, [-1])  # reductions over the declared 4 axes would fail first on another rank
+    ok = tf.reduce_all(tf.logical_and(values >= 0.0, values <= 1.0))  # False for NaN
+    nan = tf.math.is_nan(values)
+    low = tf.reduce_min(tf.where(nan, tf.constant(float("inf")), values))
+    high = tf.reduce_max(tf.where(nan, tf.constant(float("-inf")), values))
+    message = tf.strings.format(
+        f"keras_eqssl encoder: {SIGNATURE_KEY} takes float32 images in [0, 1]; received min {{}}, max {{}} "
+        f"(of the values that are not NaN) and {{}} NaN values. uint8 pixels: divide by 255, or use the "
+        f"{UINT8_SIGNATURE_KEY} signature.",  # no quotes: the error shows them escaped
+        [low, high, tf.reduce_sum(tf.cast(nan, tf.int64))],
+    )
+    with tf.control_dependencies([tf.debugging.Assert(ok, [message])]):
+        return tf.identity(images)
+
+
+def _serving_functions(model, resize: str | None) -> dict:
+    """The two serving `tf.function`s, by signature name; both call one traced `encode`.
+
+    `encode`: float32 [0, 1] `(N, H, W, 3)` -> float32 features; captures only backbone variables.
+    `serving_default` checks the [0, 1] range before it; `serving_uint8` scales by 1/255.
+    """
     height, width = model.image_size
     size = tf.constant([height, width], tf.int32)
 
@@ -78,14 +124,28 @@ def _serving_function(model, resize: str | None):
                 return tf.identity(x)
         return tf.cond(same, lambda: x, lambda: tf.image.resize(x, [height, width], method=resize, antialias=True))
 
-    def serve(images):
-        x = tf.cast(images, tf.float32) / 255.0
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)], autograph=False)
+    def encode(x):
+        n = tf.shape(x)[0]
+        # N = 0: one blank image through the network, sliced off below (no backbone op sees an empty batch).
+        x = tf.cond(n > 0, lambda: x, lambda: tf.zeros([1, height, width, 3]))
         x = tf.ensure_shape(to_model_size(x), [None, height, width, 3])
         outputs = model.encoder_outputs(x, training=False)
-        return {k: tf.cast(outputs[k], tf.float32) for k in OUTPUT_KEYS}
+        return {k: tf.cast(outputs[k], tf.float32)[:n] for k in OUTPUT_KEYS}
 
-    spec = tf.TensorSpec([None, None, None, 3], tf.uint8, name=INPUT_KEY)
-    return tf.function(serve, input_signature=[spec], autograph=False)
+    def serve_float(images):
+        return encode(_checked_range(_checked_shape(images)))
+
+    def serve_uint8(images):
+        return encode(tf.cast(_checked_shape(images), tf.float32) / 255.0)
+
+    return {
+        name: tf.function(fn, input_signature=[tf.TensorSpec([None, None, None, 3], dtype, name=INPUT_KEY)])
+        for name, fn, dtype in (
+            (SIGNATURE_KEY, serve_float, tf.float32),
+            (UINT8_SIGNATURE_KEY, serve_uint8, tf.uint8),
+        )
+    }
 
 
 def _replace_dir(tmp: pathlib.Path, out: pathlib.Path) -> None:
@@ -108,11 +168,19 @@ def export_encoder(
 ) -> str:
     """Writes the encoder of `model` (backbone + split, no heads) as a TensorFlow SavedModel.
 
-    The SavedModel has one signature, `serving_default`, that takes `images`: uint8
-    `(N, H, W, 3)` of any batch size and any H, W, and does inside: scale to [0, 1], resize to
-    `model.image_size` when the size differs (`resize` method with antialiasing; the aspect
-    ratio is not kept), the model's mean/std normalisation, the backbone in inference mode
-    (BatchNorm moving statistics) and the invariant/equivariant split. It returns float32
+    The SavedModel has two signatures (format `keras_eqssl.encoder/2`, docs/serving.md):
+
+    - `serving_default`: `images` float32 `(N, H, W, 3)` with values in [0, 1] (TF-Hub's
+      convention). A value outside [0, 1], or NaN, raises `InvalidArgumentError` naming the
+      range received, so uint8 pixels that NumPy casts to float (0..255) fail instead of
+      serving wrong features.
+    - `serving_uint8`: `images` uint8 `(N, H, W, 3)` in [0, 255], scaled by 1/255.
+
+    Both take any batch size (N = 0 gives `(0, C)` outputs) and any H, W >= 1 (else
+    `InvalidArgumentError`), and do inside: resize to `model.image_size` when the size differs
+    (`resize` method with antialiasing; the aspect ratio is not kept), the model's mean/std
+    normalisation, the backbone in inference mode (BatchNorm moving statistics) and the
+    invariant/equivariant split. They return float32
     `{"embedding": (N, C), "invariant": (N, d_inv), "equivariant": (N, d_equi)}` (both parts are
     the embedding when the model has no split), also for a mixed-precision model.
 
@@ -150,8 +218,9 @@ def export_encoder(
         split=(32, 32), image_size=32,
     )
     export_encoder(model, "/tmp/encoder")
-    serve = tf.saved_model.load("/tmp/encoder").signatures["serving_default"]  # TensorFlow only
-    serve(images=tf.zeros((2, 200, 150, 3), tf.uint8))["invariant"].shape  # (2, 32)
+    signatures = tf.saved_model.load("/tmp/encoder").signatures  # TensorFlow only
+    signatures["serving_default"](images=tf.zeros((2, 200, 150, 3)))["invariant"].shape  # (2, 32); [0, 1] floats
+    signatures["serving_uint8"](images=tf.zeros((2, 200, 150, 3), tf.uint8))["invariant"].shape  # (2, 32)
     load_encoder("/tmp/encoder").metadata["split"]  # [32, 32]
     ```
     """
@@ -161,17 +230,20 @@ def export_encoder(
     out_path = os.fspath(out_dir)
     import keras_eqssl
 
-    serve = _serving_function(model, resize)
-    concrete = serve.get_concrete_function()
-    variables = list(concrete.trainable_variables) + [
-        v for v in concrete.variables if all(v is not t for t in concrete.trainable_variables)
-    ]
+    functions = _serving_functions(model, resize)
+    signatures = {name: fn.get_concrete_function() for name, fn in functions.items()}
+    variables, seen = [], set()
+    for concrete in signatures.values():  # trainable first, each variable once
+        for v in [*concrete.trainable_variables, *concrete.variables]:
+            if id(v) not in seen:
+                seen.add(id(v))
+                variables.append(v)
     backbone_ids = {id(getattr(w, "value", w)) for w in model.backbone.weights}
     strays = [v.name for v in variables if id(v) not in backbone_ids]
     if strays:
         raise ValueError(f"export_encoder: the serving function reads variables outside the backbone: {strays}")
 
-    outputs = concrete.structured_outputs
+    outputs = signatures[SIGNATURE_KEY].structured_outputs
     dims = {k: int(outputs[k].shape[-1]) for k in OUTPUT_KEYS}
     split = getattr(model, "split", None)
     info = {
@@ -180,9 +252,13 @@ def export_encoder(
         "tensorflow_version": tf.__version__,
         "keras_version": _keras_version(),
         "signature": {
-            "name": SIGNATURE_KEY,
-            "inputs": {INPUT_KEY: {"dtype": "uint8", "shape": [None, None, None, 3]}},
-            "outputs": {k: {"dtype": "float32", "shape": [None, d]} for k, d in dims.items()},
+            name: {
+                "inputs": {
+                    INPUT_KEY: {"dtype": dtype, "shape": [None, None, None, 3], "range": list(INPUT_RANGES[dtype])}
+                },
+                "outputs": {k: {"dtype": "float32", "shape": [None, d]} for k, d in dims.items()},
+            }
+            for name, dtype in ((SIGNATURE_KEY, "float32"), (UINT8_SIGNATURE_KEY, "uint8"))
         },
         "image_size": [int(s) for s in model.image_size],
         "resize": resize,
@@ -200,10 +276,9 @@ def export_encoder(
     text = json.dumps(info, indent=2) + "\n"
 
     module = tf.Module(name="keras_eqssl_encoder")
-    module.encoder_variables = variables  # tracked: exactly what `serve` reads
-    module.serve = serve
+    module.encoder_variables = variables  # tracked: exactly what the signatures read
+    module.serving = list(functions.values())
     module.metadata = tf.function(lambda: tf.constant(text), input_signature=[])
-    signatures = {SIGNATURE_KEY: concrete}
 
     if "://" in out_path:  # gs:// and friends: no atomic move, write in place
         tf.saved_model.save(module, out_path, signatures=signatures)

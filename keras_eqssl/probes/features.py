@@ -51,13 +51,16 @@ class SavedModelEncoder:
     Attributes:
         path: the SavedModel directory.
         batch_size: images per call of the serving signature.
+        signature: the signature it calls.
         output_keys: the keys the signature returns.
         cache_key: the absolute path and the `saved_model.pb` modification time and size, so a
             re-export at the same path gets a new cache entry.
     """
 
-    def __init__(self, path: str | os.PathLike, batch_size: int = 256, signature: str = "serving_default"):
+    def __init__(self, path: str | os.PathLike, batch_size: int = 256, signature: str | None = None):
         import tensorflow as tf
+
+        from keras_eqssl.export.encoder import SIGNATURE_KEY, UINT8_SIGNATURE_KEY
 
         if batch_size < 1:
             raise ValueError(f"encoder_from_saved_model: batch_size must be >= 1; received {batch_size}.")
@@ -67,6 +70,8 @@ class SavedModelEncoder:
             raise ValueError(f"encoder_from_saved_model: no SavedModel at {self.path!r}.")
         loaded = tf.saved_model.load(self.path)
         signatures = loaded.signatures
+        if signature is None:  # uint8 in, as the probes hold their images: format 2's serving_uint8, else format 1's
+            signature = UINT8_SIGNATURE_KEY if UINT8_SIGNATURE_KEY in signatures else SIGNATURE_KEY
         if signature not in signatures:
             raise ValueError(
                 f"encoder_from_saved_model: the SavedModel at {self.path!r} has no signature {signature!r}; "
@@ -77,12 +82,12 @@ class SavedModelEncoder:
         if "images" not in inputs:
             raise ValueError(
                 f"encoder_from_saved_model: the signature {signature!r} of {self.path!r} lacks the input 'images' "
-                f"(uint8 (N, H, W, 3)); its inputs are {sorted(inputs)}."
+                f"(uint8 (N, H, W, 3) in [0, 255], or float32 in [0, 1]); its inputs are {sorted(inputs)}."
             )
-        if inputs["images"].dtype != tf.uint8:
+        if inputs["images"].dtype not in (tf.uint8, tf.float32):
             raise ValueError(
-                f"encoder_from_saved_model: input 'images' of {self.path!r} must be uint8; "
-                f"it is {inputs['images'].dtype.name}."
+                f"encoder_from_saved_model: input 'images' of signature {signature!r} of {self.path!r} must be "
+                f"uint8 (pixels in [0, 255]) or float32 (in [0, 1]); it is {inputs['images'].dtype.name}."
             )
         outputs = fn.structured_outputs
         missing = [k for k in PARTS if k not in outputs]
@@ -93,6 +98,8 @@ class SavedModelEncoder:
             )
         self._loaded = loaded  # keeps the variables alive
         self._fn = fn
+        self._scale = inputs["images"].dtype == tf.float32  # a float signature gets uint8 / 255
+        self.signature = signature
         self.output_keys = tuple(sorted(outputs))
         pb = pathlib.Path(self.path) / "saved_model.pb"
         stat = pb.stat() if pb.exists() else None
@@ -105,27 +112,32 @@ class SavedModelEncoder:
         images = _check_images(images, "SavedModelEncoder")
         chunks = []
         for start in range(0, len(images), self.batch_size):
-            out = self._fn(images=tf.constant(images[start : start + self.batch_size]))
+            chunk = images[start : start + self.batch_size]
+            if self._scale:
+                chunk = chunk.astype(np.float32) / 255.0
+            out = self._fn(images=tf.constant(chunk))
             chunks.append({k: v.numpy() for k, v in out.items()})
         return _concat(chunks)
 
     def __repr__(self) -> str:
-        return f"SavedModelEncoder({self.path!r}, batch_size={self.batch_size})"
+        return f"SavedModelEncoder({self.path!r}, batch_size={self.batch_size}, signature={self.signature!r})"
 
 
 def encoder_from_saved_model(
-    path: str | os.PathLike, batch_size: int = 256, signature: str = "serving_default"
+    path: str | os.PathLike, batch_size: int = 256, signature: str | None = None
 ) -> SavedModelEncoder:
     """An `encode` callable for a SavedModel exported by `keras_eqssl.export`.
 
-    The signature must take `images`: uint8 (N, H, W, 3) and return at least
-    `{"embedding", "invariant", "equivariant"}` float32 (N, ·); anything else raises a
-    `ValueError` that names the path and the missing key.
+    The signature must take `images`: uint8 (N, H, W, 3), or float32 in [0, 1] (the uint8
+    images are then divided by 255 here), and return at least `{"embedding", "invariant",
+    "equivariant"}` float32 (N, ·); anything else raises a `ValueError` that names the path and
+    the missing key.
 
     Args:
         path: the SavedModel directory.
         batch_size: images per call (memory bound on the device).
-        signature: the signature name.
+        signature: the signature name; None: `serving_uint8` where the export has it (format 2),
+            else `serving_default` (format 1, uint8).
 
     Returns:
         `encode(images uint8 (N, H, W, 3)) -> dict[str, np.ndarray (N, ·)]`, with a `cache_key`.
