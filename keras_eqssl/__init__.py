@@ -25,12 +25,15 @@ _EXPORTS = {
     "keras_eqssl.config_validation": ("ConfigError", "validate"),
     "keras_eqssl.data": ("skimage_photos", "threedie_pairs", "train_batches", "view_batches"),
     "keras_eqssl.distribute": ("strategy_from_name",),
+    "keras_eqssl.errors": ("InputError",),
     "keras_eqssl.export": ("Encoder", "export_checkpoint", "export_encoder", "load_encoder"),
     "keras_eqssl.methods": (
         "BYOL", "BarlowTwins", "CrossAttentionReconstruction", "Invariance", "Objective", "PairModel",
         "ParameterPrediction", "SimCLR", "SimSiam", "VICReg",
     ),
-    "keras_eqssl.methods.callbacks": ("Checkpointer", "NonFiniteLossError", "ReconstructionImages", "StopOnNonFinite"),
+    "keras_eqssl.methods.callbacks": (
+        "CheckpointWriteError", "Checkpointer", "NonFiniteLossError", "ReconstructionImages", "StopOnNonFinite",
+    ),
     "keras_eqssl.methods.factory": ("model_from_config", "optimizer_from_config"),
     "keras_eqssl.losses": (
         "barlow_twins", "byol_momentum", "ema_update", "negative_cosine", "nt_xent", "parameter_regression",

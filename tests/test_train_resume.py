@@ -88,7 +88,7 @@ def test_killed_run_resumes_to_identical_weights(tmp_path):
     assert any(not np.array_equal(w.numpy(), 0 * w.numpy()) for w in fresh.optimizer.variables[2:])
 
 
-FAULT_STEPS, FAULT_EVERY, KILLS = 24, 2, 10
+FAULT_STEPS, FAULT_EVERY, KILLS = 48, 2, 10
 
 
 def _fault_command(workdir):
@@ -112,9 +112,9 @@ def _newest_step(ckpt_dir) -> int:
     return files[-1][0] if files else 0
 
 
-def _kill_at(workdir, log, kind: str, delay: float) -> str:
+def _kill_at(workdir, log, kind: str, delay: float, after: int = 1) -> str:
     """Starts a run and SIGKILLs it: `"startup"` `delay` s after it starts; `"training"` `delay` s
-    after it wrote its first checkpoint; `"write"` inside its second checkpoint write (a
+    after it wrote `after` new checkpoints; `"write"` inside its second checkpoint write (a
     temporary file is there); `"export"` once an export's temporary directory appears. The last
     three let each killed run make progress. Returns `kind`, or `"ended"` when the run finished first."""
     ckpt = workdir / "checkpoints"
@@ -124,12 +124,12 @@ def _kill_at(workdir, log, kind: str, delay: float) -> str:
         proc = subprocess.Popen(_fault_command(workdir), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         start, progressed = time.time(), None
         while proc.poll() is None and time.time() - start < 600:
-            if progressed is None and _newest_step(ckpt) > first:
+            if progressed is None and _newest_step(ckpt) >= first + after * FAULT_EVERY:
                 progressed = time.time()
             due = {
                 "startup": time.time() - start >= delay,
                 "training": progressed is not None and time.time() - progressed >= delay,
-                "write": progressed is not None and any(ckpt.glob(".ckpt-*.tmp.keras")),
+                "write": _newest_step(ckpt) > first and any(ckpt.glob(".ckpt-*.tmp.keras")),
                 "export": any(workdir.glob(".export*.tmp-*")),
             }[kind]
             if due:
@@ -174,8 +174,8 @@ def test_runs_killed_at_ten_random_points_end_with_the_uninterrupted_weights(tmp
     assert len(plan) == KILLS
     for i, kind in enumerate(plan):
         log = tmp_path / f"b{i}.log"
-        delay = float(rng.uniform(2.0, 8.0) if kind == "startup" else rng.uniform(0.0, 3.0))
-        where = _kill_at(workdir, log, kind, delay)
+        delay = float(rng.uniform(2.0, 8.0) if kind == "startup" else rng.uniform(0.0, 0.5))
+        where = _kill_at(workdir, log, kind, delay, after=int(rng.integers(1, 3)))
         kinds.append(where)
         text = log.read_text()
         if "starting at step" in text or "resuming from step" in text:  # it got as far as building the model

@@ -17,8 +17,10 @@ requests are 1x1 and `max_side` x `max_side` again, after the warm-up. Pixels ar
 Memory: the resident set (VmRSS in /proc/self/status) after every request. The warm-up is the
 first `--warmup` fraction of the requests (default 10%). The tool prints the curve (every
 `--every` requests), the RSS at the end of the warm-up, the max after it, the final RSS and the
-least-squares slope after the warm-up in MB per 100 requests; memory is "flat" when the max after
-the warm-up exceeds the RSS at its end by less than `--tolerance` (default 5%) of it. With glibc's
+least-squares slope after the warm-up in MB per 100 requests; memory is "flat" when the trend,
+that slope times the requests after the warm-up, grows by less than `--tolerance` (default 5%) of
+the warm-up RSS. (The trend, not the maximum: a leak is a steady climb, while allocator retention
+is a step or a spike; the max after warm-up is printed beside it.) With glibc's
 default malloc the RSS ratchets up by tens of MB over the first few hundred requests (freed
 mid-sized buffers are kept) and then stays level; `MALLOC_MMAP_THRESHOLD_=1048576` in the
 environment turns that off, which tells allocator retention from a leak (docs/serving.md).
@@ -115,6 +117,8 @@ def memory_verdict(rss: list[float], warmup: int, tolerance: float) -> dict:
     True
     >>> memory_verdict([100.0, 150.0, 160.0, 170.0, 180.0], warmup=2, tolerance=0.05)["flat"]
     False
+    >>> memory_verdict([100.0, 150.0, 150.0, 160.0, 150.0, 150.0], warmup=2, tolerance=0.05)["flat"]  # a spike
+    True
     """
     if not 1 <= warmup < len(rss):
         raise ValueError(f"memory_verdict: warmup must be in [1, {len(rss) - 1}]; received {warmup}")
@@ -123,6 +127,7 @@ def memory_verdict(rss: list[float], warmup: int, tolerance: float) -> dict:
     steps = np.arange(warmup, len(rss))
     slope = float(np.polyfit(steps, after, 1)[0]) * 100 if len(after) > 1 else 0.0
     growth = float(after.max()) - base
+    trend = slope / 100 * len(after)
     return {
         "rss_end_of_warmup_mb": base,
         "rss_max_after_warmup_mb": float(after.max()),
@@ -131,8 +136,10 @@ def memory_verdict(rss: list[float], warmup: int, tolerance: float) -> dict:
         "slope_mb_per_100": slope,
         "growth_mb": growth,
         "growth_fraction": growth / base,
+        "trend_growth_mb": trend,
+        "trend_fraction": trend / base,
         "tolerance": tolerance,
-        "flat": growth < tolerance * base,
+        "flat": trend < tolerance * base,
     }
 
 
@@ -276,7 +283,10 @@ def main(argv=None) -> int:
     )  # fmt: skip
     parser.add_argument("--warmup", type=float, default=0.1, help="warm-up fraction of the requests (default 0.1)")
     parser.add_argument(
-        "--tolerance", type=float, default=0.05, help="flat: growth after warm-up < this x warm-up RSS (default 0.05)"
+        "--tolerance",
+        type=float,
+        default=0.05,
+        help="flat: trend growth after warm-up < this x warm-up RSS (default 0.05)",
     )
     parser.add_argument("--every", type=int, default=50, help="print the RSS every this many requests (default 50)")
     parser.add_argument("--json", metavar="OUT", help="also write the figures to this JSON file")
@@ -339,8 +349,9 @@ def main(argv=None) -> int:
     print(f"slope after warm-up (least squares): {figures['slope_mb_per_100']:+.2f} MB per 100 requests")
     verdict = "flat" if figures["flat"] else "NOT flat"
     print(
-        f"growth after warm-up: {figures['growth_mb']:+.1f} MB = {100 * figures['growth_fraction']:.1f}% of the "
-        f"warm-up RSS (tolerance {100 * args.tolerance:g}%): {verdict}"
+        f"max after warm-up: {figures['growth_mb']:+.1f} MB = {100 * figures['growth_fraction']:.1f}% of the warm-up "
+        f"RSS; trend over the {len(plan) - warmup} requests after it: {figures['trend_growth_mb']:+.1f} MB = "
+        f"{100 * figures['trend_fraction']:.1f}% (tolerance {100 * args.tolerance:g}%): {verdict}"
     )
     calls = ", ".join(f"{count} {name} ({run['dtypes'][name]})" for name, count in run["signatures"].items())
     print(f"requests: {len(plan)} ({calls}), errors {len(run['errors'])}")
