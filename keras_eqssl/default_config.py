@@ -29,9 +29,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.image_size = 128  # side of the source images handed to the policy
     c.data.num_images = 2048  # images per epoch drawn from the source
     c.data.batch_size = 64
-    c.data.skip_bad = (
-        False  # image_folder / threedie root: skip unreadable files (warning with the count) instead of stopping
-    )
+    # image_folder / threedie root: skip unreadable files (a warning counts them) instead of stopping;
+    # image_folder: decode every image once before training, naming damaged ones (slow, sequential)
+    c.data.skip_bad = False
+    c.data.check_decode = False
     # threedie: a 3DIEBench-format root (`root`), or "" for a procedural mini-3DIEBench rendered
     # once into `cache_dir` with these settings. Pairs are two renders of one object; the
     # augmentation policy is applied to them only when `augment_renders`; otherwise each render

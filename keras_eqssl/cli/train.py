@@ -339,11 +339,25 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     config = checked(_CONFIG)
     logging.set_verbosity(logging.WARNING)  # TF's SavedModel INFO lines
+    import tensorflow as tf
+
     from keras_eqssl.methods.callbacks import NonFiniteLossError
 
     try:
         with input_errors_exit(2):  # a config that does not fit the workdir, the data or the model
             train(config, _STRATEGY.value, _TPU.value)
+    except tf.errors.InvalidArgumentError as err:
+        words = ("JPEG", "jpeg", "PNG", "decode", "Decode")
+        said = [line.strip() for line in err.message.splitlines() if any(w in line for w in words)]
+        if not said:
+            raise
+        print(
+            f"error: an image in the data does not decode ({said[-1][-200:]}); TensorFlow does "
+            "not say which. Rerun with --config.data.check_decode=True to name it (and --config.data.skip_bad=True "
+            "to skip it).",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     except NonFiniteLossError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(3)

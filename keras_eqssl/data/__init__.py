@@ -57,7 +57,9 @@ def source_from_config(config):
     if d.source == "image_folder":
         from keras_eqssl.data.image_folder import image_folder
 
-        return image_folder(d.root, image_size=d.image_size, seed=config.seed, skip_bad=d.skip_bad)
+        return image_folder(
+            d.root, image_size=d.image_size, seed=config.seed, skip_bad=d.skip_bad, check_decode=d.check_decode
+        )
     if d.source == "tfds":
         from keras_eqssl.data.tfds_source import tfds_images
 

@@ -115,6 +115,57 @@ def check_image_file(path: str, formats: tuple[str, ...] = ("jpeg", "png", "gif"
     return fmt, height, width
 
 
+DECODER_COMPLAINTS = ("Corrupt JPEG data", "Premature end of JPEG file", "Invalid JPEG", "Invalid PNG", "CRC error")
+
+
+def decode_check_many(paths: Iterable[str], progress: bool = False) -> list:
+    """Decodes each file once with TensorFlow's decoders (the training pipeline's), one at a time,
+    and returns `None` or a `BadFileError` per path, in order.
+
+    A damaged file either fails to decode (TensorFlow's error does not name it; this does) or,
+    worse, decodes into garbage while libjpeg only prints "Corrupt JPEG data: ..." on the
+    process's stderr. To tell which file that was, the C-level stderr (file descriptor 2) is sent
+    to a temporary file during each decode and read back. Sequential, and as slow as one epoch
+    of decoding: it is the opt-in `check_decode` of the image-folder source.
+    """
+    import sys
+    import tempfile
+
+    paths = list(paths)
+    results = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(paths), desc="decoding every image once", unit="img")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            for path in paths:
+                start = log.seek(0, os.SEEK_END)
+                try:
+                    tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+                except tf.errors.OpError as err:
+                    results.append(BadFileError(path, f"does not decode ({' '.join(err.message.split())[:200]})"))
+                else:
+                    log.seek(start)
+                    said = log.read().decode("utf-8", "replace")
+                    found = [line for line in said.splitlines() if any(c in line for c in DECODER_COMPLAINTS)]
+                    results.append(
+                        BadFileError(path, f"damaged: the decoder reports {found[0].strip()!r}") if found else None
+                    )
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            if bar is not None:
+                bar.close()
+    return results
+
+
 def check_many(paths: Iterable[str], check: Callable[[str], object], threads: int = 16) -> list:
     """`check(path)` for each path in a thread pool; returns one result or `BadFileError` per path, in order."""
 

@@ -13,6 +13,7 @@ from keras_eqssl.data.image_files import (
     BadFileError,
     check_image_file,
     check_many,
+    decode_check_many,
     decode_image_checked,
     square_resize,
 )
@@ -29,7 +30,9 @@ class ImageFolderListing:
     skipped: tuple[tuple[str, str], ...] = ()
 
 
-def list_image_folder(root: str | os.PathLike, check_files: bool = True, skip_bad: bool = False) -> ImageFolderListing:
+def list_image_folder(
+    root: str | os.PathLike, check_files: bool = True, skip_bad: bool = False, check_decode: bool = False
+) -> ImageFolderListing:
     """Lists `ROOT/CLASS/**/image` files; labels are class indices in sorted folder-name order.
 
     Args:
@@ -37,6 +40,9 @@ def list_image_folder(root: str | os.PathLike, check_files: bool = True, skip_ba
         check_files: read each file's header/end (no decode) to find corrupt or truncated images.
         skip_bad: skip bad files and empty class folders with a warning that counts them,
             instead of raising (labels keep the sorted-name numbering).
+        check_decode: also decode every image once (`decode_check_many`: slow, sequential) to
+            find damaged files that pass the header check, including JPEGs that decode into
+            garbage with only a libjpeg warning.
 
     Raises:
         BadFileError (a ValueError) naming the root, an empty class folder or a bad file.
@@ -68,6 +74,12 @@ def list_image_folder(root: str | os.PathLike, check_files: bool = True, skip_ba
         problems += [(results[i].path, results[i].reason) for i in sorted(bad)]
         paths = [p for i, p in enumerate(paths) if i not in bad]
         labels = [y for i, y in enumerate(labels) if i not in bad]
+    if check_decode:
+        results = decode_check_many(paths, progress=len(paths) > 1000)
+        bad = {i for i, r in enumerate(results) if r is not None}
+        problems += [(results[i].path, results[i].reason) for i in sorted(bad)]
+        paths = [p for i, p in enumerate(paths) if i not in bad]
+        labels = [y for i, y in enumerate(labels) if i not in bad]
     if problems and not skip_bad:
         path, reason = problems[0]
         raise BadFileError(
@@ -92,6 +104,7 @@ def image_folder(
     seed: int = 0,
     check_files: bool = True,
     skip_bad: bool = False,
+    check_decode: bool = False,
 ) -> tf.data.Dataset:
     """Images of class subfolders as `{"image": (S, S, 3) uint8, "label": () int64}`, decoded in tf.data.
 
@@ -103,7 +116,7 @@ def image_folder(
         image_size: output side S.
         shuffle: shuffle the file list (seeded, reshuffled on each iteration), before decoding.
         seed: the shuffle seed.
-        check_files, skip_bad: see `list_image_folder`.
+        check_files, skip_bad, check_decode: see `list_image_folder`.
 
     Example:
     >>> ds = image_folder("/data/flowers", image_size=64)  # doctest: +SKIP
@@ -112,7 +125,7 @@ def image_folder(
     """
     if image_size < 1:
         raise ValueError(f"image_folder: image_size must be >= 1; received {image_size}.")
-    listing = list_image_folder(root, check_files=check_files, skip_bad=skip_bad)
+    listing = list_image_folder(root, check_files=check_files, skip_bad=skip_bad, check_decode=check_decode)
     ds = tf.data.Dataset.from_tensor_slices((list(listing.paths), tf.constant(listing.labels, tf.int64)))
     if shuffle:
         ds = ds.shuffle(len(listing.paths), seed=seed, reshuffle_each_iteration=True)

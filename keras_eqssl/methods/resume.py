@@ -56,6 +56,7 @@ RESUME_RULES = (
     ("train.steps", "apply"),
     ("train.precision", "apply"),  # float32 <-> mixed_bfloat16; mixed_float16 is refused below
     ("data.threedie.cache_dir", "ignore"),
+    ("data.check_decode", "ignore"),  # a check before training, not the data
     ("optim.lr", "apply"),
     ("optim.schedule", "apply"),
     ("optim.warmup_steps", "apply"),
