@@ -161,3 +161,12 @@ def test_a_damaged_checkpoint_is_named_and_the_intact_earlier_one_offered(tmp_pa
     with pytest.raises(MissingCheckpointError, match="the index is unreadable") as err:
         latest_checkpoint(tmp_path)
     assert isinstance(err.value, InputError) and isinstance(err.value, FileNotFoundError)
+
+
+def test_export_names_a_damaged_checkpoint(tmp_path):
+    from keras_eqssl.export.saved_model import load_pair_model
+    from keras_eqssl.methods.resume import DamagedCheckpointError
+
+    (tmp_path / "ckpt-00000004.keras").write_bytes(b"PK\x03\x04 half a zip")
+    with pytest.raises(DamagedCheckpointError, match=r"ckpt-00000004.keras is damaged.*no intact earlier"):
+        load_pair_model(tmp_path)

@@ -358,7 +358,9 @@ def load_pair_model(path: str | os.PathLike):
     import keras
 
     import keras_eqssl.methods  # noqa: F401  (registers the classes load_model needs)
+    from keras_eqssl.methods.resume import check_archive
 
+    check_archive(file)  # a damaged file: named, with the intact earlier checkpoint offered
     try:
         model = keras.models.load_model(file, compile=False)
     except Exception as err:
