@@ -5,18 +5,22 @@
     keras-eqssl-train --config=configs/byol.py --strategy=mirrored --config.workdir=runs/byol
 
 What it does:
-1. checks the config (exit status 2 naming the bad field);
+1. checks the config (exit status 2 naming the bad field), creates the workdir and locks it
+   (a second run there exits 2);
 2. on `data.source=threedie` with no root, renders a mini-3DIEBench into the cache once;
-3. builds the model (`model_from_config`) inside the `--strategy`'s scope, or, when
-   `workdir/checkpoints` holds a checkpoint and `train.resume`, loads it and continues from its
-   step with the same batches and augmentation parameters an uninterrupted run would draw;
+3. builds the model (`model_from_config`) inside the `--strategy`'s scope and, when
+   `workdir/checkpoints` holds a checkpoint and `train.resume`, compares the config with the one
+   recorded beside it (`keras_eqssl.methods.resume`: a changed architecture or data stream is
+   refused, a changed schedule, step count or loss weight applied and printed), loads its weights
+   and optimizer state and continues from its step with the same batches and augmentation
+   parameters an uninterrupted run would draw;
 4. trains `train.steps` steps with Keras `fit`: a progress bar with every loss term, TensorBoard
    scalars in `workdir/tb` (and reconstruction images every `train.image_every` steps), a
-   checkpoint every `train.checkpoint_every` steps; a NaN/Inf loss term stops the run with its
-   name and step, leaving the last good checkpoint as it was;
+   checkpoint (with the config beside it) every `train.checkpoint_every` steps; a NaN/Inf loss
+   term stops the run with its name and step, leaving the last good checkpoint as it was;
 5. saves `workdir/model.keras` and `workdir/train_metrics.json`;
-6. exports the encoder as a SavedModel (`workdir/export`; the untrained network at step 0 goes to
-   `workdir/export_init`) and, with `eval.enabled`, runs the probes the data allows on both and
+6. exports the encoder as a SavedModel (`workdir/export`, docs/serving.md; the untrained network
+   at step 0 goes to `workdir/export_init`) and, with `eval.enabled`, runs the probes the data allows on both and
    writes `workdir/report/report.md`, `metrics.json` and plots.
 """
 
