@@ -7,7 +7,10 @@ import faulthandler
 import os
 import sys
 
-faulthandler.enable()  # a crash inside TensorFlow's C++ (SIGSEGV, SIGABRT) still prints where Python was
+try:  # a crash inside TensorFlow's C++ (SIGSEGV, SIGABRT) still prints where Python was
+    faulthandler.enable()
+except (AttributeError, OSError, ValueError):  # a stderr without a file descriptor (captured, in a test)
+    pass
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
