@@ -189,26 +189,31 @@ def check_archive(checkpoint: str | os.PathLike) -> None:
         problem = f"it is not a complete .keras archive ({err})"
     if problem is None:
         return
-    earlier = [p for _, p in _intact_before(path)]
-    offer = (
-        f"the newest intact one is {earlier[-1]}: move {path.name} away to resume from it"
-        if earlier
-        else "no intact earlier checkpoint is left: start over in another workdir"
-    )
+    if path.name.startswith("ckpt-"):
+        earlier = _intact(path.parent, before=path)
+        offer = (
+            f"the newest intact one is {earlier[-1]}: move {path.name} away to resume from it"
+            if earlier
+            else "no intact earlier checkpoint is left: start over in another workdir"
+        )
+    else:  # a run's model.keras: its checkpoints are in checkpoints/ beside it
+        kept = _intact(path.parent / "checkpoints")
+        offer = f"the run's newest intact checkpoint is {kept[-1]}" if kept else "no intact checkpoint is beside it"
     raise DamagedCheckpointError(f"checkpoint {path} is damaged: {problem}; {offer}.")
 
 
-def _intact_before(path: pathlib.Path) -> list:
+def _intact(directory: pathlib.Path, before: pathlib.Path | None = None) -> list[pathlib.Path]:
+    """The checkpoint files in `directory` (older than `before`) whose archives are whole, oldest first."""
     from keras_eqssl.methods.callbacks import checkpoint_files
 
     found = []
-    for step, other in checkpoint_files(path.parent):
-        if other == path:
+    for _, other in checkpoint_files(directory):
+        if other == before:
             break
         try:
             with zipfile.ZipFile(other) as archive:
                 if archive.testzip() is None:
-                    found.append((step, other))
+                    found.append(other)
         except (zipfile.BadZipFile, OSError, EOFError):
             pass
     return found
