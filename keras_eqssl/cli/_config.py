@@ -61,10 +61,7 @@ def input_errors_exit(status: int = 2):
     try:
         yield
     except InputError as err:
-        if os.environ.get("KERAS_EQSSL_DEBUG"):
-            raise
-        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
-        sys.exit(status)
+        _exit_one_line(err, " ".join(str(err).split()), status)
 
 
 COMMAND_LINE_ERRORS = (flags.Error, OSError, SyntaxError, AttributeError, KeyError, TypeError, ValueError)
@@ -82,10 +79,15 @@ def parse_flags(argv: list[str]) -> list[str]:
 def _bad_command_line(err: Exception):
     """A config file that is missing or does not load, an unknown config key, a value that does
     not parse: one line and exit 2. `KERAS_EQSSL_DEBUG=1` shows the traceback instead."""
-    if os.environ.get("KERAS_EQSSL_DEBUG"):
-        raise err
     text = " ".join(str(err).split()) or type(err).__name__
     if isinstance(err, (AttributeError, KeyError)):
         text = f"unknown config key {text} (look at the config file or keras_eqssl/default_config.py)"
-    print(f"error: bad command line: {text}", file=sys.stderr)
-    sys.exit(2)
+    _exit_one_line(err, f"bad command line: {text}", 2)
+
+
+def _exit_one_line(err: Exception, text: str, status: int):
+    """`error: text` on stderr and exit `status`; with `KERAS_EQSSL_DEBUG=1`, `err` with its traceback instead."""
+    if os.environ.get("KERAS_EQSSL_DEBUG"):
+        raise err
+    print(f"error: {text}", file=sys.stderr)
+    sys.exit(status)

@@ -112,8 +112,7 @@ def _callbacks(config, model, sample_batch, resumed_from=None):
 def _clear_or_refuse(config, ckpt_dir: str) -> None:
     """With `train.resume=False`, a workdir's checkpoints are deleted only when the config says
     `train.overwrite=True`; otherwise a `ConfigError` says what is there and what to do."""
-    from keras_eqssl.methods.callbacks import CHECKPOINT_INDEX, checkpoint_files
-    from keras_eqssl.methods.resume import config_path
+    from keras_eqssl.methods.callbacks import CHECKPOINT_INDEX, checkpoint_files, delete_checkpoint
 
     files = checkpoint_files(ckpt_dir)
     if config.train.resume or not files:
@@ -125,8 +124,7 @@ def _clear_or_refuse(config, ckpt_dir: str) -> None:
             "--config.train.overwrite=True."
         )
     for _, path in files:
-        path.unlink()
-        config_path(path).unlink(missing_ok=True)
+        delete_checkpoint(path)
     index = pathlib.Path(ckpt_dir) / CHECKPOINT_INDEX
     index.unlink(missing_ok=True)
     print(f"keras-eqssl-train: train.overwrite=True: deleted {len(files)} checkpoint(s) in {ckpt_dir}")

@@ -30,6 +30,13 @@ class ImageFolderListing:
     skipped: tuple[tuple[str, str], ...] = ()
 
 
+def _drop_bad(results: list, paths: list, labels: list, problems: list) -> tuple[list, list]:
+    """`paths` and `labels` without the files whose check result is a `BadFileError` (appended to `problems`)."""
+    bad = {i for i, r in enumerate(results) if isinstance(r, BadFileError)}
+    problems += [(results[i].path, results[i].reason) for i in sorted(bad)]
+    return [p for i, p in enumerate(paths) if i not in bad], [y for i, y in enumerate(labels) if i not in bad]
+
+
 def list_image_folder(
     root: str | os.PathLike, check_files: bool = True, skip_bad: bool = False, check_decode: bool = False
 ) -> ImageFolderListing:
@@ -69,17 +76,9 @@ def list_image_folder(
         paths += found
         labels += [label] * len(found)
     if check_files:
-        results = check_many(paths, check_image_file)
-        bad = {i for i, r in enumerate(results) if isinstance(r, BadFileError)}
-        problems += [(results[i].path, results[i].reason) for i in sorted(bad)]
-        paths = [p for i, p in enumerate(paths) if i not in bad]
-        labels = [y for i, y in enumerate(labels) if i not in bad]
+        paths, labels = _drop_bad(check_many(paths, check_image_file), paths, labels, problems)
     if check_decode:
-        results = decode_check_many(paths, progress=len(paths) > 1000)
-        bad = {i for i, r in enumerate(results) if r is not None}
-        problems += [(results[i].path, results[i].reason) for i in sorted(bad)]
-        paths = [p for i, p in enumerate(paths) if i not in bad]
-        labels = [y for i, y in enumerate(labels) if i not in bad]
+        paths, labels = _drop_bad(decode_check_many(paths, progress=len(paths) > 1000), paths, labels, problems)
     if problems and not skip_bad:
         path, reason = problems[0]
         raise BadFileError(

@@ -100,6 +100,12 @@ def latest_checkpoint(directory: str | os.PathLike | None) -> dict | None:
     return None
 
 
+def delete_checkpoint(path: str | os.PathLike) -> None:
+    """Deletes a checkpoint file and the config recorded beside it."""
+    pathlib.Path(path).unlink(missing_ok=True)
+    config_path(path).unlink(missing_ok=True)
+
+
 def _last_good(directory) -> str:
     """The error messages' "; the last good checkpoint is ..." clause ("" when there is none)."""
     kept = latest_checkpoint(directory) if directory else None
@@ -141,9 +147,8 @@ class Checkpointer(keras.callbacks.Callback):
         self.directory = pathlib.Path(directory)
         self.keep = keep
         self.config = config
-        self.written: list[pathlib.Path] = (
-            [pathlib.Path(resumed_from)] if resumed_from else []
-        )  # only these are deleted
+        # only these are ever deleted: the files this run wrote, and the one it resumed from
+        self.written: list[pathlib.Path] = [pathlib.Path(resumed_from)] if resumed_from else []
 
     def on_epoch_end(self, epoch, logs=None):
         self.save()
@@ -179,8 +184,7 @@ class Checkpointer(keras.callbacks.Callback):
             ) from err
         self.written.append(self.directory / name)
         for old in self.written[: -self.keep]:  # never a checkpoint this run did not write
-            old.unlink(missing_ok=True)
-            config_path(old).unlink(missing_ok=True)
+            delete_checkpoint(old)
         self.written = self.written[-self.keep :]
         return str(self.directory / name)
 

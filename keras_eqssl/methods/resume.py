@@ -179,14 +179,7 @@ def check_archive(checkpoint: str | os.PathLike) -> None:
     """`DamagedCheckpointError` unless `checkpoint` is a complete `.keras` archive (a zip with the
     model's config and weights, every member's CRC intact), naming the newest intact one before it."""
     path = pathlib.Path(checkpoint)
-    problem = None
-    try:
-        with zipfile.ZipFile(path) as archive:
-            missing = {"config.json", "model.weights.h5"} - set(archive.namelist())
-            bad = archive.testzip()
-            problem = f"it lacks {sorted(missing)}" if missing else (f"member {bad} is corrupt" if bad else None)
-    except (zipfile.BadZipFile, OSError, EOFError) as err:
-        problem = f"it is not a complete .keras archive ({err})"
+    problem = _archive_problem(path)
     if problem is None:
         return
     if path.name.startswith("ckpt-"):
@@ -202,21 +195,24 @@ def check_archive(checkpoint: str | os.PathLike) -> None:
     raise DamagedCheckpointError(f"checkpoint {path} is damaged: {problem}; {offer}.")
 
 
+def _archive_problem(path: pathlib.Path) -> str | None:
+    """What makes `path` not a complete `.keras` archive, or None when it is one."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            missing = {"config.json", "model.weights.h5"} - set(archive.namelist())
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        return f"it is not a complete .keras archive ({err})"
+    return f"it lacks {sorted(missing)}" if missing else (f"member {bad} is corrupt" if bad else None)
+
+
 def _intact(directory: pathlib.Path, before: pathlib.Path | None = None) -> list[pathlib.Path]:
     """The checkpoint files in `directory` (older than `before`) whose archives are whole, oldest first."""
     from keras_eqssl.methods.callbacks import checkpoint_files
 
-    found = []
-    for _, other in checkpoint_files(directory):
-        if other == before:
-            break
-        try:
-            with zipfile.ZipFile(other) as archive:
-                if archive.testzip() is None:
-                    found.append(other)
-        except (zipfile.BadZipFile, OSError, EOFError):
-            pass
-    return found
+    files = [path for _, path in checkpoint_files(directory)]
+    older = files[: files.index(before)] if before in files else files
+    return [path for path in older if _archive_problem(path) is None]
 
 
 def load_checkpoint_state(model, checkpoint: str | os.PathLike, step: int) -> None:
