@@ -28,8 +28,8 @@ _EXPORTS = {
     "keras_eqssl.errors": ("InputError",),
     "keras_eqssl.export": ("Encoder", "export_checkpoint", "export_encoder", "load_encoder"),
     "keras_eqssl.methods": (
-        "BYOL", "BarlowTwins", "CrossAttentionReconstruction", "Invariance", "Objective", "PairModel",
-        "ParameterPrediction", "SimCLR", "SimSiam", "VICReg",
+        "BYOL", "BarlowTwins", "CrossAttentionReconstruction", "ESSL", "Invariance", "OBJECTIVES", "Objective",
+        "PairModel", "ParameterPrediction", "SIE", "STL", "SimCLR", "SimSiam", "VICReg",
     ),
     "keras_eqssl.methods.callbacks": (
         "CheckpointWriteError", "Checkpointer", "NonFiniteLossError", "ReconstructionImages", "StopOnNonFinite",
@@ -40,7 +40,7 @@ _EXPORTS = {
         "reconstruction_mse", "unscale", "vicreg",
     ),
     "keras_eqssl.nn": (
-        "MLP", "VIT_PRESETS", "Backbone", "ConvDecoder", "CrossAttention", "ResNetBackbone",
+        "MLP", "VIT_PRESETS", "Backbone", "ConvDecoder", "CrossAttention", "LinearHypernetwork", "ResNetBackbone",
         "VisionTransformer", "available_backbones", "backbone_from_name",
     ),
 }  # fmt: skip

@@ -15,8 +15,9 @@ from keras_eqssl import default_config
 from keras_eqssl.errors import InputError
 from keras_eqssl.probes.results import FAMILIES, PARTS, PROBE_HEADS
 
-# The names of `keras_eqssl.nn.BACKBONES` and `keras_eqssl.methods.INVARIANCES`, spelled out here so
-# checking a config never loads TensorFlow (tests/test_config.py keeps them in step).
+# The names of `keras_eqssl.nn.BACKBONES` and `keras_eqssl.methods.INVARIANCES`, spelled out here
+# (tests/test_config.py keeps them in step). The objectives' rules come from their classes
+# (`Objective.choices`, `config_problems`), which the config's sections are built from.
 BACKBONE_NAMES = ("resnet18", "resnet34", "resnet50", "vit_s16", "vit_b16", "vit_tiny")
 INVARIANCE_NAMES = ("simclr", "vicreg", "barlow", "simsiam", "byol")
 
@@ -185,16 +186,6 @@ def _value_rules() -> dict[str, Callable]:
         "model.predictor": _units,
         "model.temperature": lambda v: "must be > 0" if v <= 0 else None,
         "model.byol_momentum": _probability,
-        "model.recon.weight": lambda v: "must be >= 0" if v < 0 else None,
-        "model.recon.reconstruct": _one_of(("v2", "v1", "both")),
-        "model.recon.query_from": _one_of(("target", "source")),
-        "model.recon.scale": _one_of(("sqrt_d", "none")),
-        "model.recon.target_size": _non_negative_int,
-        "model.recon.decoder_dim": _positive_int,
-        "model.params.mode": _one_of(("pair", "difference")),
-        "model.params.hidden": _units,
-        "model.params.weight": lambda v: "must be >= 0" if v < 0 else None,
-        "model.params.features": _one_of(("equivariant", "all")),
         "optim.name": _one_of(("adam", "adamw", "sgd", "lamb")),
         "optim.lr": lambda v: "must be > 0" if v <= 0 else None,
         "optim.weight_decay": lambda v: "must be >= 0" if v < 0 else None,
@@ -210,7 +201,29 @@ def _value_rules() -> dict[str, Callable]:
         "eval.heads": _names(PROBE_HEADS),
         "eval.pairs_per_object": _positive_int,
         "eval.repeats": _positive_int,
+        **_objective_rules(),
     }
+
+
+def _objective_rules() -> dict[str, Callable]:
+    """Each registered objective's section: its `choices`, units strings, weights >= 0, temperatures > 0."""
+    from keras_eqssl.default_config import registered_objectives
+
+    rules = {}
+    for name, objective in registered_objectives().items():
+        for key, default in objective.config_arguments().items():
+            path = f"model.{name}.{key}"
+            if key in objective.choices:
+                rules[path] = _one_of(objective.choices[key])
+            elif key == "weight" or key.endswith(("_weight", "_factor")):
+                rules[path] = lambda v: "must be >= 0" if v < 0 else None
+            elif key == "temperature":
+                rules[path] = lambda v: "must be > 0" if v <= 0 else None
+            elif key.endswith("_units") and isinstance(default, str):
+                rules[path] = _units
+            elif key.endswith("_size") or key.endswith("_dim"):
+                rules[path] = _non_negative_int if key.endswith("_size") else _positive_int
+    return rules
 
 
 def _flatten(config, prefix=""):
@@ -260,9 +273,24 @@ def _finite(value) -> bool:
     return all(math.isfinite(v) for v in values if isinstance(v, float))
 
 
+def check_objectives(config) -> None:
+    """Every enabled objective accepts the rest of the config (its policy, data source, batch)."""
+    from keras_eqssl.default_config import registered_objectives
+
+    model = config.get("model")
+    if model is None:
+        return
+    for name, objective in registered_objectives().items():
+        if name in model and model[name].get("enabled", False):
+            problems = objective.config_problems(config)
+            if problems:
+                raise ConfigError(f"config.model.{name}.enabled=True: " + "; ".join(problems))
+
+
 def _check_together(config) -> None:
     """Rules that tie fields together."""
     train = config.get("train")
+    check_objectives(config)
     if train is not None and train.checkpoint_every < train.steps and train.steps % train.checkpoint_every:
         raise ConfigError(
             f"config.train.checkpoint_every={train.checkpoint_every} must divide config.train.steps={train.steps} "

@@ -14,6 +14,13 @@ object, as SIE). `docs/main_job.md` says why these settings.
 import ml_collections
 
 
+def registered_objectives() -> dict:
+    """short_name -> Objective class, every objective imported so far (the built-in ones at least)."""
+    from keras_eqssl.methods.objectives import OBJECTIVES
+
+    return dict(OBJECTIVES)
+
+
 def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0
@@ -89,28 +96,13 @@ def get_config() -> ml_collections.ConfigDict:
     m.barlow_lambda = 5e-3
     m.byol_momentum = 0.99  # base of BYOL's cosine EMA schedule
     m.sync_bn = True  # synchronised BatchNorm when training on several replicas
-    m.recon = ml_collections.ConfigDict(
-        dict(
-            enabled=True,
-            weight=5.0,  # lambda: 5 beat 1 at the main job's budget (docs/main_job.md)
-            reconstruct="v2",  # v2 | v1 | both
-            query_from="target",  # target | source
-            scale="sqrt_d",  # sqrt_d | none
-            target_size=0,  # 0 = the view size
-            target_code=False,  # the decoder also gets the rebuilt view's pooled equivariant vector
-            decoder_dim=128,
-        )
-    )
-    m.params = ml_collections.ConfigDict(
-        dict(
-            enabled=False,
-            targets="auto",  # "auto": rel_rotation,rel_color on threedie, else crop,color; or a comma list
-            mode="pair",  # pair (CIPER) | difference (AugSelf)
-            hidden="256",
-            weight=1.0,
-            features="equivariant",  # equivariant | all
-        )
-    )
+    # One section per registered objective (keras_eqssl.methods.OBJECTIVES), built from its
+    # constructor's arguments: `enabled` plus every argument with its default, e.g.
+    # model.recon (cross-attention reconstruction), model.params (CIPER / AugSelf), model.stl,
+    # model.essl, model.sie. The main job turns the reconstruction branch on.
+    for name, objective in registered_objectives().items():
+        m[name] = ml_collections.ConfigDict(objective.config_section())
+    m.recon.enabled = True
 
     c.optim = ml_collections.ConfigDict()
     c.optim.name = "adamw"  # adam | adamw | sgd | lamb
@@ -155,26 +147,27 @@ METHODS = {
 
 
 def method_config(
-    invariance: str, recon: bool = False, params: bool = False, split=(64, 64)
+    invariance: str, recon: bool = False, params: bool = False, split=(64, 64), objectives=()
 ) -> ml_collections.ConfigDict:
     """The config of one method: `invariance` alone (no split: the whole representation is
-    invariant), or with the cross-attention reconstruction branch and/or parameter prediction on
-    the equivariant part of a `split`. Used by the files in `configs/`.
+    invariant), or with objectives on the equivariant part of a `split`: the cross-attention
+    reconstruction branch (`recon`), parameter prediction (`params`), or any registered objective
+    named in `objectives` (e.g. `("stl",)`). Used by the files in `configs/`.
 
     Data: the rendered mini-3DIEBench (pairs = two renders of one object, no augmentation, as
     SIE); `--config.data.source=skimage_photos` (or any image source) makes pairs with the
     augmentation policy instead.
     """
     c = get_config()
-    name = invariance + ("_recon" if recon else "") + ("_params" if params else "")
-    c.workdir = f"runs/{name}"
+    enabled = [*(["recon"] if recon else []), *(["params"] if params else []), *objectives]
+    c.workdir = "runs/" + "_".join([invariance, *enabled])
     c.model.invariance = invariance
     for key, value in METHODS[invariance].items():
         c.model[key] = value
     if invariance == "byol":
         c.augment.policy = "byol"  # the asymmetric BYOL pair when training on photos
         c.augment.jitter.saturation = 0.2
-    c.model.split = tuple(split) if (recon or params) else (0, 0)
-    c.model.recon.enabled = recon
-    c.model.params.enabled = params
+    c.model.split = tuple(split) if enabled else (0, 0)
+    for name in registered_objectives():
+        c.model[name].enabled = name in enabled
     return c

@@ -144,6 +144,15 @@ CONTROLS = {
 }
 
 
+def objective_case(make_objective):
+    """The model a `run_objective_test` compares: ViT-tiny, synchronised SimCLR, the objective, split (16, 16)."""
+    return _model(
+        lambda: SimCLR(projector_units=[32, 16], temperature=0.5, synchronized=True),
+        objectives=lambda: [make_objective(True)],
+        split=(16, 16),
+    )
+
+
 # --- computing the figures -------------------------------------------------------------------
 def _two_cpus() -> bool:
     """Splits the CPU into two logical devices; False if TensorFlow already initialised them otherwise.
@@ -176,11 +185,11 @@ def _max_diff(a, b) -> float:
     return max((float(np.max(np.abs(x - y))) for x, y in zip(a, b) if x.size), default=0.0)
 
 
-def _train_one_step(model, strategy=None, run_eagerly=True) -> dict:
+def _train_one_step(model, strategy=None, run_eagerly=True, batch=None) -> dict:
     """Compiles (inside the strategy's scope when given), fits one step; returns what changed."""
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model.compile(optimizer=keras.optimizers.SGD(learning_rate=1.0), jit_compile=False, run_eagerly=run_eagerly)
-    dataset = tf.data.Dataset.from_tensor_slices(_batch()).batch(GLOBAL_BATCH)
+    dataset = tf.data.Dataset.from_tensor_slices(_batch() if batch is None else batch).batch(GLOBAL_BATCH)
     trainable = model.trainable_variables
     before = _values(trainable)
     history = model.fit(dataset, epochs=1, steps_per_epoch=1, shuffle=False, verbose=0)
@@ -202,8 +211,11 @@ def _replica_spread(model, strategy) -> float:
     return spread
 
 
-def compare(make, strategy, run_eagerly=True) -> dict:
-    """One `fit` step of `make()` on one device and on `strategy`, from the same initial weights."""
+def compare(make, strategy, run_eagerly=True, batch=None) -> dict:
+    """One `fit` step of `make()` on one device and on `strategy`, from the same initial weights.
+
+    `batch`: the global batch (GLOBAL_BATCH examples of SIZE px); default `_batch()`.
+    """
     keras.utils.set_random_seed(0)
     single = make()
     with strategy.scope():
@@ -211,7 +223,7 @@ def compare(make, strategy, run_eagerly=True) -> dict:
     assert [tuple(v.shape) for v in single.weights] == [tuple(v.shape) for v in dist.weights]
     dist.set_weights(single.get_weights())
     targets_before = _values([w for target, _ in single.ema_pairs() for w in target.weights])
-    s, d = _train_one_step(single, None, run_eagerly), _train_one_step(dist, strategy, run_eagerly)
+    s, d = _train_one_step(single, None, run_eagerly, batch), _train_one_step(dist, strategy, run_eagerly, batch)
     assert sorted(s["logs"]) == sorted(d["logs"]), (s["logs"], d["logs"])
     return {
         "loss": s["logs"]["loss"],
@@ -283,15 +295,19 @@ def _grad_tol(f: dict) -> float:
     return TOL * max(1.0, f["grad_max"])
 
 
-@pytest.mark.parametrize("name", sorted(CASES) + [f"{name}_tf_function" for name in GRAPH_CASES])
-def test_train_step_two_replicas_equals_one_device(figures, name):
-    f = figures[name]
+def check_equal(f: dict, name: str) -> None:
+    """Asserts the figures of `compare` show a distributed step equal to the single-device one."""
     assert f["loss_diff"] < TOL, f"{name}: logged losses differ (single, distributed): {f['logs']}"
     assert f["grad_diff"] < _grad_tol(f), f"{name}: applied gradients differ: {f}"
     assert f["grad_max"] > 1e-2, f"{name}: gradients too small for the comparison to mean anything: {f}"
     assert f["zero_grads"] == 0, f"{name}: some trainable variables got no gradient: {f}"
     assert f["other_weights_diff"] < TOL, f"{name}: BatchNorm statistics or EMA targets differ: {f}"
     assert f["replica_spread"] < 1e-6, f"{name}: mirrored copies of a variable diverged: {f}"
+
+
+@pytest.mark.parametrize("name", sorted(CASES) + [f"{name}_tf_function" for name in GRAPH_CASES])
+def test_train_step_two_replicas_equals_one_device(figures, name):
+    check_equal(figures[name], name)
 
 
 @pytest.mark.parametrize("name", ["byol", "byol_tf_function"])
@@ -307,7 +323,24 @@ def test_controls_differ(figures, name):
     assert f["grad_diff"] > 10 * _grad_tol(f), f"{name}: the control should fail the comparison: {f}"
 
 
+def compute_objective_figures(objective: str, batch: str) -> dict:
+    """`compare` for `objective_case(module:function)` on the global batch `module:function(GLOBAL_BATCH, SIZE)`."""
+    import importlib
+
+    def load(ref):
+        module, name = ref.split(":")
+        return getattr(importlib.import_module(module), name)
+
+    tf.get_logger().setLevel("ERROR")
+    fresh_collective_keys()
+    strategy = tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")[:2]])
+    return compare(objective_case(load(objective)), strategy, batch=load(batch)(GLOBAL_BATCH, SIZE))
+
+
 if __name__ == "__main__":
     if not _two_cpus():
         sys.exit("could not configure two logical CPU devices")
-    print(json.dumps(compute_figures(sys.argv[1:] or None)))
+    if sys.argv[1:2] == ["--objective"]:
+        print(json.dumps(compute_objective_figures(*sys.argv[2:4])))
+    else:
+        print(json.dumps(compute_figures(sys.argv[1:] or None)))

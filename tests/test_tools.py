@@ -37,19 +37,21 @@ def test_bench_train_runs_and_writes_the_figures(tmp_path):
     # jit off only: XLA compiling even this tiny model costs CI about a minute (the full bench does both)
     args = ["--width", "0.0625", "--batch", "8", "--size", "32", "--steps", "1", "--repeats", "1", "--no-jit"]
     result = subprocess.run(
-        [sys.executable, "tools/bench_train.py", *args, "--methods", "vicreg", "--json", str(out)],
+        [sys.executable, "tools/bench_train.py", *args, "--methods", "vicreg,simclr,stl,essl,sie", "--json", str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=400,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "recon x" in result.stdout
+    assert "target recon x" in result.stdout and "target STL x SimCLR" in result.stdout
+    assert "CPU: " in result.stdout  # the machine is named with the table
     rows = json.loads(out.read_text())["rows"]
     keys = {(row["method"], row["jit"]) for row in rows}
-    assert keys == {(m, False) for m in ("vicreg", "vicreg+recon")}, rows
+    methods = ("vicreg", "vicreg+recon", "simclr", "simclr+recon", "stl", "essl", "sie")
+    assert keys == {(m, False) for m in methods}, rows
     for row in rows:
         assert "error" not in row, row
         assert row["pairs_per_s"] > 0 and row["cpu_ms_per_pair"] > 0 and row["step_s"] > 0, row
-        if row["method"].endswith("+recon"):
-            assert row["recon_ratio"] > 0 and row["recon_ratio_cpu"] > 0, row
+        if row["method"] not in ("vicreg", "simclr"):
+            assert row["base_ratio"] > 0 and row["base_ratio_cpu"] > 0, row
 
 
 @pytest.mark.slow

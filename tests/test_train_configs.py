@@ -45,6 +45,14 @@ def test_config_trains_20_steps(name, tmp_path, renders):
         assert last < first, f"reconstruction loss did not go down: {history['recon']}"
     if name == "ciper":
         assert {"params_rel_rotation", "params_rel_color"} <= set(history)  # 3DIEBench's pair targets
+    expected_terms = {
+        "stl": {"stl_equi", "stl_trans"},
+        "stl_augmix": {"stl_equi", "stl_trans"},
+        "augself": {"params_crop", "params_color"},  # differences, not per-view values
+        "essl": {"essl", "essl_accuracy"},
+        "sie": {"sie"},
+    }
+    assert expected_terms.get(name, set()) <= set(history), sorted(history)
     assert (tmp_path / "model.keras").exists()
     saved = json.loads((tmp_path / "train_metrics.json").read_text())
     assert saved["steps"] == 20

@@ -9,6 +9,7 @@ import os
 
 import pytest
 from test_cli import run_cli
+from train_helpers import load_config
 
 from keras_eqssl.config_validation import ConfigError
 from keras_eqssl.default_config import get_config
@@ -105,3 +106,15 @@ def test_the_cli_prints_an_input_error_as_one_line_and_exits_2(tmp_path):
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: another keras-eqssl-train is running in")
+
+
+def test_stl_batch_that_leaves_a_replica_an_odd_batch_is_refused_before_training():
+    from keras_eqssl.cli.train import _check_replica_batch
+
+    config = load_config("stl")
+    config.data.batch_size = 12
+    _check_replica_batch(config, 2)  # 6 per replica: pairs stay whole
+    with pytest.raises(ConfigError, match=r"batch_size=12 over 4 replica\(s\) with config.model.stl: .*even; it is 3"):
+        _check_replica_batch(config, 4)
+    with pytest.raises(ConfigError, match="does not split evenly over 5 replicas"):
+        _check_replica_batch(config, 5)

@@ -43,7 +43,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -60,20 +59,9 @@ except ImportError:  # run from a checkout that is not installed: `python tools/
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from keras_eqssl.export.encoder import INPUT_KEY, SIGNATURE_KEY, UINT8_SIGNATURE_KEY  # noqa: E402  (TF only)
+from keras_eqssl.machine import cpu_model  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
-
-
-def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo), else what `platform` knows."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def rss_mb() -> float:

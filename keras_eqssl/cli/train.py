@@ -180,6 +180,25 @@ def train(config, strategy_name: str = "default", tpu: str = "") -> dict:
         lock.close()
 
 
+def _check_replica_batch(config, replicas: int) -> None:
+    """The global batch splits evenly over the replicas, into batches every enabled objective accepts."""
+    from keras_eqssl.methods.factory import enabled_objectives
+    from keras_eqssl.methods.objectives import OBJECTIVES
+
+    batch = config.data.batch_size
+    if batch % replicas:
+        raise ConfigError(
+            f"config.data.batch_size={batch} does not split evenly over {replicas} replicas; use a multiple of {replicas}."
+        )
+    for name in enabled_objectives(config):
+        problems = OBJECTIVES[name].batch_problems(batch // replicas)
+        if problems:
+            raise ConfigError(
+                f"config.data.batch_size={batch} over {replicas} replica(s) with config.model.{name}: "
+                + "; ".join(problems)
+            )
+
+
 def _train(config, strategy_name: str, tpu: str) -> dict:
     from keras_eqssl.data.train_batches import threedie_root
 
@@ -195,6 +214,7 @@ def _train(config, strategy_name: str, tpu: str) -> dict:
     _remove_temporaries(config.workdir)
     _clear_or_refuse(config, ckpt_dir)
     strategy = strategy_from_name(strategy_name, tpu=tpu)
+    _check_replica_batch(config, strategy.num_replicas_in_sync)
     checkpoint = latest_checkpoint(ckpt_dir) if config.train.resume else None
     first_step = checkpoint["step"] if checkpoint else 0
     said = _resume_changes(config, checkpoint) if checkpoint else ""

@@ -54,8 +54,9 @@ def train_batches(config, first_step: int = 0, split: str = "train", progress: b
       `rel_rotation`, `rel_color`, `latent` and `label`. `config.augment.policy` is applied to
       the renders only when `config.data.threedie.augment_renders`; otherwise each render gets
       only an in-plane rotation of up to `config.data.threedie.rotation` degrees (0 = none).
-    - any image source: `config.augment.policy` makes the pair of views of each image, and
-      their parameters are recorded under `"params"`.
+    - any image source: `config.augment.policy` makes the pair of views of each image (and any
+      other views it makes, e.g. the `essl` policy's rotated crops), and their parameters are
+      recorded under `"params"`.
 
     Returns:
         (dataset, param_specs): an infinite dataset of batches in the architecture's batch format
@@ -92,7 +93,8 @@ def train_batches(config, first_step: int = 0, split: str = "train", progress: b
     if skip:
         images = images.skip(skip)
     ds = view_batches(images, policy, batch, seed=config.seed, first_step=first_step)
-    ds = ds.map(lambda b: {**b, **{k: {v: b[k][v] for v in PAIR_VIEWS} for k in ("views", "params")}})
+    # Views beyond the pair (E-SSL's rot0..rot3) stay in the batch for the objectives that use them;
+    # the returned specs are the pair's, which parameter prediction reads.
     return ds, {v: s for v, s in policy.param_specs().items() if v in PAIR_VIEWS}
 
 

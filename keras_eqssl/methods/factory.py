@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import keras
 
-from keras_eqssl.config_validation import ConfigError
+from keras_eqssl.config_validation import ConfigError, check_objectives
 from keras_eqssl.methods.invariance import INVARIANCES
-from keras_eqssl.methods.objectives import CrossAttentionReconstruction, ParameterPrediction
+from keras_eqssl.methods.objectives import OBJECTIVES
+from keras_eqssl.methods.objectives.base import parse_units
 from keras_eqssl.methods.pair_model import IMAGENET_MEAN, IMAGENET_STD, PairModel
 from keras_eqssl.nn.registry import backbone_from_name
-
-
-def parse_units(text: str) -> list[int]:
-    """`"2048-2048-256"` -> `[2048, 2048, 256]`; `""` -> `[]` (VICReg's `--mlp` format)."""
-    return [int(u) for u in text.split("-")] if text else []
 
 
 def _invariance(m, synchronized: bool):
@@ -32,14 +28,18 @@ def _invariance(m, synchronized: bool):
     raise ValueError(f"config.model.invariance={name!r}: unknown; choose one of {sorted(INVARIANCES)}")
 
 
-def param_targets(config) -> list[str]:
-    """The parameter-prediction targets: the config's list, or for "auto" what the source provides."""
-    targets = config.model.params.targets
-    if targets != "auto":
-        return [t.strip() for t in targets.split(",") if t.strip()]
-    if config.data.source == "threedie" and not config.data.threedie.augment_renders:
-        return ["rel_rotation", "rel_color"]
-    return ["crop", "color"]
+def enabled_objectives(config) -> list[str]:
+    """The short names of the objectives `config.model` turns on, in registry order."""
+    return [name for name in OBJECTIVES if name in config.model and config.model[name].enabled]
+
+
+def objectives_from_config(config, synchronized: bool = False) -> list:
+    """The enabled objectives of `config`, each built from its section `config.model.<short_name>`."""
+    check_objectives(config)
+    return [
+        OBJECTIVES[name].from_config_section(config.model[name], config, synchronized=synchronized)
+        for name in enabled_objectives(config)
+    ]
 
 
 def model_from_config(config, param_specs=None, synchronized: bool = False) -> PairModel:
@@ -73,33 +73,7 @@ def _model_from_config(config, param_specs, synchronized: bool) -> PairModel:
     if m.backbone.startswith("resnet"):
         backbone_kwargs = dict(stem=m.stem, width=m.width, synchronized=sync)
     backbone = backbone_from_name(m.backbone, **backbone_kwargs)
-    objectives = []
-    if m.recon.enabled:
-        r = m.recon
-        objectives.append(
-            CrossAttentionReconstruction(
-                weight=r.weight,
-                reconstruct=r.reconstruct,
-                query_from=r.query_from,
-                scale=r.scale,
-                target_size=r.target_size or None,
-                target_code=r.target_code,
-                decoder_dim=r.decoder_dim,
-                synchronized=sync,
-            )
-        )
-    if m.params.enabled:
-        p = m.params
-        objectives.append(
-            ParameterPrediction(
-                targets=param_targets(config),
-                weight=p.weight,
-                mode=p.mode,
-                hidden_units=parse_units(p.hidden),
-                features=p.features,
-                synchronized=sync,
-            )
-        )
+    objectives = objectives_from_config(config, sync)
     if config.data.source == "threedie":
         from keras_eqssl.data.threedie import THREEDIE_MEAN as mean
         from keras_eqssl.data.threedie import THREEDIE_STD as std
@@ -115,7 +89,7 @@ def _model_from_config(config, param_specs, synchronized: bool) -> PairModel:
         mean=mean,
         std=std,
         total_steps=config.train.steps,
-        name=f"{m.invariance}{'_recon' if m.recon.enabled else ''}{'_params' if m.params.enabled else ''}",
+        name="_".join([m.invariance, *enabled_objectives(config)]),
     )
 
 

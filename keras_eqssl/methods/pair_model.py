@@ -42,6 +42,12 @@ def _specs_from_config(config):
     return out
 
 
+def _chunks(parts: dict, n: int) -> list[tuple]:
+    """`{key: (n * B, ...)}` -> n tuples of the `(B, ...)` slices, in `parts`' key order."""
+    split = [ops.split(t, n, axis=0) for t in parts.values()]
+    return list(zip(*split))
+
+
 @keras.saving.register_keras_serializable(package="keras_eqssl")
 class PairModel(keras.Model):
     """Self-supervised training on pairs of views: invariance loss + composable equivariance objectives.
@@ -253,16 +259,35 @@ class PairModel(keras.Model):
     def pair_outputs(self, batch: dict, training=False) -> dict:
         """The pair dict objectives receive (see `Objective`)."""
         self._check_batch(batch)
-        views = {v: self.normalize(batch["views"][v]) for v in VIEWS}
+        names = [*VIEWS, *self._extra_views()]
+        missing = [v for v in names if v not in batch["views"]]
+        if missing:
+            raise ValueError(
+                f"PairModel: the objectives {[o.short_name for o in self.objectives]} need views {missing}, which "
+                f"the batch lacks (it has {sorted(batch['views'])}); make them with the matching augmentation policy."
+            )
+        views = {v: self.normalize(batch["views"][v]) for v in names}
         parts = {v: self._split(self.backbone(views[v], training=training)) for v in VIEWS}
+        parts.update(self._encode_together([v for v in names if v not in VIEWS], views, training))
         return {
             "views": views,
-            "tokens": {v: parts[v]["tokens"] for v in VIEWS},
-            "pooled": {v: parts[v]["equivariant"] for v in VIEWS},
-            "features": {v: parts[v]["embedding"] for v in VIEWS},
-            "invariant": {v: parts[v]["invariant"] for v in VIEWS},
+            "tokens": {v: parts[v]["tokens"] for v in names},
+            "pooled": {v: parts[v]["equivariant"] for v in names},
+            "features": {v: parts[v]["embedding"] for v in names},
+            "invariant": {v: parts[v]["invariant"] for v in names},
             "batch": batch,
         }
+
+    def _extra_views(self) -> list[str]:
+        """Views beyond the pair that some objective needs (`Objective.extra_views`), in order."""
+        return list(dict.fromkeys(v for obj in self.objectives for v in obj.extra_views()))
+
+    def _encode_together(self, names, views, training) -> dict:
+        """The backbone's split outputs for `views[name]`, one backbone call for all (same-size views)."""
+        if not names:
+            return {}
+        parts = self._split(self.backbone(ops.concatenate([views[v] for v in names], axis=0), training=training))
+        return {v: {k: t for k, t in zip(parts, chunk)} for v, chunk in zip(names, _chunks(parts, len(names)))}
 
     def compute_pair_losses(self, batch: dict, training=False) -> tuple[tf.Tensor, dict]:
         """`(total, terms)`: the loss to minimise and every named term (per-replica scale, see losses)."""

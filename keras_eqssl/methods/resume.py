@@ -65,9 +65,17 @@ RESUME_RULES = (
     ("model.vicreg", "apply"),
     ("model.barlow_lambda", "apply"),
     ("model.byol_momentum", "apply"),
-    ("model.recon.weight", "apply"),
-    ("model.params.weight", "apply"),
 )
+# Each objective adds ("model.<short_name>.<argument>", "apply") for its `resume_apply` arguments.
+
+
+def _rules() -> dict[str, str]:
+    from keras_eqssl.default_config import registered_objectives
+
+    rules = dict(RESUME_RULES)
+    for name, objective in registered_objectives().items():
+        rules.update({f"model.{name}.{key}": "apply" for key in objective.resume_apply})
+    return rules
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,11 +93,9 @@ class Change:
 
 def rule_for(key: str) -> str:
     """The rule of a dotted config key (see the module doc)."""
-    best = max(
-        (p for p, _ in RESUME_RULES if p == "" or key == p or key.startswith(p + ".")),
-        key=len,
-    )
-    return dict(RESUME_RULES)[best]
+    rules = _rules()
+    best = max((p for p in rules if p == "" or key == p or key.startswith(p + ".")), key=len)
+    return rules[best]
 
 
 def _flatten(tree, prefix: str = "") -> dict:
@@ -115,6 +121,8 @@ def resume_changes(recorded, current) -> list[Change]:
     old, new = _normalize(recorded), _normalize(current)
     changes = []
     for key in sorted(set(old) | set(new)):
+        if key not in defaults and key not in new:
+            continue  # a field this version no longer has (renamed or removed): nothing can set it
         before, after = old.get(key, defaults.get(key)), new.get(key, defaults.get(key))
         if before != after:
             rule = rule_for(key)

@@ -4,6 +4,7 @@ from keras_eqssl.nn.backbone import OUTPUT_KEYS, Backbone
 from keras_eqssl.nn.class_token_position_embedding import ClassTokenPositionEmbedding
 from keras_eqssl.nn.conv_decoder import ConvDecoder
 from keras_eqssl.nn.cross_attention import CrossAttention
+from keras_eqssl.nn.hypernetwork import LinearHypernetwork
 from keras_eqssl.nn.mlp import MLP
 from keras_eqssl.nn.registry import BACKBONES, available_backbones, backbone_from_name
 from keras_eqssl.nn.resnet_backbone import ResNetBackbone
@@ -14,6 +15,7 @@ from keras_eqssl.nn.vit_backbone import VIT_PRESETS, VisionTransformer
 __all__ = [
     "BACKBONES",
     "MLP",
+    "LinearHypernetwork",
     "OUTPUT_KEYS",
     "VIT_PRESETS",
     "Backbone",

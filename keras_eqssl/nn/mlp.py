@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import keras
 
+NORMS = ("batch", "layer")
+
 
 @keras.saving.register_keras_serializable(package="keras_eqssl")
 class MLP(keras.layers.Layer):
@@ -29,6 +31,8 @@ class MLP(keras.layers.Layer):
         activation: str. The hidden activation.
         bn_momentum: float. Keras BatchNormalization momentum (0.9 = torch's 0.1).
         bn_epsilon: float. BatchNormalization epsilon.
+        norm: str. `"batch"` (BatchNormalization, the default) or `"layer"` (LayerNormalization:
+            per example, E-SSL's rotation head); `synchronized` and `bn_momentum` apply to "batch".
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Examples:
@@ -49,13 +53,17 @@ class MLP(keras.layers.Layer):
         activation: str = "relu",
         bn_momentum: float = 0.9,
         bn_epsilon: float = 1e-5,
+        norm: str = "batch",
         **kwargs,
     ):
         units = [int(u) for u in (units if isinstance(units, Sequence) else [units])]
         if not units or min(units) < 1:
             raise ValueError(f"`units` must be a non-empty list of positive ints. Received: units={units}")
+        if norm not in NORMS:
+            raise ValueError(f"MLP: norm must be one of {NORMS}; received {norm!r}")
         super().__init__(**kwargs)
         self.units = units
+        self.norm = norm
         self.use_last_bias = bool(use_last_bias)
         self.last_batch_norm = bool(last_batch_norm)
         self.synchronized = bool(synchronized)
@@ -73,15 +81,18 @@ class MLP(keras.layers.Layer):
                 )
             )
             if not last or self.last_batch_norm:
-                self.norm_layers.append(
-                    keras.layers.BatchNormalization(
-                        momentum=self.bn_momentum,
-                        epsilon=self.bn_epsilon,
-                        synchronized=self.synchronized,
-                        name=f"bn{i}",
-                        dtype=self.dtype_policy,
-                    )
-                )
+                self.norm_layers.append(self._norm_layer(i))
+
+    def _norm_layer(self, i: int) -> keras.layers.Layer:
+        if self.norm == "layer":
+            return keras.layers.LayerNormalization(epsilon=self.bn_epsilon, name=f"ln{i}", dtype=self.dtype_policy)
+        return keras.layers.BatchNormalization(
+            momentum=self.bn_momentum,
+            epsilon=self.bn_epsilon,
+            synchronized=self.synchronized,
+            name=f"bn{i}",
+            dtype=self.dtype_policy,
+        )
 
     def build(self, input_shape):
         if input_shape[-1] is None:
@@ -116,5 +127,6 @@ class MLP(keras.layers.Layer):
             activation=self.activation,
             bn_momentum=self.bn_momentum,
             bn_epsilon=self.bn_epsilon,
+            norm=self.norm,
         )
         return config

@@ -16,6 +16,19 @@ from keras_eqssl.augment.policies.pairs import SIMCLR_JITTER, geometric_ops
 from keras_eqssl.augment.seeds import fold
 
 
+def check_pairs(x, name: str = "x", what: str = "STL pairs rows (2i, 2i+1) of the batch (the `stl` policy's)"):
+    """`x` `(B, ...)` unchanged if B is even; else a ValueError (static B) or, for a dynamic B, an
+    `InvalidArgumentError` from a `tf.debugging.assert_equal` that runs before `x` is used.
+
+    Shared by the policy that makes aligned pairs and the STL objective that reads them."""
+    x = tf.convert_to_tensor(x)
+    if x.shape.rank is not None and x.shape.rank >= 1 and x.shape[0] is not None and x.shape[0] % 2:
+        raise ValueError(f"{what}: the batch size must be even; received {name}.shape={tuple(x.shape)}.")
+    check = tf.debugging.assert_equal(tf.shape(x)[0] % 2, 0, message=f"{what}: the batch size must be even")
+    with tf.control_dependencies([check]):  # in graph mode, fail before any op sees the odd batch
+        return tf.identity(x)
+
+
 class AlignedPairsPolicy(Policy):
     """Images 2i and 2i+1 of a batch receive the *same* `aligned` parameters in each view;
     `per_image` parameters are drawn for every image on its own.
@@ -40,14 +53,8 @@ class AlignedPairsPolicy(Policy):
         return {v: specs for v in self.views}
 
     def make_views(self, images, seeds):
+        images = check_pairs(images, "images", "AlignedPairsPolicy pairs images (2i, 2i+1)")
         batch = tf.shape(images)[0]
-        if images.shape[0] is not None and images.shape[0] % 2:
-            raise ValueError(
-                f"AlignedPairsPolicy pairs images (2i, 2i+1): the batch size must be even; received shape {images.shape}."
-            )
-        check = tf.debugging.assert_equal(batch % 2, 0, message="AlignedPairsPolicy: the batch size must be even")
-        with tf.control_dependencies([check]):  # in graph mode, fail before any op sees the odd batch
-            images = tf.identity(images)
         size = tf.shape(images)[1:3]
         out, params = {}, {}
         for v in self.views:

@@ -1,9 +1,19 @@
-"""Equivariance objectives that compose with any invariance loss in `PairModel`."""
+"""Objectives that compose with any invariance loss in `PairModel`; each registers itself in `OBJECTIVES`."""
 
-from keras_eqssl.methods.objectives.base import TOTAL, Objective
+from keras_eqssl.methods.objectives.base import OBJECTIVES, TOTAL, Objective
 from keras_eqssl.methods.objectives.cross_attention_reconstruction import CrossAttentionReconstruction
+from keras_eqssl.methods.objectives.essl import ESSL
 from keras_eqssl.methods.objectives.parameter_prediction import ParameterPrediction
+from keras_eqssl.methods.objectives.sie import SIE
+from keras_eqssl.methods.objectives.stl import STL
 
-OBJECTIVES = {"recon": CrossAttentionReconstruction, "params": ParameterPrediction}
-
-__all__ = ["OBJECTIVES", "TOTAL", "CrossAttentionReconstruction", "Objective", "ParameterPrediction"]
+__all__ = [
+    "OBJECTIVES",
+    "TOTAL",
+    "CrossAttentionReconstruction",
+    "Objective",
+    "ESSL",
+    "ParameterPrediction",
+    "SIE",
+    "STL",
+]

@@ -39,7 +39,7 @@ class CrossAttentionReconstruction(Objective):
             the other view (no information from the target reaches the decoder).
         scale: the attention logits' scale, `"sqrt_d"`, `"none"` or a float (see `CrossAttention`).
         target_size: int or None. Side of the reconstructed image; the view is average-pooled to
-            it. None means the view size. Must be the token grid times a power of two.
+            it. None (or 0, the config's spelling) means the view size. Must be the token grid times a power of two.
         target_code: bool. Also give the decoder the rebuilt view's pooled equivariant vector
             (the vector the probes and the SavedModel read), concatenated to every fused token.
         decoder_dim: width of the decoder's per-token Dense.
@@ -50,6 +50,9 @@ class CrossAttentionReconstruction(Objective):
     """
 
     short_name = "recon"
+    choices = {"reconstruct": RECONSTRUCT, "query_from": QUERY_FROM, "scale": ("sqrt_d", "none")}
+    # The main job's settings (docs/main_job.md): lambda = 5 beat 1 at its budget; a 128-unit decoder.
+    config_defaults = {"weight": 5.0, "decoder_dim": 128, "target_size": 0}
 
     def __init__(
         self,
@@ -76,7 +79,7 @@ class CrossAttentionReconstruction(Objective):
         self.reconstruct = reconstruct
         self.query_from = query_from
         self.scale = scale
-        self.target_size = None if target_size is None else int(target_size)
+        self.target_size = None if target_size in (None, 0) else int(target_size)
         if self.target_size is not None and self.target_size < 1:
             raise ValueError(
                 f"CrossAttentionReconstruction: target_size must be a positive int or None; got {target_size!r}"

@@ -26,6 +26,13 @@ def _relative(spec: ParamSpec, w1, w2):
     return ops.mod(ops.cast(w1, "int32") - ops.cast(w2, "int32"), spec.num_classes)
 
 
+def auto_targets(config) -> list[str]:
+    """The targets `"auto"` means for a run config: what its data source provides."""
+    if config.data.source == "threedie" and not config.data.threedie.augment_renders:
+        return ["rel_rotation", "rel_color"]
+    return ["crop", "color"]
+
+
 @keras.saving.register_keras_serializable(package="keras_eqssl")
 class ParameterPrediction(Objective):
     """Predicts recorded augmentation parameters (or 3DIEBench's relative pose) from a pair of views.
@@ -55,6 +62,9 @@ class ParameterPrediction(Objective):
     """
 
     short_name = "params"
+    choices = {"mode": MODES, "features": FEATURES}
+    # targets "auto": what the data source provides (`auto_targets`); a 256-unit hidden layer.
+    config_defaults = {"targets": "auto", "hidden_units": "256"}
 
     def __init__(
         self,
@@ -83,6 +93,15 @@ class ParameterPrediction(Objective):
         self.standardize = bool(standardize)
         self.synchronized = bool(synchronized)
         self.head = None
+
+    @classmethod
+    def arguments_from_config(cls, section, config) -> dict:
+        args = super().arguments_from_config(section, config)
+        targets = args["targets"]
+        if isinstance(targets, str):
+            args["targets"] = auto_targets(config) if targets == "auto" else [t.strip() for t in targets.split(",")]
+            args["targets"] = [t for t in args["targets"] if t]
+        return args
 
     def _view_specs(self, context) -> dict[str, ParamSpec]:
         if context.param_specs is None:

@@ -1,0 +1,20 @@
+"""E-SSL (Dangovski et al., ICLR 2022): SimCLR plus 4-way rotation prediction of a small crop.
+
+On the scikit-image photos with the `essl` policy: the SimCLR pair (32 px) plus one small crop
+(scale 0.05-0.14, 16 px as E-SSL's CIFAR recipe) shown in all four 90-degree rotations. A head
+(Linear-LN-ReLU x2 -> 4) on the backbone's whole vector classifies the rotation (cross-entropy,
+weight 0.4). No split: E-SSL's rotation head reads the whole representation.
+docs/methods/essl.md.
+
+    keras-eqssl-train --config=configs/essl.py
+"""
+
+from keras_eqssl.default_config import method_config
+
+
+def get_config():
+    c = method_config("simclr", objectives=("essl",), split=(0, 0))
+    c.data.source = "skimage_photos"
+    c.augment.policy = "essl"
+    c.augment.essl.size = 16
+    return c

@@ -1,0 +1,34 @@
+"""STL (Yu et al., NeurIPS 2024): transformation representations learned from aligned image pairs.
+
+The STL10 recipe of the official code on the scikit-image photos: ResNet-18 with the ImageNet
+stem at 96 px, the `stl` policy (images 2i and 2i+1 share crop, colour jitter and grayscale; flip
+and blur per image), 256 images (128 aligned pairs) per batch, SGD lr 0.03 momentum 0.9 weight decay 5e-4 on
+a cosine schedule. Loss: SimCLR's NT-Xent (temperature 0.2, 512-128 projector) on the whole
+representation + STL's equivariance (1.0) and transformation (0.1) NT-Xent terms. No split: the
+hypernetwork's map acts on the whole 512-d representation, as in the paper. docs/methods/stl.md.
+
+    keras-eqssl-train --config=configs/stl.py
+    keras-eqssl-train --config=configs/stl.py --config.model.width=0.25 --config.augment.size=32  # CPU-sized
+"""
+
+from keras_eqssl.default_config import method_config
+
+
+def get_config():
+    c = method_config("simclr", objectives=("stl",), split=(0, 0))
+    c.model.temperature = 0.2  # shared by the three NT-Xent terms
+    c.model.projector = "512-128"
+    c.model.stem = "imagenet"
+    c.model.width = 1.0
+    c.data.source = "skimage_photos"
+    c.data.image_size = 128  # photo crops are taken from the photos resized to 128 px
+    c.data.batch_size = 256  # images per batch (128 aligned pairs of images), two views each: 512 backbone passes
+    c.augment.policy = "stl"
+    c.augment.size = 96
+    c.augment.crop.scale = (0.2, 1.0)
+    c.optim.name = "sgd"
+    c.optim.lr = 0.03
+    c.optim.weight_decay = 5e-4
+    c.optim.schedule = "cosine"
+    c.optim.warmup_steps = 0
+    return c

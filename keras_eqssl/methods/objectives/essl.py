@@ -1,0 +1,132 @@
+"""E-SSL: four-way rotation prediction on a small crop shown in all four rotations."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from keras_eqssl.augment.base import CATEGORICAL, ParamSpec
+from keras_eqssl.losses import distributed
+from keras_eqssl.losses.parameter_regression import parameter_regression
+from keras_eqssl.methods.objectives.base import TOTAL, Objective
+from keras_eqssl.nn.mlp import MLP
+
+FEATURES = ("all", "equivariant")
+ROTATION_VIEWS = ("rot0", "rot1", "rot2", "rot3")
+ROTATION_SPEC = ParamSpec("rot90", (1,), CATEGORICAL, 0, 3, "int32", doc="quarter turns, counter-clockwise")
+
+_POLICY_HINT = 'use config.augment.policy="essl" (it adds the views rot0..rot3: one small crop in four rotations)'
+
+
+@keras.saving.register_keras_serializable(package="keras_eqssl")
+class ESSL(Objective):
+    """E-SSL's rotation prediction (Dangovski et al., "Equivariant Contrastive Learning", ICLR 2022).
+
+    After the official code (`rdangovs/essl`, `cifar10/main.py`): one extra small crop per image is
+    rotated by k * 90 degrees for k = 0..3 (the `essl` augmentation policy's views `rot0`..`rot3`),
+    the four copies go through the backbone as one batch of 4B, and a head classifies the rotation:
+
+        x_k = rot90(crop, k)                   k = 0, 1, 2, 3,   (B, h, w, 3) each
+        f = backbone(concat[x_0, x_1, x_2, x_3])                 (4B, C) pooled features
+        logits = head(f)                                         (4B, 4)
+        L = 1 / 4B * sum_i -log softmax(logits_i)[k_i]           k_i: the rotation of row i
+
+    `extra_views()` names the rotated views, so `PairModel` encodes them with the pair (one
+    backbone call for the four). The head is E-SSL's CIFAR one for SimCLR,
+    Linear-LN-ReLU-Linear-LN-ReLU-Linear(4) (`MLP([*hidden_units, 4], norm="layer")`); E-SSL's
+    hidden layers are 2048 wide, the default here is 512 for the small backbones of this library. The backbone runs in the same mode as for
+    the pair (training: BatchNorm statistics of the 4B rotated crops, as in E-SSL). E-SSL adds
+    `lambda * L` to SimCLR or SimSiam with lambda = 0.4: the default `weight`.
+
+    The labels are the batch's recorded `params["rot{k}"]["rot90"]` when present, else k. The
+    cross-entropy (`parameter_regression`'s categorical loss) and the accuracy are means over the
+    global batch under `tf.distribute` (values global / R).
+
+    Args:
+        weight: lambda, the loss weight (E-SSL: 0.4).
+        hidden_units: the head's hidden widths (E-SSL CIFAR: 2048-2048).
+        features: `"all"` (the whole pooled representation, as E-SSL) or `"equivariant"` (the
+            split's equivariant part only).
+        synchronized: accepted for the factory; unused (LayerNorm has no batch statistics).
+
+    Returns (call): `{"total": cross-entropy, "accuracy": fraction of rotations classified right}`.
+    """
+
+    short_name = "essl"
+    choices = {"features": FEATURES}
+
+    def __init__(
+        self,
+        weight: float = 0.4,
+        hidden_units=(512, 512),
+        features: str = "all",
+        synchronized: bool = False,
+        **kwargs,
+    ):
+        super().__init__(weight=weight, **kwargs)
+        if features not in FEATURES:
+            raise ValueError(f"ESSL: features must be one of {FEATURES}; received {features!r}")
+        units = [int(u) for u in ([hidden_units] if isinstance(hidden_units, int) else hidden_units)]
+        if min(units, default=1) < 1:
+            raise ValueError(f"ESSL: hidden_units must be positive ints; received {units}")
+        self.hidden_units = units
+        self.features = features
+        self.synchronized = bool(synchronized)
+        self.head = None
+
+    @classmethod
+    def config_problems(cls, config) -> list[str]:
+        policy = config.augment.policy
+        if policy != "essl":
+            return [f"model.essl classifies the rotations of the rotated crops: {_POLICY_HINT}; received {policy!r}."]
+        return []
+
+    def setup(self, context) -> None:
+        # No check of context.param_specs for rot0..rot3: training hands the model the pair's specs only.
+        super().setup(context)
+        in_dim = context.feature_dim if self.features == "all" else context.equivariant_dim
+        self.head = MLP([*self.hidden_units, 4], norm="layer", name="head", dtype=self.dtype_policy)
+        self.head.build((None, in_dim))
+
+    def term_names(self) -> list[str]:
+        return [TOTAL, "accuracy"]
+
+    def extra_views(self) -> list[str]:
+        return list(ROTATION_VIEWS)
+
+    def labels(self, batch: dict, sizes):
+        """`(4B, 1)` int32: each rotated view's recorded `params[view]["rot90"]`, else its k."""
+        params = batch.get("params") or {}
+        labels = []
+        for k, (view, size) in enumerate(zip(ROTATION_VIEWS, sizes)):
+            recorded = params.get(view, {}).get("rot90")
+            if recorded is None:
+                recorded = ops.full((size, 1), k, dtype="int32")
+            labels.append(ops.reshape(ops.cast(recorded, "int32"), (-1, 1)))
+        return ops.concatenate(labels, axis=0)
+
+    def logits(self, pair: dict, training=None):
+        """`(logits, labels)`: the head on the rotated crops, rot0's rows first, `(4B, 4)` float32,
+        and their rotations `(4B, 1)` int32."""
+        source = pair["features"] if self.features == "all" else pair["pooled"]
+        missing = [v for v in ROTATION_VIEWS if v not in source]
+        if missing:
+            raise ValueError(f"ESSL: the pair has no views {missing} (it has {sorted(source)}); {_POLICY_HINT}.")
+        f = ops.concatenate([source[v] for v in ROTATION_VIEWS], axis=0)
+        labels = self.labels(pair["batch"], [ops.shape(source[v])[0] for v in ROTATION_VIEWS])
+        return ops.cast(self.head(f, training=training), "float32"), labels
+
+    def call(self, pair: dict, training=None) -> dict:
+        logits, labels = self.logits(pair, training)
+        ce = parameter_regression({"rot90": logits}, {"rot90": labels}, {"rot90": ROTATION_SPEC})["rot90"]
+        correct = ops.cast(ops.equal(ops.cast(ops.argmax(logits, axis=-1), "int32"), labels[:, 0]), "float32")
+        accuracy = distributed.global_mean(ops.sum(correct), ops.shape(correct)[0])
+        return {TOTAL: ce, "accuracy": accuracy}
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "hidden_units": list(self.hidden_units),
+            "features": self.features,
+            "synchronized": self.synchronized,
+        }

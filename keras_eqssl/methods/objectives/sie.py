@@ -1,0 +1,186 @@
+"""SIE: a hypernetwork fed the known relative rotation maps one view's equivariant embedding to the other's."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from keras_eqssl.losses import distributed
+from keras_eqssl.losses.vicreg import vicreg
+from keras_eqssl.methods.objectives.base import TOTAL, Objective
+from keras_eqssl.nn.hypernetwork import LinearHypernetwork
+from keras_eqssl.nn.mlp import MLP
+
+ACTION = "rel_rotation"
+ACTION_DIM = 4  # quaternion (x, y, z, w) of R1^-1 R2
+
+_SOURCE_HINT = (
+    "SIE needs the known relative rotation of each pair: batch['rel_rotation'] (B, 4), which 3DIEBench-format "
+    "data carries (config.data.source='threedie')"
+)
+
+
+@keras.saving.register_keras_serializable(package="keras_eqssl")
+class SIE(Objective):
+    """SIE's equivariance objective (Garrido, Najman, LeCun, "Self-supervised learning of Split
+    Invariant Equivariant representations", ICML 2023).
+
+    After the official code (`facebookresearch/SIE`, `src/models.py` class `SIE`,
+    `src/hypernetwork.py`, README's 3DIEBench command). With h1, h2 `(B, d_equi)` the equivariant
+    parts of the split (`pair["pooled"]`) and q `(B, 4)` the quaternion of R1^-1 R2, the rotation
+    from view 1 to view 2 (`batch["rel_rotation"]`):
+
+        z1 = g(h1), z2 = g(h2)                  g: the equivariant projector (BN MLP, last Dense no bias)
+        z2_hat = W(q) z1                        W(q) = reshape(A q, (D, D)): a linear hypernetwork, no bias
+        mse      = 1 / (B D) * sum |z2_hat - z2|^2          (no stop-gradient: both sides learn)
+        std      = [v(z1) + v(z2)] / 2          v(Z) = 1/D sum_j max(0, 1 - sqrt(Var(z^j) + 1e-4))
+        cov      = c(z1) + c(z2)                c(Z) = 1/D sum_{i != j} Cov(Z)_ij^2
+        pred_std = v(z2_hat) / 2                SIE's std penalty on the predictor output
+        total = equi_factor * sim_weight * mse + std_weight * std + pred_std_weight * pred_std
+                + cov_weight * cov              (times `weight` in `PairModel`)
+
+    v and c are VICReg's variance and covariance terms (`keras_eqssl.losses.vicreg`, unbiased
+    statistics over the global batch). SIE's 3DIEBench run: sim 10, std 10, cov 1, equi-factor
+    0.45, so the MSE carries 4.5.
+
+    The invariant side is `PairModel`'s invariance loss: VICReg with sim 10, std 10, cov 1 on the
+    invariant part (configs/sie.py), i.e. SIE's `sim_coeff * mse(z1_inv, z2_inv)` plus std/cov
+    on the invariant embeddings. How this composition differs from SIE: SIE applies std and cov
+    once to the concatenation [z_inv, z_equi] (width D_inv + D_equi), so it also penalises the
+    covariance between invariant and equivariant dimensions and normalises both terms by
+    D_inv + D_equi. Here they are applied per block: no inv-equi cross-covariance, and each block
+    is normalised by its own width (with equal widths, each block's std and cov weigh twice
+    SIE's share of them).
+
+    Args:
+        weight: the weight `PairModel` gives the total (1: SIE's coefficients are inside).
+        equi_factor: SIE's `--equi-factor`, scaling the MSE on top of `sim_weight` (0.45).
+        sim_weight: SIE's `--sim-coeff` (10).
+        std_weight: SIE's `--std-coeff` on the equivariant embeddings (10).
+        cov_weight: SIE's `--cov-coeff` on the equivariant embeddings (1).
+        pred_std_weight: the weight of the predictor-output std penalty (SIE: its `--std-coeff`, 10).
+        projector_units: g's units (SIE: `--mlp 2048-2048-2048` scaled by d_equi / C, i.e.
+            1024-1024-1024 for ResNet-18's 256 + 256 split). The default mirrors the library's
+            512-512-512 invariant projector.
+        synchronized: synchronised BatchNorm in the projector under `tf.distribute`.
+
+    Returns (call): `{"total", "mse", "std", "cov", "pred_std"}` (terms unweighted), float32.
+    """
+
+    short_name = "sie"
+    resume_apply = ("weight", "equi_factor", "sim_weight", "std_weight", "cov_weight", "pred_std_weight")
+
+    def __init__(
+        self,
+        weight: float = 1.0,
+        equi_factor: float = 0.45,
+        sim_weight: float = 10.0,
+        std_weight: float = 10.0,
+        cov_weight: float = 1.0,
+        pred_std_weight: float = 10.0,
+        projector_units=(512, 512, 512),
+        synchronized: bool = False,
+        **kwargs,
+    ):
+        super().__init__(weight=weight, **kwargs)
+        coefficients = dict(
+            equi_factor=equi_factor,
+            sim_weight=sim_weight,
+            std_weight=std_weight,
+            cov_weight=cov_weight,
+            pred_std_weight=pred_std_weight,
+        )
+        for name, value in coefficients.items():
+            if not value >= 0:
+                raise ValueError(f"SIE: {name} must be >= 0; received {value}")
+        units = [int(u) for u in ([projector_units] if isinstance(projector_units, int) else projector_units)]
+        if not units or min(units) < 1:
+            raise ValueError(f"SIE: projector_units must be a non-empty list of positive ints; received {units}")
+        self.equi_factor = float(equi_factor)
+        self.sim_weight = float(sim_weight)
+        self.std_weight = float(std_weight)
+        self.cov_weight = float(cov_weight)
+        self.pred_std_weight = float(pred_std_weight)
+        self.projector_units = units
+        self.synchronized = bool(synchronized)
+        self.projector = self.hypernetwork = None
+
+    @classmethod
+    def config_problems(cls, config) -> list[str]:
+        problems = []
+        if config.data.source != "threedie":
+            problems.append(f"{_SOURCE_HINT}; received config.data.source={config.data.source!r}.")
+        threedie = config.data.get("threedie")
+        if threedie is not None and threedie.get("rotation", 0) > 0:
+            problems.append(
+                "the in-plane rotation added to each render is not part of rel_rotation, so the hypernetwork would get "
+                "the wrong action: set config.data.threedie.rotation=0 (SIE trains on the plain renders); received "
+                f"config.data.threedie.rotation={threedie.rotation!r}."
+            )
+        if threedie is not None and threedie.get("augment_renders", False):
+            problems.append(
+                "augmenting the renders changes the views beyond rel_rotation: set "
+                "config.data.threedie.augment_renders=False (SIE trains on the plain renders)."
+            )
+        split = config.model.get("split")
+        if not split or tuple(split) == (0, 0):
+            problems.append(
+                "SIE predicts the equivariant part of a split representation: set config.model.split=(d_inv, d_equi); "
+                f"received config.model.split={split!r} (no split)."
+            )
+        return problems
+
+    def setup(self, context) -> None:
+        super().setup(context)
+        d = self.projector_units[-1]
+        self.projector = MLP(
+            self.projector_units,
+            use_last_bias=False,
+            synchronized=self.synchronized,
+            name="projector",
+            dtype=self.dtype_policy,
+        )
+        self.hypernetwork = LinearHypernetwork(d, name="hypernetwork", dtype=self.dtype_policy)
+        self.projector.build((None, context.equivariant_dim))
+        self.hypernetwork.build((None, d), (None, ACTION_DIM))
+
+    def term_names(self) -> list[str]:
+        return [TOTAL, "mse", "std", "cov", "pred_std"]
+
+    def embeddings(self, pair: dict, training=None):
+        """`(z1, z2, z2_hat)`, `(B, D)` float32: both views' projections and the prediction of z2."""
+        action = pair["batch"].get(ACTION)
+        if action is None:
+            raise ValueError(f"SIE: the batch has no {ACTION!r}. {_SOURCE_HINT}.")
+        dtype = self.projector.compute_dtype
+        z1 = self.projector(ops.cast(pair["pooled"]["v1"], dtype), training=training)
+        z2 = self.projector(ops.cast(pair["pooled"]["v2"], dtype), training=training)
+        z2_hat = self.hypernetwork(z1, ops.cast(action, dtype))
+        return ops.cast(z1, "float32"), ops.cast(z2, "float32"), ops.cast(z2_hat, "float32")
+
+    def call(self, pair: dict, training=None) -> dict:
+        z1, z2, z2_hat = self.embeddings(pair, training)
+        error = ops.square(z2_hat - z2)
+        mse = distributed.global_mean(ops.sum(error), ops.size(error))
+        regular = vicreg(z1, z2)  # variance = [v(z1) + v(z2)] / 2, covariance = c(z1) + c(z2)
+        pred_std = vicreg(z2_hat, z2_hat)["variance"] / 2.0  # [v + v] / 2 / 2 = SIE's v(z2_hat) / 2
+        std, cov = regular["variance"], regular["covariance"]
+        total = (
+            self.equi_factor * self.sim_weight * mse
+            + self.std_weight * std
+            + self.pred_std_weight * pred_std
+            + self.cov_weight * cov
+        )
+        return {TOTAL: total, "mse": mse, "std": std, "cov": cov, "pred_std": pred_std}
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "equi_factor": self.equi_factor,
+            "sim_weight": self.sim_weight,
+            "std_weight": self.std_weight,
+            "cov_weight": self.cov_weight,
+            "pred_std_weight": self.pred_std_weight,
+            "projector_units": list(self.projector_units),
+            "synchronized": self.synchronized,
+        }
