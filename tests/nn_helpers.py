@@ -12,6 +12,8 @@
   weights, the same outputs.
 - `check_saving(model, inputs, tmp_path)`: `model.save("x.keras")` + `keras.models.load_model`
   gives identical outputs.
+- `numpy_mlp(mlp, x, training)`: an `MLP`'s forward pass recomputed in float64 NumPy from its
+  weights, the reference the method tests compare heads against.
 
 Outputs are compared in inference mode (`training=False`), so BatchNorm uses its moving stats.
 """
@@ -30,6 +32,30 @@ def random_images(batch: int, size: int | tuple[int, int], seed: int = 0) -> np.
     """A normalised-looking float32 batch `(batch, H, W, 3)`."""
     height, width = (size, size) if isinstance(size, int) else size
     return np.random.default_rng(seed).normal(size=(batch, height, width, 3)).astype("float32")
+
+
+def numpy_mlp(mlp, x, training: bool = False) -> np.ndarray:
+    """An `MLP` forward pass in float64 NumPy from its weights: Dense, then BatchNorm (batch
+    statistics when `training`, else the moving ones) or LayerNorm (per example), ReLU; the last
+    Dense alone (and its BN with `last_batch_norm`)."""
+    x = np.asarray(x, np.float64)
+    last = len(mlp.dense_layers) - 1
+    for i, dense in enumerate(mlp.dense_layers):
+        x = x @ np.asarray(dense.kernel, np.float64)
+        if dense.use_bias:
+            x = x + np.asarray(dense.bias, np.float64)
+        if i < len(mlp.norm_layers):
+            norm = mlp.norm_layers[i]
+            if mlp.norm == "layer":
+                mean, var = x.mean(axis=-1, keepdims=True), x.var(axis=-1, keepdims=True)
+            elif training:
+                mean, var = x.mean(axis=0), x.var(axis=0)  # biased, over the batch
+            else:
+                mean, var = np.asarray(norm.moving_mean, np.float64), np.asarray(norm.moving_variance, np.float64)
+            x = (x - mean) / np.sqrt(var + norm.epsilon) * np.asarray(norm.gamma) + np.asarray(norm.beta)
+        if i < last:
+            x = np.maximum(x, 0.0)
+    return x
 
 
 def _as_list(outputs) -> list[np.ndarray]:

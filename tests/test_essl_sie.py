@@ -1,38 +1,25 @@
 """E-SSL's rotation prediction and SIE's hypernetwork objective: hand computations in NumPy (inference
 mode), gradients, batch and config errors, and the `PairModel` contract (`run_pair_model_test`)."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from method_helpers import make_pair_model, random_pair_batch, run_pair_model_test, simclr_specs
+from method_helpers import (
+    assert_outputs_equal,
+    make_pair_model,
+    random_pair_batch,
+    run_pair_model_test,
+    simclr_specs,
+)
+from nn_helpers import numpy_mlp
 
 from keras_eqssl.default_config import get_config
 from keras_eqssl.methods.objectives.base import OBJECTIVES
 from keras_eqssl.methods.objectives.essl import ESSL, ROTATION_VIEWS
 from keras_eqssl.methods.objectives.sie import SIE
-from keras_eqssl.nn import MLP
 
 CROP = 8  # side of the rotated crops (the pair's views are 16 px)
-
-
-def _numpy_mlp(mlp: MLP, x) -> np.ndarray:
-    """An `MLP` forward pass in inference mode, float64 NumPy: Dense, BN (moving stats) or LN, ReLU."""
-    x = np.asarray(x, np.float64)
-    last = len(mlp.dense_layers) - 1
-    for i, dense in enumerate(mlp.dense_layers):
-        x = x @ np.asarray(dense.kernel, np.float64)
-        if dense.use_bias:
-            x = x + np.asarray(dense.bias, np.float64)
-        if i < len(mlp.norm_layers):
-            norm = mlp.norm_layers[i]
-            if mlp.norm == "layer":
-                mean, var = x.mean(axis=-1, keepdims=True), x.var(axis=-1, keepdims=True)
-            else:
-                mean, var = np.asarray(norm.moving_mean, np.float64), np.asarray(norm.moving_variance, np.float64)
-            x = (x - mean) / np.sqrt(var + norm.epsilon) * np.asarray(norm.gamma) + np.asarray(norm.beta)
-        if i < last:
-            x = np.maximum(x, 0.0)
-    return x
 
 
 def _log_softmax(x):
@@ -97,7 +84,7 @@ def test_essl_matches_numpy(labels):
     logits, targets = [], []
     for k, view in enumerate(ROTATION_VIEWS):  # encoded one rotation at a time (BN moving stats)
         features = model(batch["views"][view], training=False)["embedding"]
-        logits.append(_numpy_mlp(essl.head, features))
+        logits.append(numpy_mlp(essl.head, features))
         targets.append(np.full(4, k))
     logits, targets = np.concatenate(logits), np.concatenate(targets)
     ce = -_log_softmax(logits)[np.arange(16), targets].mean()
@@ -174,7 +161,7 @@ def test_sie_matches_numpy():
     _, terms = model.compute_pair_losses(batch, training=False)
 
     h1, h2 = (model(batch["views"][v], training=False)["equivariant"] for v in ("v1", "v2"))
-    z1, z2 = _numpy_mlp(sie.projector, h1), _numpy_mlp(sie.projector, h2)
+    z1, z2 = numpy_mlp(sie.projector, h1), numpy_mlp(sie.projector, h2)
     kernel = np.asarray(sie.hypernetwork.weights_from_code.kernel, np.float64)  # (4, 36)
     assert kernel.shape == (4, 36)
     w = (q.astype(np.float64) @ kernel).reshape(6, 6, 6)  # W(q_b)[i, j]: row i = output
@@ -220,5 +207,25 @@ def test_sie_errors():
 
 
 def test_sie_pair_model_contract(tmp_path):
+    """The contract, with saving checked here and `evaluate` compared to float32 rounding.
+
+    The helper compares `evaluate` bit for bit. With SIE that failed in about 1 run in 10 on a
+    1-ulp difference of `loss` alone, with every term equal. The same difference appears between
+    repeated `evaluate` calls of one model, in some processes; the cause was not found."""
     model = make_pair_model("vicreg", objectives=[SIE(projector_units=[16, 8])], split=(8, 8))
-    run_pair_model_test(model, random_pair_batch(batch=8, rel_rotation=_quaternions(8)), tmp_path)
+    batch = random_pair_batch(batch=8, rel_rotation=_quaternions(8))
+    run_pair_model_test(model, batch, tmp_path, check_saving=False)
+
+    path = str(tmp_path / "sie.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert [o.get_config() for o in loaded.objectives] == [o.get_config() for o in model.objectives]
+    for a, b in zip(model.weights, loaded.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
+    images = batch["views"]["v1"]
+    assert_outputs_equal(model(images, training=False), loaded(images, training=False))
+    results = model.evaluate(batch, batch_size=4, verbose=0, return_dict=True)
+    reloaded = loaded.evaluate(batch, batch_size=4, verbose=0, return_dict=True)
+    assert sorted(results) == sorted(reloaded)
+    for key, value in results.items():
+        np.testing.assert_allclose(reloaded[key], value, rtol=1e-6, err_msg=key)

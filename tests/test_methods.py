@@ -29,6 +29,7 @@ from method_helpers import (
     tiny_invariance,
     tiny_recon,
 )
+from nn_helpers import numpy_mlp
 
 from keras_eqssl import losses
 from keras_eqssl.augment.base import ParamSpec
@@ -52,26 +53,6 @@ from keras_eqssl.nn import MLP, backbone_from_name
 
 def _rand(*shape, seed=0):
     return np.random.default_rng(seed).normal(size=shape).astype("float32")
-
-
-def _numpy_mlp(mlp: MLP, x, training: bool) -> np.ndarray:
-    """An `MLP` forward pass in float64 NumPy from its weights: Dense, BN (batch or moving stats), ReLU."""
-    x = np.asarray(x, np.float64)
-    last = len(mlp.dense_layers) - 1
-    for i, dense in enumerate(mlp.dense_layers):
-        x = x @ np.asarray(dense.kernel, np.float64)
-        if dense.use_bias:
-            x = x + np.asarray(dense.bias, np.float64)
-        if i < len(mlp.norm_layers):
-            bn = mlp.norm_layers[i]
-            if training:
-                mean, var = x.mean(axis=0), x.var(axis=0)  # biased, over the batch
-            else:
-                mean, var = np.asarray(bn.moving_mean, np.float64), np.asarray(bn.moving_variance, np.float64)
-            x = (x - mean) / np.sqrt(var + bn.epsilon) * np.asarray(bn.gamma) + np.asarray(bn.beta)
-        if i < last:
-            x = np.maximum(x, 0.0)
-    return x
 
 
 def _cos(a, b):
@@ -153,7 +134,7 @@ def test_invariance_equals_loss_of_numpy_projections(make, loss):
     h1, h2 = _rand(8, 12, seed=1), _rand(8, 12, seed=2)
     layer.build((None, 12))
     out = layer(h1, h2, training=True)
-    z1, z2 = (_numpy_mlp(layer.projector, h, training=True).astype("float32") for h in (h1, h2))
+    z1, z2 = (numpy_mlp(layer.projector, h, training=True).astype("float32") for h in (h1, h2))
     expected = loss(z1, z2)
     expected = dict(expected) if isinstance(expected, dict) else {"total": expected}
     assert sorted(out) == sorted(expected) == sorted(layer.term_names)
@@ -175,8 +156,8 @@ def test_simsiam_is_symmetric_negative_cosine(training):
     layer.build((None, 12))
     assert layer.projector.last_batch_norm and len(layer.projector.norm_layers) == 2
     h1, h2 = _rand(8, 12, seed=3), _rand(8, 12, seed=4)
-    z1, z2 = (_numpy_mlp(layer.projector, h, training) for h in (h1, h2))
-    p1, p2 = (_numpy_mlp(layer.predictor, z, training) for z in (z1, z2))
+    z1, z2 = (numpy_mlp(layer.projector, h, training) for h in (h1, h2))
+    p1, p2 = (numpy_mlp(layer.predictor, z, training) for z in (z1, z2))
     expected = -_cos(p1, z2).mean() / 2 - _cos(p2, z1).mean() / 2
     np.testing.assert_allclose(layer(h1, h2, training=training)["total"], expected, rtol=1e-4, atol=1e-5)
 
@@ -215,8 +196,8 @@ def test_byol_layer_matches_numpy():
     with pytest.raises(ValueError, match="needs the target network's features"):
         layer(_rand(4, 10), _rand(4, 10))
     h1, h2, t1, t2 = (_rand(6, 10, seed=s) for s in range(4))
-    p1, p2 = (_numpy_mlp(layer.predictor, _numpy_mlp(layer.projector, h, False), False) for h in (h1, h2))
-    z1, z2 = (_numpy_mlp(layer.target_projector, t, False) for t in (t1, t2))
+    p1, p2 = (numpy_mlp(layer.predictor, numpy_mlp(layer.projector, h, False), False) for h in (h1, h2))
+    z1, z2 = (numpy_mlp(layer.target_projector, t, False) for t in (t1, t2))
     expected = (2 - 2 * _cos(p1, z2)).mean() + (2 - 2 * _cos(p2, z1)).mean()
     with tf.GradientTape() as tape:
         out = layer(h1, h2, (t1, t2), training=False)
@@ -297,8 +278,8 @@ def test_byol_target_network_uses_batch_statistics_in_training():
     views = [model.normalize(batch["views"][v]) for v in ("v1", "v2")]
     h = [model.backbone(x, training=True)["pooled"][:, :d_inv] for x in views]
     t = [target_backbone(x, training=True)["pooled"][:, :d_inv] for x in views]
-    p = [_numpy_mlp(inv.predictor, _numpy_mlp(inv.projector, x, True), True) for x in h]
-    z = [_numpy_mlp(target_projector, x, True) for x in t]
+    p = [numpy_mlp(inv.predictor, numpy_mlp(inv.projector, x, True), True) for x in h]
+    z = [numpy_mlp(target_projector, x, True) for x in t]
     expected = (2 - 2 * _cos(p[0], z[1])).mean() + (2 - 2 * _cos(p[1], z[0])).mean()
     np.testing.assert_allclose(terms["byol"], expected, rtol=1e-4, atol=1e-5)
 

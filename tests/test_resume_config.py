@@ -34,6 +34,18 @@ def test_each_field_has_the_rule_the_docs_give():
     assert rule_for("train.progress") == "ignore"
     assert rule_for("eval.repeats") == "ignore"
     assert rule_for("workdir") == "ignore"
+    # each objective's `resume_apply` arguments (loss weights, temperatures), the rest refused
+    assert rule_for("model.stl.trans_weight") == "apply"
+    assert rule_for("model.stl.temperature") == "apply"
+    assert rule_for("model.stl.projector_units") == "refuse"
+    assert rule_for("model.sie.equi_factor") == "apply"
+    assert rule_for("model.essl.weight") == "apply"
+
+
+def test_a_field_this_version_no_longer_has_is_not_a_change():
+    old = get_config().to_dict()
+    old["model"]["params"]["hidden"] = "256"  # renamed hidden_units when sections came from constructors
+    assert resume_changes(old, get_config()) == []
 
 
 def test_changes_are_listed_with_old_and_new_values():

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from method_helpers import as_tensors, make_pair_model, random_pair_batch, run_pair_model_test
+from nn_helpers import numpy_mlp
 
 from keras_eqssl.default_config import get_config
 from keras_eqssl.methods import ModelContext
 from keras_eqssl.methods.objectives.stl import STL, pair_halves, partner_swap
-from keras_eqssl.nn.mlp import MLP
 
 D_EQUI, D_ALL, B = 6, 12, 8
 TINY = dict(projector_units=[16, 8], transform_units=[16, 8], transform_projector_units=[8, 8])
@@ -55,21 +55,6 @@ def _pair(seed=0):
 
 
 # --- NumPy references ------------------------------------------------------------------------------
-def _np_mlp(mlp: MLP, x) -> np.ndarray:
-    """Inference-mode MLP in float64: Dense, BN with moving stats, ReLU; the last Dense alone."""
-    x = np.asarray(x, np.float64)
-    for i, dense in enumerate(mlp.dense_layers):
-        x = x @ np.asarray(dense.kernel, np.float64)
-        if dense.use_bias:
-            x = x + np.asarray(dense.bias, np.float64)
-        if i < len(mlp.dense_layers) - 1:
-            bn = mlp.norm_layers[i]
-            mean, var = np.asarray(bn.moving_mean, np.float64), np.asarray(bn.moving_variance, np.float64)
-            x = (x - mean) / np.sqrt(var + bn.epsilon) * np.asarray(bn.gamma) + np.asarray(bn.beta)
-            x = np.maximum(x, 0.0)
-    return x
-
-
 def _np_hyper(kernel, y, u) -> np.ndarray:
     """W(u) y with W(u) = reshape(u @ kernel, (d, d)), row = output."""
     d = y.shape[1]
@@ -143,27 +128,27 @@ def test_losses_match_numpy(features):
     g, p_eq, p_t = layer.transform_encoder, layer.equi_projector, layer.transform_projector
     kernel = layer.hypernetwork.weights_from_code.kernel
 
-    u12 = _np_mlp(g, np.concatenate([y1, y2], 1))
-    u21 = _np_mlp(g, np.concatenate([y2, y1], 1))
+    u12 = numpy_mlp(g, np.concatenate([y1, y2], 1))
+    u21 = numpy_mlp(g, np.concatenate([y2, y1], 1))
     partners = [_partner(b) for b in range(B)]
     y1_hat = _np_hyper(kernel, y2, u21[partners])
     y2_hat = _np_hyper(kernel, y1, u12[partners])
     equi = _np_nt_xent(
-        np.concatenate([_np_mlp(p_eq, y1), _np_mlp(p_eq, y2)]),
-        np.concatenate([_np_mlp(p_eq, y1_hat), _np_mlp(p_eq, y2_hat)]),
+        np.concatenate([numpy_mlp(p_eq, y1), numpy_mlp(p_eq, y2)]),
+        np.concatenate([numpy_mlp(p_eq, y1_hat), numpy_mlp(p_eq, y2_hat)]),
         0.5,
     )
     # L_trans: row i of u_A (image A_i = 2i) pairs with row i of u_B (its partner 2i + 1), same direction;
     # rows 0..B/2-1 are t1 -> t2 (u12), rows B/2.. the reverse (u21).
     u_a = np.stack([u12[2 * i] for i in range(B // 2)] + [u21[2 * i] for i in range(B // 2)])
     u_b = np.stack([u12[2 * i + 1] for i in range(B // 2)] + [u21[2 * i + 1] for i in range(B // 2)])
-    trans = _np_nt_xent(_np_mlp(p_t, u_a), _np_mlp(p_t, u_b), 0.5)
+    trans = _np_nt_xent(numpy_mlp(p_t, u_a), numpy_mlp(p_t, u_b), 0.5)
 
     np.testing.assert_allclose(out["equi"], equi, rtol=1e-4)
     np.testing.assert_allclose(out["trans"], trans, rtol=1e-4)
     np.testing.assert_allclose(out["total"], 0.7 * equi + 0.3 * trans, rtol=1e-4)
     # a wrong pairing (u_B in another order) is a different loss: the positives are the rows above
-    assert abs(_np_nt_xent(_np_mlp(p_t, u_a), _np_mlp(p_t, u_b[::-1]), 0.5) - trans) > 1e-3
+    assert abs(_np_nt_xent(numpy_mlp(p_t, u_a), numpy_mlp(p_t, u_b[::-1]), 0.5) - trans) > 1e-3
 
 
 # --- 4. gradients ----------------------------------------------------------------------------------

@@ -9,6 +9,6 @@ from keras_eqssl.default_config import get_config as base_config
 
 def get_config():
     config = base_config()
-    config.data.source = "skimage_photos"  # views of photos (these methods' training is not built yet)
+    config.data.source = "skimage_photos"  # views of photos (configs/essl.py trains E-SSL)
     config.augment.policy = "essl"
     return config

@@ -10,7 +10,7 @@ from keras_eqssl.default_config import get_config as base_config
 
 def get_config():
     config = base_config()
-    config.data.source = "skimage_photos"  # views of photos (these methods' training is not built yet)
+    config.data.source = "skimage_photos"  # views of photos (configs/stl.py trains STL)
     config.augment.policy = "stl"
     config.augment.crop.scale = (0.2, 1.0)
     config.augment.stl.augmix = True

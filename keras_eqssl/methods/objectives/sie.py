@@ -6,13 +6,14 @@ import keras
 from keras import ops
 
 from keras_eqssl.losses import distributed
-from keras_eqssl.losses.vicreg import vicreg
+from keras_eqssl.losses.vicreg import _variance_and_covariance, vicreg
 from keras_eqssl.methods.objectives.base import TOTAL, Objective
 from keras_eqssl.nn.hypernetwork import LinearHypernetwork
 from keras_eqssl.nn.mlp import MLP
 
 ACTION = "rel_rotation"
 ACTION_DIM = 4  # quaternion (x, y, z, w) of R1^-1 R2
+EPS = 1e-4  # added to the variances (SIE, VICReg)
 
 _SOURCE_HINT = (
     "SIE needs the known relative rotation of each pair: batch['rel_rotation'] (B, 4), which 3DIEBench-format "
@@ -22,8 +23,8 @@ _SOURCE_HINT = (
 
 @keras.saving.register_keras_serializable(package="keras_eqssl")
 class SIE(Objective):
-    """SIE's equivariance objective (Garrido, Najman, LeCun, "Self-supervised learning of Split
-    Invariant Equivariant representations", ICML 2023).
+    """SIE's equivariance objective (Garrido, Najman, LeCun, "Self-Supervised Learning of Split
+    Invariant Equivariant Representations", ICML 2023).
 
     After the official code (`facebookresearch/SIE`, `src/models.py` class `SIE`,
     `src/hypernetwork.py`, README's 3DIEBench command). With h1, h2 `(B, d_equi)` the equivariant
@@ -39,8 +40,8 @@ class SIE(Objective):
         total = equi_factor * sim_weight * mse + std_weight * std + pred_std_weight * pred_std
                 + cov_weight * cov              (times `weight` in `PairModel`)
 
-    v and c are VICReg's variance and covariance terms (`keras_eqssl.losses.vicreg`, unbiased
-    statistics over the global batch). SIE's 3DIEBench run: sim 10, std 10, cov 1, equi-factor
+    v and c are VICReg's variance and covariance terms, unbiased statistics over the global batch
+    (`keras_eqssl.losses.vicreg` for z1, z2; its helper `_variance_and_covariance` for z2_hat). SIE's 3DIEBench run: sim 10, std 10, cov 1, equi-factor
     0.45, so the MSE carries 4.5.
 
     The invariant side is `PairModel`'s invariance loss: VICReg with sim 10, std 10, cov 1 on the
@@ -162,9 +163,9 @@ class SIE(Objective):
         z1, z2, z2_hat = self.embeddings(pair, training)
         error = ops.square(z2_hat - z2)
         mse = distributed.global_mean(ops.sum(error), ops.size(error))
-        regular = vicreg(z1, z2)  # variance = [v(z1) + v(z2)] / 2, covariance = c(z1) + c(z2)
-        pred_std = vicreg(z2_hat, z2_hat)["variance"] / 2.0  # [v + v] / 2 / 2 = SIE's v(z2_hat) / 2
+        regular = vicreg(z1, z2, eps=EPS)  # variance = [v(z1) + v(z2)] / 2, covariance = c(z1) + c(z2)
         std, cov = regular["variance"], regular["covariance"]
+        pred_std = distributed.scale(_variance_and_covariance(distributed.all_gather(z2_hat), EPS)[0] / 2.0)
         total = (
             self.equi_factor * self.sim_weight * mse
             + self.std_weight * std
