@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from nn_helpers import run_layer_test
 
-from keras_eqssl.nn import MLP, ConvDecoder, CrossAttention
+from keras_eqssl.nn import MLP, ConvDecoder, CrossAttention, LinearHypernetwork
 
 
 def _rand(*shape, seed=0, scale=1.0):
@@ -32,6 +32,8 @@ def _numpy_cross_attention(q, kv, scale):
         (dict(units=[32, 8], last_batch_norm=True), (4, 5, 24), (4, 5, 8), 4 + 8),
         # a single linear layer
         (dict(units=[8]), (4, 24), (4, 8), 2),
+        # E-SSL's head: LayerNorm (gamma + beta) instead of BN
+        (dict(units=[16, 16, 4], norm="layer"), (4, 24), (4, 4), 6 + 4),
     ],
 )
 def test_mlp(kwargs, input_shape, output_shape, num_weights, tmp_path):
@@ -65,6 +67,25 @@ def test_mlp_synchronized_batch_norm_under_strategy():
         mlp.build((None, 8))
     out = strategy.run(lambda x: mlp(x, training=True), args=(tf.constant(_rand(6, 8)),))
     assert tuple(strategy.experimental_local_results(out)[0].shape) == (6, 4)
+
+
+def test_mlp_layer_norm_is_per_example():
+    mlp = MLP([8, 3], norm="layer")
+    x = _rand(6, 5)
+    alone = np.concatenate([np.asarray(mlp(x[i : i + 1], training=True)) for i in range(6)])
+    np.testing.assert_allclose(np.asarray(mlp(x, training=True)), alone, atol=1e-6)
+    with pytest.raises(ValueError, match="norm must be one of"):
+        MLP([8], norm="group")
+
+
+# --- LinearHypernetwork -------------------------------------------------------------------------------
+def test_linear_hypernetwork_matches_numpy(tmp_path):
+    y, u = _rand(5, 6), _rand(5, 3)
+    layer = run_layer_test(lambda: LinearHypernetwork(6), [y, u], (5, 6), 1, tmp_path=tmp_path)
+    w = (u @ np.asarray(layer.weights_from_code.kernel)).reshape(5, 6, 6)
+    np.testing.assert_allclose(np.asarray(layer(y, u)), np.einsum("bij,bj->bi", w, y), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"y must be \(B, 6\)"):
+        LinearHypernetwork(6)(_rand(5, 4), u)
 
 
 def test_mlp_bad_units():

@@ -745,8 +745,19 @@ METHOD_MODULES = [
     "objectives.base",
     "objectives.cross_attention_reconstruction",
     "objectives.parameter_prediction",
+    "objectives.stl",
+    "objectives.essl",
+    "objectives.sie",
 ]
-DOCTEST_MODULES = ["invariance.simclr", "invariance.vicreg", "invariance.barlow_twins", "invariance.simsiam"]
+DOCTEST_MODULES = [
+    "invariance.simclr",
+    "invariance.vicreg",
+    "invariance.barlow_twins",
+    "invariance.simsiam",
+    "objectives.stl",
+    "objectives.essl",
+    "objectives.sie",
+]
 
 
 @pytest.mark.parametrize("module", DOCTEST_MODULES)

@@ -50,6 +50,22 @@ class ESSL(Objective):
         synchronized: accepted for the factory; unused (LayerNorm has no batch statistics).
 
     Returns (call): `{"total": cross-entropy, "accuracy": fraction of rotations classified right}`.
+
+    Example (a tiny model; the batch carries the `essl` policy's views rot0..rot3):
+    >>> import numpy as np
+    >>> from keras_eqssl.methods import ESSL, PairModel, SimCLR
+    >>> from keras_eqssl.nn import backbone_from_name
+    >>> model = PairModel(
+    ...     backbone_from_name("resnet18", stem="cifar", width=0.0625),
+    ...     SimCLR(projector_units=[16, 8]),
+    ...     objectives=[ESSL(hidden_units=[16, 16])],
+    ...     image_size=16,
+    ... )
+    >>> x = np.random.default_rng(0).random((3, 4, 16, 16, 3)).astype("float32")
+    >>> views = {"v1": x[0], "v2": x[1], **{f"rot{k}": np.rot90(x[2], k, axes=(1, 2)) for k in range(4)}}
+    >>> _, terms = model.compute_pair_losses({"views": views})
+    >>> sorted(terms)
+    ['essl', 'essl_accuracy', 'simclr']
     """
 
     short_name = "essl"

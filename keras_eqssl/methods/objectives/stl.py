@@ -67,6 +67,21 @@ class STL(Objective):
         synchronized: synchronised BatchNorm in the heads under `tf.distribute`.
 
     Returns (call): `{"total", "equi", "trans"}`, float32 scalars.
+
+    Example (a tiny model; the batch's rows 2i and 2i+1 are an aligned pair):
+    >>> import numpy as np
+    >>> from keras_eqssl.methods import STL, PairModel, SimCLR
+    >>> from keras_eqssl.nn import backbone_from_name
+    >>> model = PairModel(
+    ...     backbone_from_name("resnet18", stem="cifar", width=0.0625),
+    ...     SimCLR(projector_units=[16, 8], temperature=0.2),
+    ...     objectives=[STL(projector_units=[16, 8], transform_units=[16, 8], transform_projector_units=[8, 8])],
+    ...     image_size=16,
+    ... )
+    >>> views = np.random.default_rng(0).random((2, 4, 16, 16, 3)).astype("float32")
+    >>> _, terms = model.compute_pair_losses({"views": {"v1": views[0], "v2": views[1]}})
+    >>> sorted(terms)
+    ['simclr', 'stl', 'stl_equi', 'stl_trans']
     """
 
     short_name = "stl"
