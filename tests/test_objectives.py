@@ -66,6 +66,12 @@ CASES = {
 }
 
 
+def test_the_online_probe_is_not_a_config_objective():
+    from keras_eqssl.probes.online import OnlineLinearProbe
+
+    assert OnlineLinearProbe.short_name not in OBJECTIVES  # configurable = False
+
+
 def test_every_registered_objective_has_a_case():
     builtin = {name for name, cls in OBJECTIVES.items() if cls.__module__.startswith("keras_eqssl.")}
     assert builtin <= set(CASES), f"objectives without a run_objective_test case: {sorted(builtin - set(CASES))}"

@@ -54,6 +54,7 @@ class OnlineLinearProbe(Objective):
     """
 
     short_name = "online"
+    configurable = False  # added in code: num_classes comes from the data, not from a config section
 
     def __init__(
         self, num_classes: int, features: str = "embedding", weight: float = 1.0, label_key: str = "label", **kwargs

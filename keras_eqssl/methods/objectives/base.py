@@ -62,7 +62,9 @@ class Objective(keras.layers.Layer):
 
     Registration and config (class attributes of a subclass):
         short_name: the registry key, the config section `config.model.<short_name>` and the
-            metric prefix. A subclass that sets it is added to `OBJECTIVES`.
+            metric prefix. A subclass that sets it is added to `OBJECTIVES`, unless it also sets
+            `configurable = False` (an objective only code adds, e.g. the online probe, whose
+            class count comes from the data).
         choices: argument -> allowed values, checked by config validation.
         config_defaults: argument -> the config's default where it differs from the constructor's
             (e.g. the main job's tuned weight); units lists are written `"512-128"` in configs.
@@ -73,11 +75,12 @@ class Objective(keras.layers.Layer):
     choices: dict[str, tuple] = {}
     config_defaults: dict = {}
     resume_apply: tuple[str, ...] = ("weight",)
+    configurable = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         name = cls.__dict__.get("short_name")
-        if name is None:
+        if name is None or not cls.__dict__.get("configurable", True):
             return
         known = OBJECTIVES.get(name)
         if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
