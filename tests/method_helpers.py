@@ -190,7 +190,8 @@ def run_pair_model_test(
        `model._term_metric_names() + ["loss"]`, the optimizer stepped twice and the backbone moved;
     2. `evaluate`: `loss` equals the weighted sum of the invariance and objective totals;
     3. `model(images)` returns `{"embedding", "invariant", "equivariant"}` of the split's widths;
-    4. `.keras` saving + `load_model`: identical `model(images)` and `evaluate` results;
+    4. `.keras` saving + `load_model`: identical weights and `model(images)`, and the same
+       `evaluate` results (to 1e-6 relative: the summed loss may round differently);
     5. `from_config(get_config())`: the same config and, with the same weights, the same outputs.
 
     Returns the loaded model (or `model` when `check_saving=False`).
@@ -238,7 +239,10 @@ def run_pair_model_test(
         assert type(loaded) is PairModel
         assert_outputs_equal(outputs, loaded(images, training=False), what="saved/loaded model(images)")
         reloaded = loaded.evaluate(batch, batch_size=batch_size, verbose=0, return_dict=True)
-        assert_outputs_equal(results, reloaded, what="saved/loaded evaluate")
+        # The same weights give the same terms; the summed `loss` may differ in its last float32
+        # bit between two evaluations (seen ~1 run in 10), so it is compared to 1e-6 relative.
+        for key, value in results.items():
+            np.testing.assert_allclose(reloaded[key], value, rtol=1e-6, err_msg=f"saved/loaded evaluate[{key!r}]")
         assert len(loaded.weights) == len(model.weights)
         for a, b in zip(model.weights, loaded.weights):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=f"loaded weight {a.path}")

@@ -557,7 +557,7 @@ def test_parameter_target_not_recorded_by_the_policy():
         (12, "target_size 12 must divide the view size 16"),
         (32, "target_size 32 must divide the view size 16"),
         (4, "must be `grid_size` times a power of two"),  # divides 16, but the grid is 8x8
-        (0, "target_size must be a positive int"),
+        (-1, "target_size must be a positive int"),  # 0 means the view size, as None
     ],
 )
 def test_reconstruction_target_size_errors(target_size, match):

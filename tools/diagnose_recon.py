@@ -239,7 +239,7 @@ def main(argv=None) -> None:
 
     columns = sorted({k for rows in per_row.values() for r in rows for k in r}, key=_column_order)
     print(f"\n{args.data}, seeds {seeds}, {args.batches} batches to fit and {args.batches} held out; "
-          f"CPU: {compare._cpu()}\n")  # fmt: skip
+          f"CPU: {compare.cpu_model()}\n")  # fmt: skip
     print("| run | " + " | ".join(columns) + " |")
     print("|---|" + "---:|" * len(columns))
     for label, rows in per_row.items():
