@@ -37,6 +37,22 @@ def parse_units(text) -> list[int]:
     return [int(u) for u in text.split("-")] if text else []
 
 
+def check_non_negative(owner: str, **values) -> None:
+    """A `ValueError` naming the first of `values` (loss weights, factors) that is not >= 0 (NaN included)."""
+    for name, value in values.items():
+        if not value >= 0:
+            raise ValueError(f"{owner}: {name} must be >= 0; received {value}")
+
+
+def units_argument(owner: str, name: str, value, allow_empty: bool = False) -> list[int]:
+    """An MLP's units argument (an int or a sequence of ints) as a list, or a `ValueError` naming it."""
+    units = [int(u) for u in ([value] if isinstance(value, int) else value)]
+    if (not units and not allow_empty) or min(units, default=1) < 1:
+        what = "positive ints" if allow_empty else "a non-empty list of positive ints"
+        raise ValueError(f"{owner}: {name} must be {what}; received {units}")
+    return units
+
+
 @keras.saving.register_keras_serializable(package="keras_eqssl")
 class Objective(keras.layers.Layer):
     """A loss that `PairModel` adds to its invariance loss, times `weight`.
@@ -161,8 +177,7 @@ class Objective(keras.layers.Layer):
 
     def __init__(self, weight: float = 1.0, **kwargs):
         super().__init__(**kwargs)
-        if not weight >= 0:
-            raise ValueError(f"{type(self).__name__}: weight must be >= 0; received {weight}")
+        check_non_negative(type(self).__name__, weight=weight)
         self.weight = float(weight)
         self.context: ModelContext | None = None
 

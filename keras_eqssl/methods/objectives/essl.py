@@ -8,7 +8,7 @@ from keras import ops
 from keras_eqssl.augment.base import CATEGORICAL, ParamSpec
 from keras_eqssl.losses import distributed
 from keras_eqssl.losses.parameter_regression import parameter_regression
-from keras_eqssl.methods.objectives.base import TOTAL, Objective
+from keras_eqssl.methods.objectives.base import TOTAL, Objective, units_argument
 from keras_eqssl.nn.mlp import MLP
 
 FEATURES = ("all", "equivariant")
@@ -82,10 +82,7 @@ class ESSL(Objective):
         super().__init__(weight=weight, **kwargs)
         if features not in FEATURES:
             raise ValueError(f"ESSL: features must be one of {FEATURES}; received {features!r}")
-        units = [int(u) for u in ([hidden_units] if isinstance(hidden_units, int) else hidden_units)]
-        if min(units, default=1) < 1:
-            raise ValueError(f"ESSL: hidden_units must be positive ints; received {units}")
-        self.hidden_units = units
+        self.hidden_units = units_argument("ESSL", "hidden_units", hidden_units, allow_empty=True)
         self.features = features
         self.synchronized = bool(synchronized)
         self.head = None

@@ -7,7 +7,7 @@ from keras import ops
 
 from keras_eqssl.losses import distributed
 from keras_eqssl.losses.vicreg import _variance_and_covariance, vicreg
-from keras_eqssl.methods.objectives.base import TOTAL, Objective
+from keras_eqssl.methods.objectives.base import TOTAL, Objective, check_non_negative, units_argument
 from keras_eqssl.nn.hypernetwork import LinearHypernetwork
 from keras_eqssl.nn.mlp import MLP
 
@@ -103,25 +103,20 @@ class SIE(Objective):
         **kwargs,
     ):
         super().__init__(weight=weight, **kwargs)
-        coefficients = dict(
+        check_non_negative(
+            "SIE",
             equi_factor=equi_factor,
             sim_weight=sim_weight,
             std_weight=std_weight,
             cov_weight=cov_weight,
             pred_std_weight=pred_std_weight,
         )
-        for name, value in coefficients.items():
-            if not value >= 0:
-                raise ValueError(f"SIE: {name} must be >= 0; received {value}")
-        units = [int(u) for u in ([projector_units] if isinstance(projector_units, int) else projector_units)]
-        if not units or min(units) < 1:
-            raise ValueError(f"SIE: projector_units must be a non-empty list of positive ints; received {units}")
         self.equi_factor = float(equi_factor)
         self.sim_weight = float(sim_weight)
         self.std_weight = float(std_weight)
         self.cov_weight = float(cov_weight)
         self.pred_std_weight = float(pred_std_weight)
-        self.projector_units = units
+        self.projector_units = units_argument("SIE", "projector_units", projector_units)
         self.synchronized = bool(synchronized)
         self.projector = self.hypernetwork = None
 

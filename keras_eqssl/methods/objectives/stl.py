@@ -8,7 +8,7 @@ from keras import ops
 
 from keras_eqssl.augment.policies.stl import check_pairs
 from keras_eqssl.losses.nt_xent import nt_xent
-from keras_eqssl.methods.objectives.base import TOTAL, Objective
+from keras_eqssl.methods.objectives.base import TOTAL, Objective, check_non_negative, units_argument
 from keras_eqssl.nn.hypernetwork import LinearHypernetwork
 from keras_eqssl.nn.mlp import MLP
 
@@ -102,29 +102,17 @@ class STL(Objective):
         **kwargs,
     ):
         super().__init__(weight=weight, **kwargs)
-        for name, value in (("equi_weight", equi_weight), ("trans_weight", trans_weight)):
-            if not value >= 0:
-                raise ValueError(f"STL: {name} must be >= 0; received {value}")
+        check_non_negative("STL", equi_weight=equi_weight, trans_weight=trans_weight)
         if not temperature > 0:
             raise ValueError(f"STL: temperature must be > 0; received {temperature}")
         if features not in FEATURES:
             raise ValueError(f"STL: features must be one of {FEATURES}; received {features!r}")
-        units = {}
-        for name, value in (
-            ("projector_units", projector_units),
-            ("transform_units", transform_units),
-            ("transform_projector_units", transform_projector_units),
-        ):
-            value = [int(u) for u in ([value] if isinstance(value, int) else value)]
-            if not value or min(value) < 1:
-                raise ValueError(f"STL: {name} must be a non-empty list of positive ints; received {value}")
-            units[name] = value
         self.equi_weight = float(equi_weight)
         self.trans_weight = float(trans_weight)
         self.temperature = float(temperature)
-        self.projector_units = units["projector_units"]
-        self.transform_units = units["transform_units"]
-        self.transform_projector_units = units["transform_projector_units"]
+        self.projector_units = units_argument("STL", "projector_units", projector_units)
+        self.transform_units = units_argument("STL", "transform_units", transform_units)
+        self.transform_projector_units = units_argument("STL", "transform_projector_units", transform_projector_units)
         self.features = features
         self.synchronized = bool(synchronized)
         self.equi_projector = self.transform_encoder = self.transform_projector = self.hypernetwork = None
@@ -137,10 +125,8 @@ class STL(Objective):
                 f"STL needs aligned pairs (images 2i and 2i+1 share one transformation): set "
                 f"config.augment.policy='stl'; received config.augment.policy={config.augment.policy!r}."
             )
-        if int(config.data.batch_size) % 2:
-            problems.append(
-                f"STL pairs images (2i, 2i+1): config.data.batch_size must be even; received {config.data.batch_size}."
-            )
+        batch = int(config.data.batch_size)  # one replica; training checks each replica's share
+        problems += [f"config.data.batch_size={batch}: {problem}" for problem in cls.batch_problems(batch)]
         return problems
 
     @classmethod
