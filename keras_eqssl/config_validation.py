@@ -13,7 +13,7 @@ import ml_collections
 
 from keras_eqssl import default_config
 from keras_eqssl.errors import InputError
-from keras_eqssl.probes.results import FAMILIES, PARTS, PROBE_HEADS
+from keras_eqssl.probes.results import KNOWN_FAMILIES, PARTS, PROBE_HEADS
 
 # The names of `keras_eqssl.nn.BACKBONES` and `keras_eqssl.methods.INVARIANCES`, spelled out here
 # (tests/test_config.py keeps them in step). The objectives' rules come from their classes
@@ -173,6 +173,8 @@ def _value_rules() -> dict[str, Callable]:
         "augment.gtsa.min_overlap_global": _probability,
         "augment.gtsa.min_overlap_local": _probability,
         "augment.essl.size": _positive_int,
+        "model.method": _one_of(("pair", "gtsa")),
+        **_gtsa_rules(),
         "augment.essl.scale": scale,
         "data.threedie.num_objects": _positive_int,
         "data.threedie.views": lambda v: "must be >= 2 (pairs of distinct views)" if v < 2 else None,
@@ -191,18 +193,51 @@ def _value_rules() -> dict[str, Callable]:
         "optim.weight_decay": lambda v: "must be >= 0" if v < 0 else None,
         "optim.schedule": _one_of(("constant", "cosine")),
         "optim.warmup_steps": _non_negative_int,
+        "optim.weight_decay_end": lambda v: (
+            "must be >= 0, or -1 for a constant weight decay" if v < 0 and v != -1 else None
+        ),
+        "optim.clipnorm": lambda v: "must be >= 0 (0 = no clipping)" if v < 0 else None,
         "train.steps": _positive_int,
         "train.checkpoint_every": _positive_int,
         "train.log_every": _positive_int,
         "train.image_every": _non_negative_int,
         "train.precision": _one_of(("float32", "mixed_float16", "mixed_bfloat16")),
-        "eval.families": _names(FAMILIES, allow_empty=True),
+        "eval.families": _names(KNOWN_FAMILIES, allow_empty=True),
         "eval.parts": _names(PARTS),
         "eval.heads": _names(PROBE_HEADS),
         "eval.pairs_per_object": _positive_int,
         "eval.repeats": _positive_int,
         **_objective_rules(),
     }
+
+
+def _gtsa_rules() -> dict[str, Callable]:
+    """`model.gtsa`: weights >= 0, sizes >= 0 (0 = from the backbone), fractions and momenta in range."""
+    non_negative = lambda v: "must be >= 0" if v < 0 else None  # noqa: E731
+    positive = lambda v: "must be > 0" if v <= 0 else None  # noqa: E731
+    rules = {f"model.gtsa.{k}_weight": non_negative for k in ("crop", "correspondence", "rotation", "dino")}
+    rules.update(
+        {
+            "model.gtsa.correspondence_warmup_steps": _non_negative_int,
+            "model.gtsa.roi_sizes": lambda v: (
+                "must be two ints >= 1, or (0, 0) for GTSA's sizes scaled to the grid"
+                if tuple(v) != (0, 0) and min(v) < 1
+                else None
+            ),
+            "model.gtsa.sampling_ratio": _positive_int,
+            "model.gtsa.match_fraction": lambda v: "must be in (0, 1]" if not 0 < v <= 1 else None,
+            "model.gtsa.projection_units": _non_negative_int,
+            "model.gtsa.rotation_units": _units,
+            "model.gtsa.dino_units": _positive_int,
+            "model.gtsa.dino_hidden_units": _positive_int,
+            "model.gtsa.dino_bottleneck_units": _positive_int,
+            "model.gtsa.student_temperature": positive,
+            "model.gtsa.teacher_temperature": positive,
+            "model.gtsa.center_momentum": _probability,
+            "model.gtsa.momentum": _probability,
+        }
+    )
+    return rules
 
 
 def _objective_rules() -> dict[str, Callable]:
@@ -287,10 +322,41 @@ def check_objectives(config) -> None:
                 raise ConfigError(f"config.model.{name}.enabled=True: " + "; ".join(problems))
 
 
+def check_method(config) -> None:
+    """`model.method="gtsa"` trains on the `gtsa` policy's multi-crops, with some loss on and no pair objective."""
+    model = config.get("model")
+    if model is None or model.get("method", "pair") != "gtsa":
+        return
+    if config.augment.policy != "gtsa":
+        raise ConfigError(
+            f"config.model.method='gtsa' trains on multi-crops: set config.augment.policy='gtsa' "
+            f"(received {config.augment.policy!r})"
+        )
+    g = model.gtsa
+    if not any(g[k] > 0 for k in ("crop_weight", "correspondence_weight", "rotation_weight", "dino_weight")):
+        raise ConfigError(
+            "config.model.gtsa: every loss weight is 0; turn one on (GTSA: crop, correspondence, rotation)"
+        )
+    if g.rotation_weight > 0 and not config.augment.gtsa.rotate:
+        raise ConfigError(
+            "config.model.gtsa.rotation_weight > 0 predicts each crop's quarter turns, but "
+            "config.augment.gtsa.rotate=False makes every crop upright; set one of them"
+        )
+    enabled = [name for name in model.keys() if isinstance(model[name], ml_collections.ConfigDict)
+               and model[name].get("enabled", False)]  # fmt: skip
+    if enabled:
+        raise ConfigError(
+            f"config.model.method='gtsa' does not take the pair objectives {enabled}; set their "
+            "config.model.<name>.enabled=False"
+        )
+
+
 def _check_together(config) -> None:
     """Rules that tie fields together."""
     train = config.get("train")
-    check_objectives(config)
+    check_method(config)
+    if config.get("model") is not None and config.model.get("method", "pair") == "pair":
+        check_objectives(config)
     if train is not None and train.checkpoint_every < train.steps and train.steps % train.checkpoint_every:
         raise ConfigError(
             f"config.train.checkpoint_every={train.checkpoint_every} must divide config.train.steps={train.steps} "

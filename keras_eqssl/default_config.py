@@ -79,11 +79,13 @@ def get_config() -> ml_collections.ConfigDict:
             local_scale=(0.1, 0.3),
             min_overlap_global=0.02,
             min_overlap_local=0.01,
+            rotate=True,  # each crop turned by k * 90 degrees (False: the DINO-like baseline's crops)
         )
     )
     a.essl = ml_collections.ConfigDict(dict(size=32, scale=(0.05, 0.14)))
 
     m = c.model = ml_collections.ConfigDict()
+    m.method = "pair"  # pair (PairModel: invariance + objectives) | gtsa (GTSAModel: student/teacher on multi-crops)
     m.backbone = "resnet18"  # see keras_eqssl.nn.available_backbones()
     m.stem = "cifar"  # ResNets: imagenet | cifar | sie
     m.width = 0.25  # channel multiplier (1.0 = the paper's width)
@@ -103,11 +105,37 @@ def get_config() -> ml_collections.ConfigDict:
     for name, objective in registered_objectives().items():
         m[name] = ml_collections.ConfigDict(objective.config_section())
     m.recon.enabled = True
+    # GTSAModel (model.method="gtsa"): the loss weights (dino_weight > 0 with the others 0 is the
+    # DINO-like baseline) and heads; 0 / (0, 0) / "" = sized from the backbone (see GTSAModel).
+    m.gtsa = ml_collections.ConfigDict(
+        dict(
+            crop_weight=1.0,
+            correspondence_weight=0.5,
+            rotation_weight=0.5,
+            dino_weight=0.0,
+            correspondence_warmup_steps=0,
+            roi_sizes=(0, 0),
+            sampling_ratio=2,
+            match_fraction=0.5,
+            projection_units=0,
+            rotation_units="",
+            dino_units=65536,
+            dino_hidden_units=2048,
+            dino_bottleneck_units=256,
+            student_temperature=0.1,
+            teacher_temperature=0.04,
+            center_momentum=0.9,
+            momentum=0.996,  # the EMA teacher's base momentum (cosine to 1)
+        )
+    )
 
     c.optim = ml_collections.ConfigDict()
     c.optim.name = "adamw"  # adam | adamw | sgd | lamb
     c.optim.lr = 1e-3
     c.optim.weight_decay = 1e-6
+    c.optim.weight_decay_end = -1.0  # adamw: >= 0 = cosine from weight_decay to this over the run (DINO, GTSA)
+    c.optim.decay_matrices_only = False  # adamw: no weight decay on biases and norms (DINO, GTSA)
+    c.optim.clipnorm = 0.0  # > 0: clip each variable's gradient to this norm (GTSA: 3.0)
     c.optim.schedule = "cosine"  # constant | cosine
     c.optim.warmup_steps = 0
 
@@ -170,4 +198,51 @@ def method_config(
     c.model.split = tuple(split) if enabled else (0, 0)
     for name in registered_objectives():
         c.model[name].enabled = name in enabled
+    return c
+
+
+def gtsa_config(dino_baseline: bool = False) -> ml_collections.ConfigDict:
+    """GTSA (`model.method="gtsa"`) on crops of the bundled photos, or its DINO-like baseline.
+
+    The recipe of GTSA's code at CPU scale: the `gtsa` multi-crop (2 global + 4 local crops, each
+    turned by k * 90 degrees, GTSA's strong colour jitter), the tiny ViT (patch 8) at 64 / 32 px,
+    AdamW lr 1e-3 with a 10% warm-up and a cosine, weight decay 0.04 -> 0.4 on
+    weights only, each gradient clipped to norm 3, EMA teacher 0.996 -> 1, patch correspondence
+    after the warm-up. `dino_baseline`: the same backbone, crops (upright) and budget, trained by
+    DINO's loss alone. Used by `configs/gtsa.py` and `configs/gtsa_dino.py`.
+    """
+    c = get_config()
+    c.workdir = "runs/" + ("gtsa_dino" if dino_baseline else "gtsa")
+    c.model.method = "gtsa"
+    for name in registered_objectives():
+        c.model[name].enabled = False
+    c.model.backbone = "vit_tiny"
+    c.model.split = (0, 0)
+    c.data.source = "skimage_photos"
+    c.data.photos = "train"  # the held-out photos stay for the probes
+    c.data.image_size = 128
+    c.data.batch_size = 64
+    c.augment.policy = "gtsa"
+    c.augment.size = 64
+    c.augment.gtsa.local_size = 32
+    c.augment.gtsa.num_local = 4
+    c.augment.jitter.update(dict(brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2, p=0.8))
+    c.augment.blur.p = 0.2
+    c.train.steps = 600
+    c.optim.name = "adamw"
+    c.optim.lr = 1e-3  # GTSA's lr at its batch of 512; its rule 5e-4 x batch / 256 gives 1.25e-4 at 64
+    c.optim.schedule = "cosine"
+    steps = c.train.get_ref("steps")  # warm-ups follow --config.train.steps
+    c.optim.warmup_steps = steps // 10
+    c.optim.weight_decay = 0.04
+    c.optim.weight_decay_end = 0.4
+    c.optim.decay_matrices_only = True
+    c.optim.clipnorm = 3.0
+    g = c.model.gtsa
+    g.correspondence_warmup_steps = steps // 10
+    g.dino_units, g.dino_hidden_units = 4096, 512  # ViT-S/16: 65536 and 2048
+    if dino_baseline:
+        g.crop_weight = g.correspondence_weight = g.rotation_weight = 0.0
+        g.dino_weight = 1.0
+        c.augment.gtsa.rotate = False
     return c

@@ -71,8 +71,12 @@ def check_gradients(model, batch) -> dict:
     return {k: float(v) for k, v in out.items()}
 
 
-def check_two_replicas(make_objective, make_batch) -> dict:
-    """One step on two replicas equals one device (a fresh interpreter with two logical CPUs)."""
+def check_two_replicas(make_objective, make_batch, mode: str = "--objective") -> dict:
+    """One step on two replicas equals one device (a fresh interpreter with two logical CPUs).
+
+    `mode="--objective"`: `make_objective(synchronized)` joins the standard `PairModel`;
+    `mode="--model"`: `make_objective()` is the whole model (e.g. a `GTSAModel`).
+    """
     from test_methods_distributed import check_equal
 
     env = {
@@ -82,7 +86,7 @@ def check_two_replicas(make_objective, make_batch) -> dict:
     }
     script = os.path.join(TESTS, "test_methods_distributed.py")
     proc = subprocess.run(
-        [sys.executable, script, "--objective", _ref(make_objective), _ref(make_batch)],
+        [sys.executable, script, mode, _ref(make_objective), _ref(make_batch)],
         capture_output=True,
         text=True,
         timeout=600,

@@ -337,10 +337,27 @@ def compute_objective_figures(objective: str, batch: str) -> dict:
     return compare(objective_case(load(objective)), strategy, batch=load(batch)(GLOBAL_BATCH, SIZE))
 
 
+def _load(ref: str):
+    import importlib
+
+    module, name = ref.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def compute_model_figures(make_model: str, batch: str) -> dict:
+    """`compare` for any model `module:function()` (an `SSLModel`) on the batch `module:function(GLOBAL_BATCH, SIZE)`."""
+    tf.get_logger().setLevel("ERROR")
+    fresh_collective_keys()
+    strategy = tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")[:2]])
+    return compare(_load(make_model), strategy, batch=_load(batch)(GLOBAL_BATCH, SIZE))
+
+
 if __name__ == "__main__":
     if not _two_cpus():
         sys.exit("could not configure two logical CPU devices")
     if sys.argv[1:2] == ["--objective"]:
         print(json.dumps(compute_objective_figures(*sys.argv[2:4])))
+    elif sys.argv[1:2] == ["--model"]:
+        print(json.dumps(compute_model_figures(*sys.argv[2:4])))
     else:
         print(json.dumps(compute_figures(sys.argv[1:] or None)))

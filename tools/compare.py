@@ -74,6 +74,9 @@ RUNS = {
         # its base is VICReg on the same pairs.
         Run("vicreg_rot0", "VICReg, no in-plane rotation", "vicreg", ("data.threedie.rotation=0.0",)),
         Run("sie", "SIE", "sie", (), "vicreg_rot0"),
+        # GTSA beside its DINO-like baseline (same tiny ViT, multi-crops, optimizer and budget)
+        Run("gtsa_dino", "DINO-like (ViT-tiny)", "gtsa_dino"),
+        Run("gtsa", "GTSA (ViT-tiny)", "gtsa", (), "gtsa_dino"),
         # Wirings the paper leaves open (not in the default grid): --runs=vicreg,vicreg_recon_l5,vicreg_recon_source,...
         Run(
             "vicreg_recon_source",
@@ -112,6 +115,7 @@ DEFAULT_RUNS = {  # the lambda sweep on the paper's protocol (photos); the branc
         "essl",
     ),
     "renders": ("vicreg", "vicreg_recon_l5", "simclr", "simclr_recon_l5", "vicreg_rot0", "sie"),
+    "multicrop": ("gtsa_dino", "gtsa"),
 }
 RANDOM_INIT = "random init"
 
@@ -124,11 +128,15 @@ DATA = {
         title="Crops of real photos (scikit-image), combined augmentations",
     ),
     "renders": dict(overrides=(), title="The rendered mini-3DIEBench (the main job's data)"),
+    # GTSA's case: non-object-centric photos, multi-crops at 64 / 32 px (the configs' own data).
+    "multicrop": dict(overrides=(), title="Multi-crops of real photos: GTSA vs its DINO-like baseline"),
 }  # fmt: skip
+EVAL_SIZE = {"photos": 32, "multicrop": 64}  # side of the held-out photo crops the probes see
 PHOTO_PROBE_IMAGES = 4000  # crops of the quadrants of the 4 held-out photos (a repeat fits on 3,000)
 TILES = 4  # each held-out photo is cut into TILES x TILES tiles; a probe repeat holds out a quarter of them
 PROBE_SEED = 0  # the probes' draws, the same for every model and seed (paired)
 PHOTO_FAMILIES = ("rotation", "color", "blur", "translation")
+MULTICROP_FAMILIES = ("rotation", "crop", "translation", "color")
 RENDER_FAMILIES = ("rotation",)
 
 
@@ -142,6 +150,12 @@ def _metrics(data: str):
         whole = [KeyMetric(f"{label(f)} R²", "params", f, "r2") for f in families]
         equi = [KeyMetric(f"{label(f)} R² (equi)", "params", f, "r2", parts=("equivariant",)) for f in families]
         return whole + equi
+    if data == "multicrop":
+        return [
+            *(KeyMetric(f"{label(f)} R²", "params", f, "r2") for f in MULTICROP_FAMILIES),
+            KeyMetric("photo top-1 (linear)", "classification", "class", "top1"),
+            KeyMetric("photo top-1 (kNN)", "classification", "class", "top1", heads=("knn",)),
+        ]
     return [
         KeyMetric("3DIE colour R²", "3diebench", "color", "r2"),
         KeyMetric("3DIE rotation R²", "3diebench", "rotation", "r2"),
@@ -216,18 +230,20 @@ def _has_split(run: Run) -> bool:
 def _eval_data(data: str, repeats: int, sets=()):
     from keras_eqssl.probes.evaluate import EvalData
 
-    if data == "photos":
+    if data in EVAL_SIZE:
         import numpy as np
 
         from keras_eqssl.data.photos import HELD_OUT_PHOTOS, skimage_photos
 
-        crops = list(skimage_photos(32, PHOTO_PROBE_IMAGES, seed=1234, photos="test", tiles=TILES).batch(4096))
+        size = EVAL_SIZE[data]
+        families = PHOTO_FAMILIES if data == "photos" else MULTICROP_FAMILIES
+        crops = list(skimage_photos(size, PHOTO_PROBE_IMAGES, seed=1234, photos="test", tiles=TILES).batch(4096))
         images = np.concatenate([c["image"].numpy() for c in crops])
         tiles = np.concatenate([c["label"].numpy() for c in crops])
         return EvalData(
-            images=(images, tiles // TILES**2), groups=tiles, group_name="tile", families=PHOTO_FAMILIES,
+            images=(images, tiles // TILES**2), groups=tiles, group_name="tile", families=families,
             repeats=repeats,
-            description=f"{len(images)} crops (32 px) of {TILES}x{TILES} tiles of each held-out photo "
+            description=f"{len(images)} crops ({size} px) of {TILES}x{TILES} tiles of each held-out photo "
             f"({', '.join(HELD_OUT_PHOTOS)}); each probe repeat holds out a quarter of the tiles.",
         )  # fmt: skip
     from keras_eqssl.data.train_batches import threedie_root
@@ -366,7 +382,16 @@ def data_section(data: str, runs: list[Run], per_run: dict, figures: pathlib.Pat
 def _eval_data_text(data: str, per_run: dict) -> str:
     first = next(r for runs in per_run.values() for r in runs)
     probes = first.info.get("probes", "")
-    if data == "photos":
+    if data == "multicrop":
+        where = (
+            "Pretraining: the configs' own data (crops of the 12 train photos at 128 px, the `gtsa` multi-crop: 2 "
+            "global crops of 64 px and 4 local crops of 32 px; GTSA turns each by k × 90°, the baseline keeps them "
+            f"upright). Probes: on {PHOTO_PROBE_IMAGES} crops (64 px) of the 4 held-out photos cut into "
+            f"{TILES}x{TILES} tiles, as for the photos above: rotation (±45°), crop (RandomResizedCrop scale 0.3-1: "
+            "box, area, ratio), translation and colour parameters regressed from `[f(I), f(g(I))]`, and which of the "
+            "4 held-out photos a crop comes from (linear and kNN on `f(I)`, bootstrap over test tiles)."
+        )
+    elif data == "photos":
         where = (
             f"Pretraining: crops of the 12 train photos (`{' '.join(DATA[data]['overrides'])}`). Probes: each "
             f"family's parameters regressed from `[f(I), f(g(I))]` on {PHOTO_PROBE_IMAGES} crops of the 4 held-out "
@@ -380,7 +405,7 @@ def _eval_data_text(data: str, per_run: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="photos,renders", help=f"comma list of {list(DATA)}")
+    parser.add_argument("--data", default="photos,renders,multicrop", help=f"comma list of {list(DATA)}")
     parser.add_argument(
         "--runs", default="", help=f"comma list of {list(RUNS)} for every data set (default: DEFAULT_RUNS per data set)"
     )

@@ -29,7 +29,8 @@ class RandomResizedCrop(Op):
     map 0 to the first pixel centre and 1 to the last.
 
     Args:
-        size: output (height, width) or one int for square.
+        size: output (height, width), one int for square, or None for the input's size (the
+            parameter probe's `crop` family).
         scale: (min, max) fraction of the image area, within (0, 1].
         ratio: (min, max) width / height of the box in pixels.
         name: key prefix of the recorded parameters.
@@ -41,8 +42,11 @@ class RandomResizedCrop(Op):
 
     def __init__(self, size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), name: str = "crop"):
         super().__init__(name)
-        self.size = (int(size), int(size)) if isinstance(size, int) else tuple(int(s) for s in size)
-        if len(self.size) != 2 or min(self.size) < 1:
+        if size is None:
+            self.size = None
+        else:
+            self.size = (int(size), int(size)) if isinstance(size, int) else tuple(int(s) for s in size)
+        if self.size is not None and (len(self.size) != 2 or min(self.size) < 1):
             raise ValueError(f"RandomResizedCrop: size must be a positive int or (h, w); received size={size!r}.")
         self.scale = check_range("RandomResizedCrop", "scale", scale, low=0.0, high=1.0)
         if self.scale[0] <= 0:
@@ -93,7 +97,8 @@ class RandomResizedCrop(Op):
     def apply(self, images, params):
         boxes = boxes_yxyx(params[self.name])
         index = tf.range(tf.shape(images)[0])
-        out = tf.image.crop_and_resize(images, boxes, index, self.size, method="bilinear")
+        size = tf.shape(images)[1:3] if self.size is None else self.size
+        out = tf.image.crop_and_resize(images, boxes, index, size, method="bilinear")
         return tf.clip_by_value(out, 0.0, 1.0)
 
     def identity_params(self, batch_size):
@@ -105,7 +110,7 @@ class RandomResizedCrop(Op):
         }
 
     def output_size(self, input_size):
-        return self.size
+        return input_size if self.size is None else self.size
 
     def get_config(self):
-        return {"size": list(self.size), "scale": list(self.scale), "ratio": list(self.ratio), "name": self.name}
+        return {"size": None if self.size is None else list(self.size), "scale": list(self.scale), "ratio": list(self.ratio), "name": self.name}

@@ -26,7 +26,7 @@ from absl import app, flags, logging  # noqa: E402
 from keras_eqssl.cli._config import parse_flags  # noqa: E402
 
 _CHECKPOINT = flags.DEFINE_string(
-    "checkpoint", None, "A .keras PairModel, a checkpoints/ directory (newest) or a training workdir.", required=True
+    "checkpoint", None, "A .keras model, a checkpoints/ directory (newest) or a training workdir.", required=True
 )
 _OUT = flags.DEFINE_string(
     "out", None, "Directory to write the SavedModel to (an earlier export there is replaced).", required=True

@@ -1,4 +1,4 @@
-"""The main job: pretrain a `PairModel` from a config, with checkpoints, resume and TensorBoard.
+"""The main job: pretrain a model (`PairModel`, `GTSAModel`) from a config, with checkpoints, resume and TensorBoard.
 
     keras-eqssl-train                                              # embedded default (VICReg + recon, mini-3DIEBench)
     keras-eqssl-train --config=configs/simclr_recon.py --config.data.source=skimage_photos
@@ -233,10 +233,17 @@ def _train(config, strategy_name: str, tpu: str) -> dict:
     where = f"resuming from step {first_step} ({checkpoint['path']})" if checkpoint else "starting at step 0"
     if said:
         print(f"keras-eqssl-train: {said}")
+    if config.model.method == "gtsa":
+        views = 2 + config.augment.gtsa.num_local
+        what = f"({config.model.backbone}) on {config.data.source}, {steps} steps x {config.data.batch_size} images ({views} crops each)"
+    else:
+        what = (
+            f"({config.model.backbone}, width {config.model.width}, split {tuple(config.model.split)}) on "
+            f"{config.data.source}, {steps} steps x {config.data.batch_size} pairs"
+        )
     print(
-        f"keras-eqssl-train: {model.name} ({config.model.backbone}, width {config.model.width}, split "
-        f"{tuple(config.model.split)}) on {config.data.source}, {steps} steps x {config.data.batch_size} pairs, "
-        f"{strategy.num_replicas_in_sync} replica(s); {where}; workdir {config.workdir}"
+        f"keras-eqssl-train: {model.name} {what}, {strategy.num_replicas_in_sync} replica(s); {where}; "
+        f"workdir {config.workdir}"
     )
     init_export = os.path.join(config.workdir, "export_init")
     if first_step == 0 and config.eval.random_init:

@@ -1,4 +1,4 @@
-"""The training stream a config describes: batches of view pairs, resumable at any step."""
+"""The training stream a config describes: batches of view pairs (or GTSA's multi-crops), resumable at any step."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ def threedie_root(config, progress: bool = True) -> str:
 
 def _pair_policy(config) -> Policy:
     policy = policy_from_config(config.augment)
+    if config.model.get("method", "pair") == "gtsa":
+        return policy  # GTSAModel trains on every view of the multi-crop policy
     names = policy.view_names()
     if list(names[:2]) != list(PAIR_VIEWS):
         raise ConfigError(
@@ -94,8 +96,11 @@ def train_batches(config, first_step: int = 0, split: str = "train", progress: b
         images = images.skip(skip)
     ds = view_batches(images, policy, batch, seed=config.seed, first_step=first_step)
     # Views beyond the pair (E-SSL's rot0..rot3) stay in the batch for the objectives that use them;
-    # the returned specs are the pair's, which parameter prediction reads.
-    return ds, {v: s for v, s in policy.param_specs().items() if v in PAIR_VIEWS}
+    # the returned specs are the pair's, which parameter prediction reads (GTSA: every view's).
+    specs = policy.param_specs()
+    if config.model.get("method", "pair") == "gtsa":
+        return ds, specs
+    return ds, {v: s for v, s in specs.items() if v in PAIR_VIEWS}
 
 
 def first_batch(dataset: tf.data.Dataset) -> dict:

@@ -38,8 +38,8 @@ def _check_model(model) -> None:
     ]
     if missing:
         raise TypeError(
-            f"export_encoder needs a keras_eqssl PairModel (backbone, encoder_outputs, normalize, image_size, "
-            f"mean, std); received {type(model).__name__}, which lacks {missing}"
+            f"export_encoder needs a keras_eqssl model (an SSLModel: PairModel, GTSAModel; with backbone, "
+            f"encoder_outputs, normalize, image_size, mean, std); received {type(model).__name__}, which lacks {missing}"
         )
 
 
@@ -196,7 +196,7 @@ def export_encoder(
     non-empty directory is left alone (ValueError).
 
     Args:
-        model: a `keras_eqssl.methods.PairModel` (built, e.g. trained or loaded).
+        model: a `keras_eqssl.methods.SSLModel` (`PairModel`, `GTSAModel`; built, e.g. trained or loaded).
         out_dir: the directory to write (created; its parent too).
         resize: a `tf.image.resize` method (`"bilinear"`, `"bicubic"`, `"area"`, ...), or None to
             accept only images of `model.image_size` (other sizes fail at call time).
@@ -353,7 +353,7 @@ def _latest(directory: pathlib.Path) -> str:
 
 
 def load_pair_model(path: str | os.PathLike):
-    """Loads the `PairModel` that `path` stands for (see `resolve_checkpoint`), without its optimizer."""
+    """Loads the model (`SSLModel`) that `path` stands for (see `resolve_checkpoint`), without its optimizer."""
     file = resolve_checkpoint(path)
     import keras
 
@@ -368,14 +368,14 @@ def load_pair_model(path: str | os.PathLike):
     try:
         _check_model(model)
     except TypeError as err:
-        raise ValueError(f"export: {file} holds a {type(model).__name__}, not a PairModel") from err
+        raise ValueError(f"export: {file} holds a {type(model).__name__}, not a keras_eqssl model (SSLModel)") from err
     return model
 
 
 def export_checkpoint(
     checkpoint_path: str | os.PathLike, out_dir: str | os.PathLike, *, resize: str | None = "bilinear"
 ) -> str:
-    """Loads a `.keras` PairModel checkpoint and exports its encoder (`export_encoder`).
+    """Loads a `.keras` model checkpoint and exports its encoder (`export_encoder`).
 
     Args:
         checkpoint_path: a `.keras` file, a `checkpoints/` directory (its newest checkpoint) or a

@@ -102,3 +102,33 @@ def ema_update(target_vars: Sequence, online_vars: Sequence, momentum) -> None:
         ctx.merge_call(update, args=(targets, onlines, momentum))
     else:  # cross-replica context, e.g. directly inside `strategy.scope()`
         update(tf.distribute.get_strategy(), targets, onlines, momentum)
+
+
+def ema_copy(layer: keras.Layer, name: str | None = None) -> keras.Layer:
+    """A new layer of the same class and config as `layer`, with a copy of its weights: an EMA teacher.
+
+    The copy starts equal to `layer` (the teacher at step 0); `ema_update` moves it afterwards.
+    The layer must be built (its weights exist) and serialisable with `get_config`.
+
+    Example:
+    >>> import keras, numpy as np
+    >>> online = keras.layers.Dense(2)
+    >>> online.build((None, 3))
+    >>> teacher = ema_copy(online, "teacher_dense")
+    >>> teacher.name, bool(np.array_equal(teacher.kernel.numpy(), online.kernel.numpy()))
+    ('teacher_dense', True)
+    """
+    config = layer.get_config()
+    config["name"] = name or f"teacher_{layer.name}"
+    copy = type(layer).from_config(config)
+    shapes = getattr(layer, "_build_shapes_dict", None)
+    if not copy.built and shapes:
+        copy.build(**shapes)
+    if len(copy.weights) != len(layer.weights):
+        raise ValueError(
+            f"ema_copy: the copy of {layer.name} has {len(copy.weights)} weights but the layer has {len(layer.weights)}; "
+            "build the layer before copying it."
+        )
+    for t, o in zip(copy.weights, layer.weights):
+        t.assign(o)
+    return copy

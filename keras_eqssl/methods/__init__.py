@@ -1,6 +1,7 @@
-"""Training methods: `PairModel` = backbone + an invariance loss + equivariance objectives."""
+"""Training methods on one base, `SSLModel`: `PairModel` = backbone + an invariance loss + equivariance objectives."""
 
 from keras_eqssl.methods.context import RELATIVE_SPECS, ModelContext
+from keras_eqssl.methods.gtsa import GTSAModel
 from keras_eqssl.methods.invariance import BYOL, INVARIANCES, BarlowTwins, Invariance, SimCLR, SimSiam, VICReg
 from keras_eqssl.methods.objectives import (
     ESSL,
@@ -12,6 +13,8 @@ from keras_eqssl.methods.objectives import (
     ParameterPrediction,
 )
 from keras_eqssl.methods.pair_model import PairModel
+from keras_eqssl.methods.scheduled_adamw import ScheduledAdamW
+from keras_eqssl.methods.ssl_model import SSLModel
 
 __all__ = [
     "BYOL",
@@ -20,6 +23,7 @@ __all__ = [
     "RELATIVE_SPECS",
     "BarlowTwins",
     "ESSL",
+    "GTSAModel",
     "CrossAttentionReconstruction",
     "Invariance",
     "ModelContext",
@@ -27,6 +31,8 @@ __all__ = [
     "PairModel",
     "ParameterPrediction",
     "SIE",
+    "ScheduledAdamW",
+    "SSLModel",
     "STL",
     "SimCLR",
     "SimSiam",

@@ -195,7 +195,7 @@ def denormalize(images, mean, std) -> np.ndarray:
 
 
 class ReconstructionImages(keras.callbacks.Callback):
-    """Logs `PairModel.reconstructions` of a fixed batch to TensorBoard every `every` steps.
+    """Logs `SSLModel.reconstructions` of a fixed batch to TensorBoard every `every` steps.
 
     Each image shows the target (top) above the reconstruction (bottom), for up to `max_images`
     pairs, under the tag `reconstruction/<objective>_<view>`.

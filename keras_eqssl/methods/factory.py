@@ -1,14 +1,17 @@
-"""From a config (`keras_eqssl.default_config`) to a `PairModel` and its optimizer."""
+"""From a config (`keras_eqssl.default_config`) to a model (`PairModel`, `GTSAModel`) and its optimizer."""
 
 from __future__ import annotations
 
 import keras
 
-from keras_eqssl.config_validation import ConfigError, check_objectives
+from keras_eqssl.config_validation import ConfigError, check_method, check_objectives
+from keras_eqssl.methods.gtsa import GTSAModel
 from keras_eqssl.methods.invariance import INVARIANCES
 from keras_eqssl.methods.objectives import OBJECTIVES
 from keras_eqssl.methods.objectives.base import parse_units
 from keras_eqssl.methods.pair_model import IMAGENET_MEAN, IMAGENET_STD, PairModel
+from keras_eqssl.methods.scheduled_adamw import ScheduledAdamW
+from keras_eqssl.methods.ssl_model import SSLModel
 from keras_eqssl.nn.registry import backbone_from_name
 
 
@@ -42,8 +45,20 @@ def objectives_from_config(config, synchronized: bool = False) -> list:
     ]
 
 
-def model_from_config(config, param_specs=None, synchronized: bool = False) -> PairModel:
-    """The `PairModel` of `config.model` for views of `config.augment.size` px.
+def model_name(config) -> str:
+    """What the run trains, e.g. `vicreg_recon`, `simclr_stl`, `gtsa`, `dino` (the DINO-like baseline)."""
+    if config.model.get("method", "pair") == "gtsa":
+        g = config.model.gtsa
+        return (
+            "dino"
+            if g.dino_weight > 0 and not (g.crop_weight or g.correspondence_weight or g.rotation_weight)
+            else "gtsa"
+        )
+    return "_".join([config.model.invariance, *enabled_objectives(config)])
+
+
+def model_from_config(config, param_specs=None, synchronized: bool = False) -> SSLModel:
+    """The model of `config.model` (`method`: a `PairModel` or a `GTSAModel`) for views of `config.augment.size` px.
 
     A model the config cannot build (a split wider than the backbone, a view size the ViT's
     patch grid or the decoder cannot use) is a `ConfigError` naming the fields involved.
@@ -66,19 +81,53 @@ def model_from_config(config, param_specs=None, synchronized: bool = False) -> P
         ) from err
 
 
-def _model_from_config(config, param_specs, synchronized: bool) -> PairModel:
+def _gtsa_from_config(config, backbone, mean, std) -> GTSAModel:
+    g = config.model.gtsa
+    return GTSAModel(
+        backbone,
+        num_local=config.augment.gtsa.num_local,
+        image_size=config.augment.size,
+        local_size=config.augment.gtsa.local_size,
+        crop_weight=g.crop_weight,
+        correspondence_weight=g.correspondence_weight,
+        rotation_weight=g.rotation_weight,
+        dino_weight=g.dino_weight,
+        correspondence_warmup_steps=g.correspondence_warmup_steps,
+        roi_sizes=None if tuple(g.roi_sizes) == (0, 0) else tuple(g.roi_sizes),
+        sampling_ratio=g.sampling_ratio,
+        match_fraction=g.match_fraction,
+        projection_units=g.projection_units or None,
+        rotation_units=parse_units(g.rotation_units) or None,
+        dino_units=g.dino_units,
+        dino_hidden_units=g.dino_hidden_units,
+        dino_bottleneck_units=g.dino_bottleneck_units,
+        student_temperature=g.student_temperature,
+        teacher_temperature=g.teacher_temperature,
+        center_momentum=g.center_momentum,
+        mean=mean,
+        std=std,
+        total_steps=config.train.steps,
+        teacher_base_momentum=g.momentum,
+        name=model_name(config),
+    )
+
+
+def _model_from_config(config, param_specs, synchronized: bool) -> SSLModel:
     m = config.model
     sync = synchronized and m.sync_bn
     backbone_kwargs = {}
     if m.backbone.startswith("resnet"):
         backbone_kwargs = dict(stem=m.stem, width=m.width, synchronized=sync)
     backbone = backbone_from_name(m.backbone, **backbone_kwargs)
-    objectives = objectives_from_config(config, sync)
     if config.data.source == "threedie":
         from keras_eqssl.data.threedie import THREEDIE_MEAN as mean
         from keras_eqssl.data.threedie import THREEDIE_STD as std
     else:
         mean, std = IMAGENET_MEAN, IMAGENET_STD
+    if m.get("method", "pair") == "gtsa":
+        check_method(config)
+        return _gtsa_from_config(config, backbone, mean, std)
+    objectives = objectives_from_config(config, sync)
     return PairModel(
         backbone,
         invariance=_invariance(m, sync),
@@ -89,7 +138,7 @@ def _model_from_config(config, param_specs, synchronized: bool) -> PairModel:
         mean=mean,
         std=std,
         total_steps=config.train.steps,
-        name="_".join([m.invariance, *enabled_objectives(config)]),
+        name=model_name(config),
     )
 
 
@@ -109,12 +158,19 @@ def optimizer_from_config(config) -> keras.optimizers.Optimizer:
         lr = keras.optimizers.schedules.PiecewiseConstantDecay([o.warmup_steps], [o.lr * 0.1, o.lr])
     else:
         lr = o.lr
+    clip = dict(clipnorm=o.clipnorm) if o.get("clipnorm", 0.0) > 0 else {}
     if o.name == "adam":
-        return keras.optimizers.Adam(lr)
+        return keras.optimizers.Adam(lr, **clip)
+    if o.name == "adamw" and (o.get("weight_decay_end", -1.0) >= 0 or o.get("decay_matrices_only", False)):
+        end = o.weight_decay_end if o.weight_decay_end >= 0 else None
+        return ScheduledAdamW(
+            lr, weight_decay=o.weight_decay, weight_decay_end=end, decay_steps=steps,
+            matrices_only=o.decay_matrices_only, **clip,
+        )  # fmt: skip
     if o.name == "adamw":
-        return keras.optimizers.AdamW(lr, weight_decay=o.weight_decay)
+        return keras.optimizers.AdamW(lr, weight_decay=o.weight_decay, **clip)
     if o.name == "sgd":
-        return keras.optimizers.SGD(lr, momentum=0.9, weight_decay=o.weight_decay or None)
+        return keras.optimizers.SGD(lr, momentum=0.9, weight_decay=o.weight_decay or None, **clip)
     if o.name == "lamb":
-        return keras.optimizers.Lamb(lr, weight_decay=o.weight_decay or None)
+        return keras.optimizers.Lamb(lr, weight_decay=o.weight_decay or None, **clip)
     raise ValueError(f"config.optim.name={o.name!r}: unknown; choose adam, adamw, sgd or lamb")

@@ -10,16 +10,14 @@ import tensorflow as tf
 from keras import ops
 
 from keras_eqssl.augment.base import ParamSpec
-from keras_eqssl.losses.distributed import unscale
-from keras_eqssl.losses.ema import byol_momentum, ema_update
+from keras_eqssl.losses.ema import ema_copy
 from keras_eqssl.methods.context import ModelContext
 from keras_eqssl.methods.invariance.base import TOTAL, Invariance
 from keras_eqssl.methods.objectives.base import Objective
+from keras_eqssl.methods.ssl_model import IMAGENET_MEAN, IMAGENET_STD, REPRESENTATION_KEYS, SSLModel, split_rows
 from keras_eqssl.nn.backbone import Backbone
 
 VIEWS = ("v1", "v2")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _specs_to_config(specs):
@@ -42,14 +40,8 @@ def _specs_from_config(config):
     return out
 
 
-def _chunks(parts: dict, n: int) -> list[tuple]:
-    """`{key: (n * B, ...)}` -> n tuples of the `(B, ...)` slices, in `parts`' key order."""
-    split = [ops.split(t, n, axis=0) for t in parts.values()]
-    return list(zip(*split))
-
-
 @keras.saving.register_keras_serializable(package="keras_eqssl")
-class PairModel(keras.Model):
+class PairModel(SSLModel):
     """Self-supervised training on pairs of views: invariance loss + composable equivariance objectives.
 
     For a batch `{"views": {"v1": (B, H, W, 3), "v2": ...}, "params": ..., ...}` (uint8, or float
@@ -120,15 +112,19 @@ class PairModel(keras.Model):
         total_steps: int | None = None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        if not isinstance(backbone, Backbone):
-            raise TypeError(
-                f"PairModel: backbone must be a keras_eqssl.nn.Backbone; received {type(backbone).__name__}"
-            )
         if not isinstance(invariance, Invariance):
             raise TypeError(
                 f"PairModel: invariance must be an Invariance layer (SimCLR, VICReg, ...); received {type(invariance).__name__}"
             )
+        super().__init__(
+            backbone,
+            image_size=image_size,
+            mean=mean,
+            std=std,
+            total_steps=total_steps,
+            teacher_base_momentum=getattr(invariance, "base_momentum", 0.996),
+            **kwargs,
+        )
         objectives = list(objectives)
         for obj in objectives:
             if not isinstance(obj, Objective):
@@ -143,21 +139,12 @@ class PairModel(keras.Model):
                     f"PairModel: split=({d_inv}, {d_equi}) does not fit the backbone's {dim} channels "
                     f"({backbone.name}); need d_inv >= 1, d_equi >= 1 and d_inv + d_equi <= {dim}."
                 )
-        size = (image_size, image_size) if isinstance(image_size, int) else tuple(int(s) for s in image_size)
-        if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
-            raise ValueError(f"PairModel: mean and std need 3 values, std > 0; received mean={mean}, std={std}")
-        if total_steps is not None and total_steps < 1:
-            raise ValueError(f"PairModel: total_steps must be >= 1 or None; received {total_steps}")
+        size = self.image_size
 
-        self.backbone = backbone
         self.invariance = invariance
         self.objectives = objectives
         self.split = None if split is None else (d_inv, d_equi)
-        self.image_size = size
         self.param_specs = _specs_from_config(param_specs)
-        self.mean = tuple(float(m) for m in mean)
-        self.std = tuple(float(s) for s in std)
-        self.total_steps = total_steps
         self._d_inv, self._d_equi = d_inv, d_equi
         self._equi_start = 0 if split is None else d_inv
 
@@ -178,18 +165,10 @@ class PairModel(keras.Model):
 
         self.target_backbone = None
         if invariance.uses_target:
-            config = backbone.get_config()
-            config["name"] = f"target_{backbone.name}"
-            self.target_backbone = type(backbone).from_config(config)
-            for t, o in zip(self.target_backbone.weights, backbone.weights):
-                t.assign(o)
             # The target stays `trainable` so its BatchNorm uses batch statistics in training, as
             # BYOL's target does; it is left out of `online_variables`, so nothing optimizes it.
-
-        self._trackers = {"loss": keras.metrics.Mean(name="loss")}
-        for name in self._term_metric_names():
-            self._trackers[name] = keras.metrics.Mean(name=name)
-        self.built = True
+            self.target_backbone = ema_copy(backbone, f"target_{backbone.name}")
+        self.track_terms()
 
     # --- names ------------------------------------------------------------------------------
 
@@ -206,21 +185,12 @@ class PairModel(keras.Model):
             parts.append((prefix, layer, list(names)))
         return parts
 
-    def _term_metric_names(self) -> list[str]:
+    def term_names(self) -> list[str]:
         return [prefix if term == TOTAL else f"{prefix}_{term}" for prefix, _, names in self._parts() for term in names]
 
-    # --- the forward pass -------------------------------------------------------------------
+    _term_metric_names = term_names  # the name before `SSLModel`
 
-    def normalize(self, images):
-        """uint8 or [0, 1] float `(N, H, W, 3)` -> float `(x - mean) / std` in the compute dtype."""
-        images = tf.convert_to_tensor(images)
-        if images.shape.rank != 4 or images.shape[-1] != 3:
-            raise ValueError(f"PairModel expects images (N, H, W, 3); received shape {images.shape}")
-        x = tf.cast(images, "float32")
-        if images.dtype == tf.uint8:
-            x = x / 255.0
-        x = (x - tf.constant(self.mean)) / tf.constant(self.std)
-        return tf.cast(x, self.compute_dtype)
+    # --- the forward pass -------------------------------------------------------------------
 
     def _split(self, outputs) -> dict:
         lo, hi = self._equi_start, self._equi_start + self._d_equi
@@ -231,13 +201,9 @@ class PairModel(keras.Model):
             "embedding": outputs["pooled"],
         }
 
-    def encoder_outputs(self, images, training=False) -> dict:
-        """Images -> `{"embedding", "invariant", "equivariant"}`: the backbone only, no heads."""
-        parts = self._split(self.backbone(self.normalize(images), training=training))
-        return {k: parts[k] for k in ("embedding", "invariant", "equivariant")}
-
-    def call(self, images, training=False):
-        return self.encoder_outputs(images, training=training)
+    def representation(self, outputs) -> dict:
+        parts = self._split(outputs)
+        return {k: parts[k] for k in REPRESENTATION_KEYS}
 
     def _check_batch(self, batch):
         if not isinstance(batch, dict) or "views" not in batch:
@@ -287,9 +253,13 @@ class PairModel(keras.Model):
         if not names:
             return {}
         parts = self._split(self.backbone(ops.concatenate([views[v] for v in names], axis=0), training=training))
-        return {v: {k: t for k, t in zip(parts, chunk)} for v, chunk in zip(names, _chunks(parts, len(names)))}
+        return {v: {k: t for k, t in zip(parts, chunk)} for v, chunk in zip(names, split_rows(parts, len(names)))}
 
     def compute_pair_losses(self, batch: dict, training=False) -> tuple[tf.Tensor, dict]:
+        """`compute_losses` under the name it had before `SSLModel`."""
+        return self.compute_losses(batch, training=training)
+
+    def compute_losses(self, batch: dict, training=False) -> tuple[tf.Tensor, dict]:
         """`(total, terms)`: the loss to minimise and every named term (per-replica scale, see losses)."""
         pair = self.pair_outputs(batch, training=training)
         target = None
@@ -315,70 +285,11 @@ class PairModel(keras.Model):
 
     # --- training ---------------------------------------------------------------------------
 
-    def online_variables(self) -> list:
-        """The variables the optimizer updates: every trainable one except the EMA target network's."""
-        target = {id(w) for t, _ in self.ema_pairs() for w in t.weights}
-        return [v for v in self.trainable_variables if id(v) not in target]
-
-    def compile(self, optimizer="adam", **kwargs):
-        """`keras.Model.compile` (no `loss`: the losses are the model's own); builds the optimizer now.
-
-        Building the optimizer's slots here, not inside the first traced step, saves a second
-        trace of `train_step` (TensorFlow retraces a function that created variables).
-        """
-        super().compile(optimizer=optimizer, **kwargs)
-        if not self.optimizer.built:
-            self.optimizer.build(self.online_variables())
-
-    def compile_from_config(self, config):
-        """Recompiles on `keras.models.load_model` (Keras skips models that override `compile`)."""
-        self.compile(**keras.saving.deserialize_keras_object(config))
-
-    @property
-    def metrics(self):
-        return list(self._trackers.values())
-
-    def _update_metrics(self, total, terms) -> dict:
-        self._trackers["loss"].update_state(unscale(total))
-        for name, value in terms.items():
-            if name in self._trackers:
-                self._trackers[name].update_state(unscale(value))
-        return {name: m.result() for name, m in self._trackers.items()}
-
     def ema_pairs(self) -> list[tuple]:
         """(target layer, online layer) pairs the EMA moves (empty without a target network)."""
         if self.target_backbone is None:
             return []
         return [(self.target_backbone, self.backbone), *self.invariance.target_layers()]
-
-    def _target_momentum(self):
-        """tau(k) for the update that follows optimizer step k (0-based, read before the step)."""
-        base = self.invariance.base_momentum
-        if self.total_steps is None:
-            return tf.constant(base, tf.float32)
-        return byol_momentum(self.optimizer.iterations, self.total_steps, base)
-
-    def _update_target(self, momentum):
-        pairs = self.ema_pairs()
-        targets = [w for t, _ in pairs for w in t.weights]
-        onlines = [w for _, o in pairs for w in o.weights]
-        ema_update(targets, onlines, momentum)
-
-    def train_step(self, data):
-        variables = self.online_variables()
-        with tf.GradientTape() as tape:
-            total, terms = self.compute_pair_losses(data, training=True)
-            scaled = self.optimizer.scale_loss(total)
-        grads = tape.gradient(scaled, variables)
-        momentum = self._target_momentum() if self.ema_pairs() else None
-        self.optimizer.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
-        if momentum is not None:
-            self._update_target(momentum)
-        return self._update_metrics(total, terms)
-
-    def test_step(self, data):
-        total, terms = self.compute_pair_losses(data, training=False)
-        return self._update_metrics(total, terms)
 
     def reconstructions(self, batch: dict) -> dict:
         """For each reconstruction objective and view: `(x_hat, target)` `(B, S, S, 3)`, normalised space."""
@@ -394,22 +305,16 @@ class PairModel(keras.Model):
 
     def get_config(self) -> dict:
         return {
-            "name": self.name,
-            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            **super().get_config(),
             "invariance": keras.saving.serialize_keras_object(self.invariance),
             "objectives": [keras.saving.serialize_keras_object(o) for o in self.objectives],
             "split": None if self.split is None else list(self.split),
-            "image_size": list(self.image_size),
             "param_specs": _specs_to_config(self.param_specs),
-            "mean": list(self.mean),
-            "std": list(self.std),
-            "total_steps": self.total_steps,
         }
 
     @classmethod
     def from_config(cls, config: dict):
         config = dict(config)
-        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
         config["invariance"] = keras.saving.deserialize_keras_object(config["invariance"])
         config["objectives"] = [keras.saving.deserialize_keras_object(o) for o in config["objectives"]]
-        return cls(**config)
+        return super().from_config(config)

@@ -12,6 +12,7 @@ score R² per parameter. Families and ranges (the paper's):
 | "blur"        | `GaussianBlur((0.1, 2.0))`                  | blur (sigma, pixels)                     |
 | "translation" | `Translation(10)`: U(-10, 10) px each      | tx, ty (pixels; right / down)            |
 | "all"         | colour, blur, rotation, translation in turn | all seven at once                        |
+| "crop"        | `RandomResizedCrop(None, (0.3, 1))`, resized back to the input size | crop box y0, x0, h, w, its area and aspect ratio (not in "all"; GTSA's crop sensitivity) |
 
 One family at a time, and all combined ("all"). Parameters are drawn per image with stateless
 seeds, a pure function of (`seed`, the family's name, the image's index, the repeat): a run is
@@ -37,7 +38,7 @@ from keras_eqssl.probes.repeats import (
     fit_regressors,
     predict_2d,
 )
-from keras_eqssl.probes.results import FAMILIES, PARTS, Score
+from keras_eqssl.probes.results import FAMILIES, KNOWN_FAMILIES, PARTS, Score
 
 _ALL_ORDER = ("color", "blur", "rotation", "translation")
 
@@ -49,18 +50,19 @@ def family_ops(name: str) -> list:
     >>> [type(op).__name__ for op in family_ops("all")]
     ['ColorJitter', 'GaussianBlur', 'Rotation', 'Translation']
     """
-    from keras_eqssl.augment import ColorJitter, GaussianBlur, Rotation, Translation
+    from keras_eqssl.augment import ColorJitter, GaussianBlur, RandomResizedCrop, Rotation, Translation
 
     makers = {
         "rotation": lambda: Rotation(45.0),
         "color": lambda: ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1),
         "blur": lambda: GaussianBlur(sigma=(0.1, 2.0)),
         "translation": lambda: Translation(10.0),
+        "crop": lambda: RandomResizedCrop(None, scale=(0.3, 1.0)),
     }
     if name == "all":
         return [makers[k]() for k in _ALL_ORDER]
     if name not in makers:
-        raise ValueError(f"Unknown parameter family {name!r}; known: {list(FAMILIES)}.")
+        raise ValueError(f"Unknown parameter family {name!r}; known: {list(KNOWN_FAMILIES)}.")
     return [makers[name]()]
 
 
@@ -81,7 +83,7 @@ def _resolve_families(families) -> dict[str, list]:
                 raise ValueError(f"param_probe: family {name!r} has no ops.")
             out[str(name)] = ops
         return out
-    return {name: family_ops(name) for name in check_choices("parameter family", families, FAMILIES)}
+    return {name: family_ops(name) for name in check_choices("parameter family", families, KNOWN_FAMILIES)}
 
 
 def target_names(ops) -> list[str]:

@@ -51,7 +51,7 @@ def policy_from_config(cfg) -> Policy:
             global_size=size, local_size=g.local_size, num_local=g.num_local, global_scale=tuple(g.global_scale),
             local_scale=tuple(g.local_scale), ratio=tuple(cfg.crop.ratio), min_overlap_global=g.min_overlap_global,
             min_overlap_local=g.min_overlap_local, jitter=_jitter(cfg), jitter_p=cfg.jitter.p,
-            grayscale_p=cfg.grayscale.p, blur_sigma=tuple(cfg.blur.sigma), blur_p=cfg.blur.p,
+            grayscale_p=cfg.grayscale.p, blur_sigma=tuple(cfg.blur.sigma), blur_p=cfg.blur.p, rotate=g.rotate,
         )  # fmt: skip
     if name == "essl":
         return RotatedCropPolicy(

@@ -36,6 +36,8 @@ def to_frame(boxes, crop):
 class MultiCropPolicy(Policy):
     """GTSA multi-crop with 90-degree rotations and crop-overlap boxes.
 
+    `rotate=False` keeps every crop upright (`rot90` is then always 0): the DINO-like baseline.
+
     Crops are drawn with the overlap rule of GTSA's code: the second global crop must overlap the
     first by more than `min_overlap_global` of the image area, and every local crop each global
     one by more than `min_overlap_local`. Instead of resampling in a Python loop, `attempts`
@@ -67,6 +69,7 @@ class MultiCropPolicy(Policy):
         grayscale_p=0.2,
         blur_sigma=(0.1, 2.0),
         blur_p=0.2,
+        rotate: bool = True,
         name: str = "gtsa",
     ):
         if int(num_local) < 0:
@@ -75,7 +78,7 @@ class MultiCropPolicy(Policy):
             global_size=global_size, local_size=local_size, num_local=int(num_local), global_scale=tuple(global_scale),
             local_scale=tuple(local_scale), ratio=tuple(ratio), min_overlap_global=min_overlap_global,
             min_overlap_local=min_overlap_local, attempts=int(attempts), jitter=jitter, jitter_p=jitter_p,
-            grayscale_p=grayscale_p, blur_sigma=tuple(blur_sigma), blur_p=blur_p,
+            grayscale_p=grayscale_p, blur_sigma=tuple(blur_sigma), blur_p=blur_p, rotate=bool(rotate),
         )  # fmt: skip
         self.name = name
         self.num_local = int(num_local)
@@ -91,7 +94,7 @@ class MultiCropPolicy(Policy):
             ],
             name="colour",
         )
-        self.rotate = Rotate90()
+        self.rotate = Rotate90() if rotate else Rotate90(ks=(0,))
 
     def view_names(self):
         return ["g1", "g2"] + [f"l{i + 1}" for i in range(self.num_local)]

@@ -5,15 +5,12 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_eqssl.augment.base import CATEGORICAL, ParamSpec
-from keras_eqssl.losses import distributed
-from keras_eqssl.losses.parameter_regression import parameter_regression
+from keras_eqssl.losses.rotation_prediction import rotation_prediction
 from keras_eqssl.methods.objectives.base import TOTAL, Objective, units_argument
 from keras_eqssl.nn.mlp import MLP
 
 FEATURES = ("all", "equivariant")
 ROTATION_VIEWS = ("rot0", "rot1", "rot2", "rot3")
-ROTATION_SPEC = ParamSpec("rot90", (1,), CATEGORICAL, 0, 3, "int32", doc="quarter turns, counter-clockwise")
 
 _POLICY_HINT = 'use config.augment.policy="essl" (it adds the views rot0..rot3: one small crop in four rotations)'
 
@@ -131,10 +128,8 @@ class ESSL(Objective):
 
     def call(self, pair: dict, training=None) -> dict:
         logits, labels = self.logits(pair, training)
-        ce = parameter_regression({"rot90": logits}, {"rot90": labels}, {"rot90": ROTATION_SPEC})["rot90"]
-        correct = ops.cast(ops.equal(ops.cast(ops.argmax(logits, axis=-1), "int32"), labels[:, 0]), "float32")
-        accuracy = distributed.global_mean(ops.sum(correct), ops.shape(correct)[0])
-        return {TOTAL: ce, "accuracy": accuracy}
+        out = rotation_prediction(logits, labels)
+        return {TOTAL: out["total"], "accuracy": out["accuracy"]}
 
     def get_config(self) -> dict:
         return {
