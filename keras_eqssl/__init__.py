@@ -28,20 +28,23 @@ _EXPORTS = {
     "keras_eqssl.errors": ("InputError",),
     "keras_eqssl.export": ("Encoder", "export_checkpoint", "export_encoder", "load_encoder"),
     "keras_eqssl.methods": (
-        "BYOL", "BarlowTwins", "CrossAttentionReconstruction", "ESSL", "Invariance", "OBJECTIVES", "Objective",
-        "PairModel", "ParameterPrediction", "SIE", "STL", "SimCLR", "SimSiam", "VICReg",
+        "BYOL", "BarlowTwins", "CrossAttentionReconstruction", "ESSL", "GTSAModel", "Invariance", "OBJECTIVES",
+        "Objective", "PairModel", "ParameterPrediction", "SIE", "SSLModel", "STL", "ScheduledAdamW", "SimCLR",
+        "SimSiam", "VICReg",
     ),
     "keras_eqssl.methods.callbacks": (
         "CheckpointWriteError", "Checkpointer", "NonFiniteLossError", "ReconstructionImages", "StopOnNonFinite",
     ),
     "keras_eqssl.methods.factory": ("model_from_config", "optimizer_from_config"),
     "keras_eqssl.losses": (
-        "barlow_twins", "byol_momentum", "ema_update", "negative_cosine", "nt_xent", "parameter_regression",
-        "reconstruction_mse", "unscale", "vicreg",
+        "barlow_twins", "byol_momentum", "dino_loss", "ema_update", "negative_cosine", "nt_xent",
+        "parameter_regression", "patch_correspondence", "reconstruction_mse", "roi_cosine", "rotation_prediction",
+        "unscale", "vicreg",
     ),
     "keras_eqssl.nn": (
-        "MLP", "VIT_PRESETS", "Backbone", "ConvDecoder", "CrossAttention", "LinearHypernetwork", "ResNetBackbone",
-        "VisionTransformer", "available_backbones", "backbone_from_name",
+        "MLP", "VIT_PRESETS", "Backbone", "ConvDecoder", "ConvPredictor", "ConvProjector", "CrossAttention",
+        "DINOHead", "LinearHypernetwork", "ResNetBackbone", "VisionTransformer", "available_backbones",
+        "backbone_from_name", "roi_align",
     ),
 }  # fmt: skip
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -93,3 +93,23 @@ def test_compare_trains_seeds_and_writes_the_results_page(tmp_path):
     assert all(math.isfinite(v) for rows in figures.values() for r in rows for v in r.values())
     assert 0.0 < recon["attention entropy"] <= 1.0
     assert "| VICReg + recon λ=5 |" in diagnosed.stdout
+
+
+@pytest.mark.slow
+def test_compare_runs_gtsa_beside_its_dino_baseline_on_multicrops(tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    page = tmp_path / "results.md"
+    args = ["--data=multicrop", "--seeds=0", "--steps=2", "--batch=8", "--repeats=1", "--set=optim.warmup_steps=1",
+            f"--out={tmp_path / 'runs'}", f"--docs={page}"]  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "tools/compare.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    md = page.read_text()
+    assert "## Multi-crops of real photos: GTSA vs its DINO-like baseline" in md
+    for row in ("| DINO-like (ViT-tiny) ", "| GTSA (ViT-tiny) ", "| random init ", "| constant predictor "):
+        assert row in md, row
+    assert "crop R²" in md and "photo top-1 (linear)" in md
+    assert "- **GTSA (ViT-tiny) vs DINO-like (ViT-tiny)**:" in md
+    metrics = json.loads((tmp_path / "runs" / "multicrop" / "gtsa" / "seed0" / "train_metrics.json").read_text())
+    assert {"crop", "correspondence", "rotation"} <= set(metrics["history"])

@@ -51,6 +51,8 @@ def test_config_trains_20_steps(name, tmp_path, renders):
         "augself": {"params_crop", "params_color"},  # differences, not per-view values
         "essl": {"essl", "essl_accuracy"},
         "sie": {"sie"},
+        "gtsa": {"crop", "correspondence", "rotation", "rotation_accuracy"},
+        "gtsa_dino": {"dino"},
     }
     assert expected_terms.get(name, set()) <= set(history), sorted(history)
     assert (tmp_path / "model.keras").exists()

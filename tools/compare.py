@@ -445,14 +445,17 @@ def main() -> None:
         for name, row in numbers.items():
             print(f"  {data} {name}: " + ", ".join(f"{k} {s.text()}" for k, s in row.items()), flush=True)
     header = [
-        "# Results: the flagship comparison, with seeds",
+        "# Results: the methods compared, with seeds",
         "",
         f"Made by `{command}` ({seconds / 60:.0f} min of training and probing on {os.cpu_count()} CPUs, "
         f"{cpu_model()}). Every run: {args.steps} steps × {args.batch} pairs, ResNet-18 (cifar stem, width 1/4), "
         "AdamW 1e-3 cosine, 32 px views; `+ recon` adds the cross-attention reconstruction branch on the "
         "equivariant half of a 64/64 split with weight λ. STL and E-SSL add their objectives to SimCLR on the "
         "whole representation (STL: temperature 0.2, the `stl` aligned-pair policy; E-SSL: 16 px rotated crops), "
-        "SIE its hypernetwork map on the equivariant half of a 64/64 split beside VICReg (sim 10, std 10, cov 1); "
+        "SIE its hypernetwork map on the equivariant half of a 64/64 split beside VICReg (sim 10, std 10, cov 1). "
+        f"The multi-crop section is GTSA's own setting instead: {args.steps} steps × {args.batch} images × 6 crops, "
+        "the tiny ViT (patch 8, dim 32, depth 2) at 64 / 32 px, AdamW 1e-3 with a 10% warm-up and a cosine, weight "
+        "decay 0.04 → 0.4, for GTSA and its DINO-like baseline alike (configs/gtsa.py, configs/gtsa_dino.py); "
         "[methods/](methods/) has a page per method. Seeds are paired: seed s of every run shares its data "
         "order and probe draws.",
         "",

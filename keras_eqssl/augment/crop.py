@@ -113,4 +113,9 @@ class RandomResizedCrop(Op):
         return input_size if self.size is None else self.size
 
     def get_config(self):
-        return {"size": None if self.size is None else list(self.size), "scale": list(self.scale), "ratio": list(self.ratio), "name": self.name}
+        return {
+            "size": None if self.size is None else list(self.size),
+            "scale": list(self.scale),
+            "ratio": list(self.ratio),
+            "name": self.name,
+        }
