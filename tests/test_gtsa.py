@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import keras
 import numpy as np
 import pytest
@@ -232,3 +234,36 @@ def test_one_step_on_two_replicas_equals_one_device(make):
     assert figures["target_moved"] > 1e-3, figures
     # the teacher moves by half the step (momentum 0.5): the gradients' tolerance, relative to the largest
     assert figures["target_diff"] < 1e-4 * max(1.0, figures["grad_max"]), figures
+
+
+def _examples(module: str) -> list:
+    import inspect
+    import re
+    import textwrap
+
+    mod = importlib.import_module(module)
+    return [
+        pytest.param(textwrap.dedent(code), id=f"{module}.{name}")
+        for name, obj in vars(mod).items()
+        if inspect.isclass(obj) and obj.__module__ == mod.__name__
+        for code in re.findall(r"```python\n(.*?)```", obj.__doc__ or "", re.S)
+    ]
+
+
+@pytest.mark.parametrize("code", _examples("keras_eqssl.methods.ssl_model") + _examples("keras_eqssl.methods.gtsa"))
+def test_python_examples_of_the_base_and_gtsa_run(code):
+    from test_methods import test_docstring_python_examples_run
+
+    test_docstring_python_examples_run(code)
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["keras_eqssl.methods.scheduled_adamw", "keras_eqssl.losses.roi_cosine", "keras_eqssl.losses.rotation_prediction",
+     "keras_eqssl.losses.ema"],
+)  # fmt: skip
+def test_doctests_run(module):
+    import doctest
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0, result
