@@ -13,7 +13,7 @@ from keras_eqssl.losses.ema import ema_copy
 from keras_eqssl.losses.patch_correspondence import patch_correspondence
 from keras_eqssl.losses.roi_cosine import roi_cosine
 from keras_eqssl.losses.rotation_prediction import rotation_prediction
-from keras_eqssl.methods.ssl_model import IMAGENET_MEAN, IMAGENET_STD, REPRESENTATION_KEYS, SSLModel, split_rows
+from keras_eqssl.methods.ssl_model import IMAGENET_MEAN, IMAGENET_STD, REPRESENTATION_KEYS, SSLModel
 from keras_eqssl.nn.backbone import Backbone
 from keras_eqssl.nn.conv_projector import ConvPredictor, ConvProjector
 from keras_eqssl.nn.dino_head import DINOHead
@@ -224,16 +224,20 @@ class GTSAModel(SSLModel):
         """`g1`, `g2`, `l1`..`lN`: the views of `MultiCropPolicy`, in its order."""
         return [*GLOBAL_VIEWS, *(f"l{i + 1}" for i in range(self.num_local))]
 
+    def loss_weights(self) -> dict[str, float]:
+        """Loss term -> its weight in the total (the correspondence weight before its warm-up gate)."""
+        return {
+            "crop": self.crop_weight,
+            "correspondence": self.correspondence_weight,
+            "rotation": self.rotation_weight,
+            "dino": self.dino_weight,
+        }
+
     def term_names(self) -> list[str]:
         names = []
-        if self.crop_weight:
-            names.append("crop")
-        if self.correspondence_weight:
-            names.append("correspondence")
-        if self.rotation_weight:
-            names += ["rotation", "rotation_accuracy"]
-        if self.dino_weight:
-            names.append("dino")
+        for name, weight in self.loss_weights().items():
+            if weight:
+                names += [name, "rotation_accuracy"] if name == "rotation" else [name]
         return names
 
     def representation(self, outputs: dict) -> dict:
@@ -273,33 +277,40 @@ class GTSAModel(SSLModel):
                 f"GTSAModel: the batch lacks {lacking[:4]}{' ...' if len(lacking) > 4 else ''}; {_POLICY_HINT}"
             )
 
+    def _view_groups(self) -> list[list[str]]:
+        """The views that share a size: the global ones, then the local ones (when there are any)."""
+        return [group for group in (list(GLOBAL_VIEWS), self.view_names()[2:]) if group]
+
     def _student(self, views: dict, training) -> dict:
         """View -> the backbone's outputs; the global views in one call, the local views in another."""
         out = {}
-        for group in (list(GLOBAL_VIEWS), self.view_names()[2:]):
-            if group:
-                parts = self.backbone(ops.concatenate([views[v] for v in group], axis=0), training=training)
-                out.update({v: dict(zip(parts, rows)) for v, rows in zip(group, split_rows(parts, len(group)))})
+        for group in self._view_groups():
+            out.update(self.encode_together(self.backbone, views, group, training))
         return out
 
     def _dense_heads(self, student: dict, training) -> dict:
         """View -> the predictor map `(B, h, w, P)` on the projector on the student's patch grid."""
-        out = {}
-        for group in (list(GLOBAL_VIEWS), self.view_names()[2:]):
-            if group:
-                maps = ops.concatenate([student[v]["feature_map"] for v in group], axis=0)
-                pred = self.predictor(self.projector(maps, training=training), training=training)
-                out.update({v: rows[0] for v, rows in zip(group, split_rows({"p": pred}, len(group)))})
-        return out
+
+        def heads(maps, training):
+            return {"prediction": self.predictor(self.projector(maps, training=training), training=training)}
+
+        maps = {v: out["feature_map"] for v, out in student.items()}
+        predictions = {}
+        for group in self._view_groups():
+            predictions.update(self.encode_together(heads, maps, group, training))
+        return {v: out["prediction"] for v, out in predictions.items()}
 
     def _teacher(self, views: dict, training) -> dict:
         """Global view -> the teacher's (stop-gradient) outputs: `tokens`, and `projection` when dense losses run."""
-        parts = self.teacher_backbone(ops.concatenate([views[v] for v in GLOBAL_VIEWS], axis=0), training=training)
-        parts = {"tokens": parts["tokens"], "feature_map": parts["feature_map"]}
-        if self.teacher_projector is not None:
-            parts["projection"] = self.teacher_projector(parts["feature_map"], training=training)
-        parts = {k: ops.stop_gradient(t) for k, t in parts.items()}
-        return {v: dict(zip(parts, rows)) for v, rows in zip(GLOBAL_VIEWS, split_rows(parts, len(GLOBAL_VIEWS)))}
+
+        def teacher(images, training):
+            parts = self.teacher_backbone(images, training=training)
+            parts = {"tokens": parts["tokens"], "feature_map": parts["feature_map"]}
+            if self.teacher_projector is not None:
+                parts["projection"] = self.teacher_projector(parts["feature_map"], training=training)
+            return {k: ops.stop_gradient(t) for k, t in parts.items()}
+
+        return self.encode_together(teacher, views, list(GLOBAL_VIEWS), training)
 
     def _pair_losses(self, batch: dict, predictions: dict, teacher: dict) -> dict:
         """The crop and correspondence losses averaged over the (teacher global view, other view) pairs."""
@@ -350,7 +361,8 @@ class GTSAModel(SSLModel):
         names = self.view_names()
         views = {v: self.normalize(batch["views"][v]) for v in names}
         student = self._student(views, training)
-        teacher = self._teacher(views, training)
+        # the rotation head alone needs no teacher: skip its forward pass then
+        teacher = self._teacher(views, training) if self.dense_losses or self.dino_weight else None
         terms = {}
         if self.dense_losses:
             terms.update(self._pair_losses(batch, self._dense_heads(student, training), teacher))
@@ -375,14 +387,11 @@ class GTSAModel(SSLModel):
             if training:
                 dino_center_update(self.dino_center, teacher_logits, self.center_momentum)
         total = 0.0
-        if self.crop_weight:
-            total = total + self.crop_weight * terms["crop"]
-        if self.correspondence_weight:
-            total = total + self.correspondence_weight * self._correspondence_scale() * terms["correspondence"]
-        if self.rotation_weight:
-            total = total + self.rotation_weight * terms["rotation"]
-        if self.dino_weight:
-            total = total + self.dino_weight * terms["dino"]
+        for name, weight in self.loss_weights().items():
+            if weight:
+                if name == "correspondence":
+                    weight = weight * self._correspondence_scale()
+                total = total + weight * terms[name]
         return total, terms
 
     # --- serialisation ----------------------------------------------------------------------

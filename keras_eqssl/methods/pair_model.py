@@ -14,7 +14,7 @@ from keras_eqssl.losses.ema import ema_copy
 from keras_eqssl.methods.context import ModelContext
 from keras_eqssl.methods.invariance.base import TOTAL, Invariance
 from keras_eqssl.methods.objectives.base import Objective
-from keras_eqssl.methods.ssl_model import IMAGENET_MEAN, IMAGENET_STD, REPRESENTATION_KEYS, SSLModel, split_rows
+from keras_eqssl.methods.ssl_model import IMAGENET_MEAN, IMAGENET_STD, REPRESENTATION_KEYS, SSLModel
 from keras_eqssl.nn.backbone import Backbone
 
 VIEWS = ("v1", "v2")
@@ -250,10 +250,7 @@ class PairModel(SSLModel):
 
     def _encode_together(self, names, views, training) -> dict:
         """The backbone's split outputs for `views[name]`, one backbone call for all (same-size views)."""
-        if not names:
-            return {}
-        parts = self._split(self.backbone(ops.concatenate([views[v] for v in names], axis=0), training=training))
-        return {v: {k: t for k, t in zip(parts, chunk)} for v, chunk in zip(names, split_rows(parts, len(names)))}
+        return {v: self._split(out) for v, out in self.encode_together(self.backbone, views, names, training).items()}
 
     def compute_pair_losses(self, batch: dict, training=False) -> tuple[tf.Tensor, dict]:
         """`compute_losses` under the name it had before `SSLModel`."""
