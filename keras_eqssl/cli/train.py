@@ -44,6 +44,15 @@ _STRATEGY = flags.DEFINE_enum(
 _TPU = flags.DEFINE_string(
     "tpu", "", "TPU name or grpc:// address for --strategy=tpu; 'local' on a TPU VM; '' = from TPU_NAME."
 )
+_CPU_REPLICAS = flags.DEFINE_integer(
+    "cpu_replicas", 0, "--strategy=mirrored without GPUs: split the CPU into this many replicas (0: one per device)."
+)
+_CLUSTER_WAIT = flags.DEFINE_float(
+    "cluster_wait", 600.0, "--strategy=multiworker: seconds to wait for every worker to come up."
+)
+_HEALTH_EVERY = flags.DEFINE_float(
+    "health_every", 10.0, "--strategy=multiworker: seconds between checks that every worker is alive."
+)
 
 
 def _setup(config):
@@ -92,15 +101,19 @@ def _resume_changes(config, checkpoint) -> str:
     )
 
 
-def _callbacks(config, model, sample_batch, resumed_from=None):
+def _callbacks(config, model, sample_batch, resumed_from=None, chief=True):
+    """The callbacks of the run; a multi-worker run's other workers (`chief=False`) only check
+    the losses: the chief alone writes checkpoints and summaries."""
     import keras
 
     from keras_eqssl.methods.callbacks import Checkpointer, ReconstructionImages, StopOnNonFinite
 
     ckpt_dir = os.path.join(config.workdir, "checkpoints")
     tb_dir = os.path.join(config.workdir, "tb")
-    callbacks = [
-        StopOnNonFinite(ckpt_dir),  # first: a bad step never reaches the checkpoint
+    callbacks = [StopOnNonFinite(ckpt_dir)]  # first: a bad step never reaches the checkpoint
+    if not chief:
+        return callbacks
+    callbacks += [
         Checkpointer(ckpt_dir, config=config, resumed_from=resumed_from),
         keras.callbacks.TensorBoard(tb_dir, update_freq=config.train.log_every),
     ]
@@ -171,13 +184,20 @@ def _remove_temporaries(workdir: str) -> None:
         print(f"keras-eqssl-train: removed {len(stale)} unfinished file(s) a killed run left in {workdir}")
 
 
-def train(config, strategy_name: str = "default", tpu: str = "") -> dict:
-    """Runs the training of `config` (see the module doc) and returns the final metrics."""
-    lock = _lock_workdir(config.workdir)
+def train(config, strategy_name: str = "default", tpu: str = "", **strategy_options) -> dict:
+    """Runs the training of `config` (see the module doc) and returns the final metrics.
+
+    `strategy_options` go to `keras_eqssl.distribute.strategy_from_name` (`num_cpu_replicas`,
+    `cluster_wait`, `health_every`). In a multi-worker run every worker runs this with the same
+    config; the chief alone locks and writes the workdir, the others train and write nothing."""
+    from keras_eqssl.distribute import is_chief_task
+
+    lock = _lock_workdir(config.workdir) if is_chief_task(strategy_name) else None
     try:
-        return _train(config, strategy_name, tpu)
+        return _train(config, strategy_name, tpu, strategy_options)
     finally:
-        lock.close()
+        if lock is not None:
+            lock.close()
 
 
 def _check_replica_batch(config, replicas: int) -> None:
@@ -199,24 +219,31 @@ def _check_replica_batch(config, replicas: int) -> None:
             )
 
 
-def _train(config, strategy_name: str, tpu: str) -> dict:
+def _train(config, strategy_name: str, tpu: str, strategy_options: dict) -> dict:
     from keras_eqssl.data.train_batches import threedie_root
 
     if config.data.source == "threedie":
         threedie_root(config, progress=config.train.progress)  # render (if needed) before TF is busy
 
+    import tensorflow as tf
+
+    from keras_eqssl.distribute import agree_across_workers, describe, is_chief, strategy_from_name
+
+    # First TensorFlow work of the process: MultiWorkerMirroredStrategy must configure the runtime.
+    strategy = strategy_from_name(strategy_name, tpu=tpu, **strategy_options)
+    chief = is_chief(strategy)
     _setup(config)
     from keras_eqssl.data.train_batches import first_batch, train_batches
-    from keras_eqssl.distribute import strategy_from_name
     from keras_eqssl.methods.callbacks import latest_checkpoint
 
     ckpt_dir = os.path.join(config.workdir, "checkpoints")
-    _remove_temporaries(config.workdir)
-    _clear_or_refuse(config, ckpt_dir)
-    strategy = strategy_from_name(strategy_name, tpu=tpu)
+    if chief:
+        _remove_temporaries(config.workdir)
+        _clear_or_refuse(config, ckpt_dir)
     _check_replica_batch(config, strategy.num_replicas_in_sync)
     checkpoint = latest_checkpoint(ckpt_dir) if config.train.resume else None
     first_step = checkpoint["step"] if checkpoint else 0
+    agree_across_workers(strategy, first_step, "the step to start from")
     said = _resume_changes(config, checkpoint) if checkpoint else ""
     steps = config.train.steps
     per_epoch = min(config.train.checkpoint_every, steps)
@@ -228,6 +255,12 @@ def _train(config, strategy_name: str, tpu: str) -> dict:
         )
 
     dataset, specs = train_batches(config, first_step=first_step, progress=config.train.progress)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        # Every worker makes the same global batches (batch k is a function of the config and k)
+        # and keeps its own replicas' rows: the same split as one process with all the replicas.
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        dataset = dataset.with_options(options)
     sample = first_batch(dataset)
     model = _build_or_resume(config, strategy, specs, checkpoint)
     where = f"resuming from step {first_step} ({checkpoint['path']})" if checkpoint else "starting at step 0"
@@ -241,12 +274,10 @@ def _train(config, strategy_name: str, tpu: str) -> dict:
             f"({config.model.backbone}, width {config.model.width}, split {tuple(config.model.split)}) on "
             f"{config.data.source}, {steps} steps x {config.data.batch_size} pairs"
         )
-    print(
-        f"keras-eqssl-train: {model.name} {what}, {strategy.num_replicas_in_sync} replica(s); {where}; "
-        f"workdir {config.workdir}"
-    )
+    print(f"keras-eqssl-train: {model.name} {what}, {describe(strategy)}; {where}; workdir {config.workdir}")
+    print(f"keras-eqssl-train: {_cores_text()}; precision {config.train.precision}")
     init_export = os.path.join(config.workdir, "export_init")
-    if first_step == 0 and config.eval.random_init:
+    if chief and first_step == 0 and config.eval.random_init:
         from keras_eqssl.export import export_encoder
 
         export_encoder(model, init_export)  # the same network before training: the report's baseline
@@ -258,16 +289,13 @@ def _train(config, strategy_name: str, tpu: str) -> dict:
             epochs=steps // per_epoch,
             steps_per_epoch=per_epoch,
             initial_epoch=first_step // per_epoch,
-            callbacks=_callbacks(config, model, sample, checkpoint and checkpoint["path"]),
+            callbacks=_callbacks(config, model, sample, checkpoint and checkpoint["path"], chief=chief),
             verbose=1 if config.train.progress else 2,
             shuffle=False,
         )
         history = fit.history
     seconds = time.perf_counter() - start
     final = os.path.join(config.workdir, "model.keras")
-    tmp = os.path.join(config.workdir, ".model.keras.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, final)  # atomic: a kill never leaves half a model.keras
     metrics = {
         "steps": steps,
         "first_step": first_step,
@@ -276,6 +304,12 @@ def _train(config, strategy_name: str, tpu: str) -> dict:
         "history": {k: [float(x) for x in v] for k, v in history.items()},
         "model": final,
     }
+    if not chief:
+        print(f"keras-eqssl-train: trained steps {first_step}..{steps} in {seconds:.0f} s; the chief writes the files")
+        return metrics
+    tmp = os.path.join(config.workdir, ".model.keras.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, final)  # atomic: a kill never leaves half a model.keras
     with open(os.path.join(config.workdir, "train_metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2)
     last = {k: v[-1] for k, v in metrics["history"].items()}
@@ -293,6 +327,16 @@ def _train(config, strategy_name: str, tpu: str) -> dict:
     if config.eval.enabled:
         metrics["report"] = _evaluate(config, model, sample, metrics, init_export)
     return metrics
+
+
+def _cores_text() -> str:
+    """How many cores this process may use and the thread pools TensorFlow runs with."""
+    import tensorflow as tf
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    intra = tf.config.threading.get_intra_op_parallelism_threads() or cores
+    inter = tf.config.threading.get_inter_op_parallelism_threads() or cores
+    return f"using {cores} of {os.cpu_count()} cores (TensorFlow: {intra} intra-op, {inter} inter-op threads)"
 
 
 def _names(text: str) -> list[str]:
@@ -363,6 +407,15 @@ def _evaluate(config, model, sample, metrics, init_export) -> str:
     return result["paths"].get("report", os.path.join(out, "report.md"))
 
 
+def _strategy_options() -> dict:
+    """The flags that tune `--strategy`, for the strategies they apply to."""
+    if _STRATEGY.value == "mirrored" and _CPU_REPLICAS.value:
+        return {"num_cpu_replicas": _CPU_REPLICAS.value}
+    if _STRATEGY.value == "multiworker":
+        return {"cluster_wait": _CLUSTER_WAIT.value, "health_every": _HEALTH_EVERY.value}
+    return {}
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -374,7 +427,7 @@ def main(argv):
 
     try:
         with input_errors_exit(2):  # a config that does not fit the workdir, the data or the model
-            train(config, _STRATEGY.value, _TPU.value)
+            train(config, _STRATEGY.value, _TPU.value, **_strategy_options())
     except tf.errors.InvalidArgumentError as err:
         words = ("JPEG", "jpeg", "PNG", "decode", "Decode")
         said = [line.strip() for line in err.message.splitlines() if any(w in line for w in words)]
@@ -390,6 +443,29 @@ def main(argv):
     except NonFiniteLossError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(3)
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as err:
+        if _STRATEGY.value != "multiworker":
+            raise
+        _worker_down(err)
+    except RuntimeError as err:
+        if _STRATEGY.value != "multiworker" or "came up within" not in str(err):
+            raise
+        _worker_down(err)
+
+
+def _worker_down(err) -> None:
+    """Exits 4 saying that a worker of the cluster died or never came (the collectives were aborted)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    said = next((line for line in lines if "down" in line or "came up" in line), lines[0] if lines else "")
+    ckpt = os.path.join(checked(_CONFIG).workdir, "checkpoints")
+    print(
+        f"error: a worker of the multi-worker cluster is gone ({said[:300]}). This worker stopped instead of "
+        f"waiting for it. Restart the command on every worker: training resumes from the last checkpoint in {ckpt}.",
+        file=sys.stderr,
+        flush=True,
+    )
+    sys.stdout.flush()
+    os._exit(4)  # TensorFlow's aborted collectives and gRPC threads can keep a normal exit waiting
 
 
 def run():

@@ -238,7 +238,11 @@ def export_encoder(
             if id(v) not in seen:
                 seen.add(id(v))
                 variables.append(v)
-    backbone_ids = {id(getattr(w, "value", w)) for w in model.backbone.weights}
+    backbone_ids = set()
+    for w in model.backbone.weights:
+        value = getattr(w, "value", w)
+        # Under a strategy the function may capture a distributed variable's per-device copies.
+        backbone_ids.update(id(v) for v in (value, *getattr(value, "values", ())))
     strays = [v.name for v in variables if id(v) not in backbone_ids]
     if strays:
         raise ValueError(f"export_encoder: the serving function reads variables outside the backbone: {strays}")

@@ -196,6 +196,21 @@ class SSLModel(keras.Model):
         if not self.optimizer.built:
             self.optimizer.build(self.online_variables())
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Builds nothing from data once the model and its optimizer are built.
+
+        Keras (3.15) calls this at the start of `fit`/`evaluate` inside a strategy's scope: it takes
+        the first batch from the epoch's iterator (so training would never see batch 0, and a
+        resumed run would skip one batch more) and reduces it with `strategy.reduce`, which
+        `MultiWorkerMirroredStrategy` refuses for nested batches. An `SSLModel` builds its layers
+        in the constructor and its optimizer in `compile`, so there is nothing left to build.
+        """
+        built = all(layer.built for layer in self._flatten_layers()) and (
+            self.optimizer is None or self.optimizer.built
+        )
+        if not built:
+            super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     def compile_from_config(self, config):
         """Recompiles on `keras.models.load_model` (Keras skips models that override `compile`)."""
         self.compile(**keras.saving.deserialize_keras_object(config))
@@ -209,7 +224,12 @@ class SSLModel(keras.Model):
         for name, value in terms.items():
             if name in self._trackers:
                 self._trackers[name].update_state(unscale(value))
-        return {name: m.result() for name, m in self._trackers.items()}
+        results = {name: m.result() for name, m in self._trackers.items()}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras (3.15) averages the replicas' logs with `strategy.reduce(MEAN, v, axis=0)` under
+            # this strategy, which needs an axis: shape (1,), reduced to the scalar mean.
+            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+        return results
 
     def teacher_momentum(self):
         """tau(k) for the update that follows optimizer step k (0-based, read before the step)."""

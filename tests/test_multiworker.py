@@ -1,0 +1,236 @@
+"""`keras-eqssl-train --strategy=multiworker` for real: two worker processes on this machine.
+
+Each worker is the main job with `TF_CONFIG` naming both on 127.0.0.1 ports
+(`MultiWorkerMirroredStrategy`, one CPU replica per worker). What must hold:
+
+- equal to one process: the same config trained by one process with two replicas
+  (`--strategy=mirrored --cpu_replicas=2`) on the same global batches gives the same losses and
+  the same final weights, to 1e-5 relative (per tensor, relative to its largest value);
+- the chief alone writes: checkpoints, `model.keras`, the export and TensorBoard come from worker
+  0; worker 1 says it writes nothing and leaves no file of its own;
+- a worker that dies is reported: worker 1 killed (SIGKILL) once the first checkpoint is on disk
+  makes worker 0 exit with status 4 and a message within 180 s (`--health_every=2`: in seconds),
+  instead of waiting for it forever;
+- resume: both workers restarted after that continue from the checkpoint and end where the
+  uninterrupted run ends (losses and weights to 1e-5).
+
+Every run here is a fresh process (and TensorFlow): the tests are `slow` (about 3 minutes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+
+import h5py
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TOL = 1e-5
+TIMEOUT_S = 600
+STEPS, EVERY = 24, 4
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` TCP ports on 127.0.0.1 that nothing listens on now."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def train_args(workdir, steps: int, *extra: str) -> list[str]:
+    """The main job on a tiny VICReg + reconstruction config (ResNet width 1/16, 32 px, 8 pairs)."""
+    return [
+        sys.executable,
+        "-m",
+        "keras_eqssl.cli.train",
+        "--config=configs/vicreg_recon.py",
+        f"--config.workdir={workdir}",
+        "--config.data.source=skimage_photos",
+        "--config.data.batch_size=8",
+        "--config.data.image_size=48",
+        "--config.augment.size=32",
+        "--config.model.width=0.0625",
+        "--config.model.split=16,16",
+        f"--config.train.steps={steps}",
+        f"--config.train.checkpoint_every={EVERY}",
+        "--config.train.deterministic=True",
+        "--config.train.log_every=1",
+        "--config.train.progress=False",
+        "--config.eval.enabled=False",
+        "--config.eval.random_init=False",
+        *extra,
+    ]
+
+
+def _env(**extra) -> dict:
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "-1", "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    return env
+
+
+def start_workers(workdir, steps: int, *extra: str, log_dir=None) -> list[subprocess.Popen]:
+    """Starts the two workers of a multi-worker run (worker 0 is the chief); stdout+stderr go to files."""
+    ports = free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    log_dir = pathlib.Path(log_dir or workdir).parent
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        log = open(log_dir / f"{pathlib.Path(workdir).name}.worker{index}.log", "w")  # noqa: SIM115
+        args = train_args(workdir, steps, "--strategy=multiworker", "--health_every=2", "--cluster_wait=300", *extra)
+        procs.append(
+            subprocess.Popen(args, cwd=ROOT, env=_env(TF_CONFIG=tf_config), stdout=log, stderr=subprocess.STDOUT)
+        )
+        procs[-1].log_path = log.name
+    return procs
+
+
+def wait_all(procs, timeout=TIMEOUT_S) -> list[str]:
+    """Waits for every process (killing all on timeout) and returns their logs; asserts exit 0."""
+    deadline = time.monotonic() + timeout
+    try:
+        for p in procs:
+            p.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        for p in procs:
+            p.kill()
+        raise
+    logs = [pathlib.Path(p.log_path).read_text() for p in procs]
+    for p, log in zip(procs, logs):
+        assert p.returncode == 0, f"worker exited {p.returncode}:\n{log[-4000:]}"
+    return logs
+
+
+def run_one_process(workdir, steps: int, *extra: str) -> str:
+    proc = subprocess.run(
+        train_args(workdir, steps, *extra), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=TIMEOUT_S
+    )
+    assert proc.returncode == 0, f"exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout + proc.stderr
+
+
+def weights(workdir) -> dict[str, np.ndarray]:
+    """Every array saved in `workdir/model.keras` (model and optimizer), by its path in the archive."""
+    out = {}
+    with zipfile.ZipFile(pathlib.Path(workdir) / "model.keras") as archive, archive.open("model.weights.h5") as f:
+        with h5py.File(f, "r") as h5:
+            h5.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+def losses(workdir) -> dict[str, list[float]]:
+    return json.loads((pathlib.Path(workdir) / "train_metrics.json").read_text())["history"]
+
+
+def max_relative_diff(a: dict, b: dict) -> float:
+    assert sorted(a) == sorted(b)
+    worst = 0.0
+    for name in a:
+        x, y = np.asarray(a[name], np.float64), np.asarray(b[name], np.float64)
+        scale = max(np.max(np.abs(y), initial=0.0), 1e-6)
+        worst = max(worst, float(np.max(np.abs(x - y), initial=0.0) / scale))
+    return worst
+
+
+def kill_worker_after_first_checkpoint(workdir) -> dict:
+    """Starts a multi-worker run, SIGKILLs worker 1 once the chief's first checkpoint is on disk, and
+    waits (at most 180 s) for the chief to give up. Returns its exit code, log and reaction time."""
+    chief, worker = start_workers(workdir, STEPS)
+    index = pathlib.Path(workdir) / "checkpoints" / "checkpoint.json"
+    deadline = time.monotonic() + TIMEOUT_S
+    while not index.exists() and time.monotonic() < deadline:
+        assert worker.poll() is None and chief.poll() is None, pathlib.Path(chief.log_path).read_text()[-3000:]
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGKILL)
+    killed = time.monotonic()
+    worker.wait()
+    try:
+        chief.wait(timeout=180)
+    except subprocess.TimeoutExpired:
+        chief.kill()
+        chief.wait()
+    return {
+        "returncode": chief.returncode,
+        "seconds": time.monotonic() - killed,
+        "log": pathlib.Path(chief.log_path).read_text(),
+        "step": json.loads(index.read_text())["step"],
+    }
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The multi-worker run, the same in one process with 2 replicas, and a multi-worker run whose
+    worker 1 is killed after the first checkpoint, then restarted (both workers) to the end."""
+    root = tmp_path_factory.mktemp("multiworker")
+    multi, resumed = root / "multi", root / "resumed"
+    logs = wait_all(start_workers(multi, STEPS))
+    one = run_one_process(root / "one", STEPS, "--strategy=mirrored", "--cpu_replicas=2")
+    killed = kill_worker_after_first_checkpoint(resumed)
+    resumed_logs = wait_all(start_workers(resumed, STEPS)) if killed["returncode"] == 4 else None
+    return {
+        "multi": multi,
+        "one": root / "one",
+        "resumed": resumed,
+        "logs": logs,
+        "one_log": one,
+        "killed": killed,
+        "resumed_logs": resumed_logs,
+    }
+
+
+def test_two_workers_equal_one_process_with_two_replicas(runs):
+    assert "2 replica(s) on 2 workers; this is worker 0 (chief" in runs["logs"][0]
+    assert "2 replica(s)" in runs["one_log"]
+    loss_diff = max_relative_diff(losses(runs["multi"]), losses(runs["one"]))
+    weight_diff = max_relative_diff(weights(runs["multi"]), weights(runs["one"]))
+    print(f"2 workers vs 1 process x 2 replicas: losses {loss_diff:.2e}, weights {weight_diff:.2e} (relative)")
+    assert loss_diff <= TOL and weight_diff <= TOL
+    assert len(weights(runs["multi"])) > 50  # the model's and the optimizer's arrays, not an empty file
+
+
+def test_chief_alone_writes(runs):
+    multi = runs["multi"]
+    assert "this is worker 1 (writes nothing)" in runs["logs"][1]
+    assert "the chief writes the files" in runs["logs"][1]
+    assert sorted(p.name for p in (multi / "checkpoints").glob("ckpt-*.keras")), "the chief wrote no checkpoint"
+    for name in ("model.keras", "train_metrics.json", "export", "tb"):
+        assert (multi / name).exists(), name
+    written = {p.relative_to(multi).parts[0] for p in multi.rglob("*")}
+    assert written <= {"checkpoints", "tb", "export", "model.keras", "train_metrics.json", ".lock"}, written
+
+
+def test_a_dead_worker_is_reported(runs):
+    killed = runs["killed"]
+    print(f"the chief stopped {killed['seconds']:.1f} s after worker 1 was killed (exit {killed['returncode']})")
+    assert killed["returncode"] == 4, killed["log"][-3000:]
+    assert "a worker of the multi-worker cluster is gone" in killed["log"], killed["log"][-3000:]
+
+
+def test_resumed_multiworker_run_continues_exactly(runs):
+    assert runs["resumed_logs"] is not None, "the killed run did not stop as it should (see the dead-worker test)"
+    step = runs["killed"]["step"]
+    assert 0 < step < STEPS
+    for log in runs["resumed_logs"]:
+        assert f"resuming from step {step}" in log
+    weight_diff = max_relative_diff(weights(runs["resumed"]), weights(runs["multi"]))
+    tail = len(losses(runs["resumed"])["loss"])
+    last = {k: v[-tail:] for k, v in losses(runs["multi"]).items()}
+    loss_diff = max_relative_diff(losses(runs["resumed"]), last)
+    print(f"resumed at step {step} vs uninterrupted, {STEPS} steps: losses {loss_diff:.2e}, weights {weight_diff:.2e}")
+    assert loss_diff <= TOL and weight_diff <= TOL
