@@ -201,7 +201,8 @@ def _value_rules() -> dict[str, Callable]:
         "train.checkpoint_every": _positive_int,
         "train.log_every": _positive_int,
         "train.image_every": _non_negative_int,
-        "train.precision": _one_of(("float32", "mixed_float16", "mixed_bfloat16")),
+        "train.precision": _one_of(("auto", "float32", "mixed_float16", "mixed_bfloat16")),
+        "train.steps_per_execution": _positive_int,
         "eval.families": _names(KNOWN_FAMILIES, allow_empty=True),
         "eval.parts": _names(PARTS),
         "eval.heads": _names(PROBE_HEADS),
@@ -361,4 +362,11 @@ def _check_together(config) -> None:
         raise ConfigError(
             f"config.train.checkpoint_every={train.checkpoint_every} must divide config.train.steps={train.steps} "
             "(or be >= it): checkpoints mark the ends of equal Keras epochs."
+        )
+    per_execution = train.get("steps_per_execution", 1) if train is not None else 1
+    if train is not None and min(train.checkpoint_every, train.steps) % per_execution:
+        raise ConfigError(
+            f"config.train.steps_per_execution={per_execution} must divide the epoch length "
+            f"min(train.checkpoint_every, train.steps)={min(train.checkpoint_every, train.steps)}: a checkpoint "
+            "is written between executions."
         )

@@ -146,8 +146,12 @@ def get_config() -> ml_collections.ConfigDict:
     c.train.image_every = 100  # reconstruction images in TensorBoard every N steps (0 = never)
     c.train.resume = True  # continue from workdir/checkpoints if a checkpoint is there
     c.train.overwrite = False  # with resume=False: delete the workdir's checkpoints (else refuse to start)
-    c.train.precision = "float32"  # float32 | mixed_float16 | mixed_bfloat16
+    c.train.precision = "auto"  # auto | float32 | mixed_float16 | mixed_bfloat16 (keras_eqssl.precision)
     c.train.jit_compile = False
+    # Training steps per call of the compiled step (Keras `steps_per_execution`): > 1 saves the
+    # host round trip per step on TPUs and GPUs. Must divide checkpoint_every (the epoch length);
+    # callbacks then see every steps_per_execution-th step.
+    c.train.steps_per_execution = 1
     c.train.deterministic = True  # tf.config.experimental.enable_op_determinism()
     c.train.progress = True
 

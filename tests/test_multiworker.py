@@ -20,25 +20,28 @@ Every run here is a fresh process (and TensorFlow): the tests are `slow` (about 
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import signal
 import socket
 import subprocess
-import sys
 import time
-import zipfile
 
-import h5py
-import numpy as np
 import pytest
+from run_helpers import (
+    ROOT,
+    STEPS,
+    TIMEOUT_S,
+    env,
+    losses,
+    max_relative_diff,
+    run_one_process,
+    train_args,
+    weights,
+)
 
 pytestmark = pytest.mark.slow
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 TOL = 1e-5
-TIMEOUT_S = 600
-STEPS, EVERY = 24, 4
 
 
 def free_ports(n: int) -> list[int]:
@@ -53,37 +56,6 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
-def train_args(workdir, steps: int, *extra: str) -> list[str]:
-    """The main job on a tiny VICReg + reconstruction config (ResNet width 1/16, 32 px, 8 pairs)."""
-    return [
-        sys.executable,
-        "-m",
-        "keras_eqssl.cli.train",
-        "--config=configs/vicreg_recon.py",
-        f"--config.workdir={workdir}",
-        "--config.data.source=skimage_photos",
-        "--config.data.batch_size=8",
-        "--config.data.image_size=48",
-        "--config.augment.size=32",
-        "--config.model.width=0.0625",
-        "--config.model.split=16,16",
-        f"--config.train.steps={steps}",
-        f"--config.train.checkpoint_every={EVERY}",
-        "--config.train.deterministic=True",
-        "--config.train.log_every=1",
-        "--config.train.progress=False",
-        "--config.eval.enabled=False",
-        "--config.eval.random_init=False",
-        *extra,
-    ]
-
-
-def _env(**extra) -> dict:
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "-1", "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    return env
-
-
 def start_workers(workdir, steps: int, *extra: str, log_dir=None) -> list[subprocess.Popen]:
     """Starts the two workers of a multi-worker run (worker 0 is the chief); stdout+stderr go to files."""
     ports = free_ports(2)
@@ -95,7 +67,7 @@ def start_workers(workdir, steps: int, *extra: str, log_dir=None) -> list[subpro
         log = open(log_dir / f"{pathlib.Path(workdir).name}.worker{index}.log", "w")  # noqa: SIM115
         args = train_args(workdir, steps, "--strategy=multiworker", "--health_every=2", "--cluster_wait=300", *extra)
         procs.append(
-            subprocess.Popen(args, cwd=ROOT, env=_env(TF_CONFIG=tf_config), stdout=log, stderr=subprocess.STDOUT)
+            subprocess.Popen(args, cwd=ROOT, env=env(TF_CONFIG=tf_config), stdout=log, stderr=subprocess.STDOUT)
         )
         procs[-1].log_path = log.name
     return procs
@@ -115,37 +87,6 @@ def wait_all(procs, timeout=TIMEOUT_S) -> list[str]:
     for p, log in zip(procs, logs):
         assert p.returncode == 0, f"worker exited {p.returncode}:\n{log[-4000:]}"
     return logs
-
-
-def run_one_process(workdir, steps: int, *extra: str) -> str:
-    proc = subprocess.run(
-        train_args(workdir, steps, *extra), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=TIMEOUT_S
-    )
-    assert proc.returncode == 0, f"exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc.stdout + proc.stderr
-
-
-def weights(workdir) -> dict[str, np.ndarray]:
-    """Every array saved in `workdir/model.keras` (model and optimizer), by its path in the archive."""
-    out = {}
-    with zipfile.ZipFile(pathlib.Path(workdir) / "model.keras") as archive, archive.open("model.weights.h5") as f:
-        with h5py.File(f, "r") as h5:
-            h5.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
-    return out
-
-
-def losses(workdir) -> dict[str, list[float]]:
-    return json.loads((pathlib.Path(workdir) / "train_metrics.json").read_text())["history"]
-
-
-def max_relative_diff(a: dict, b: dict) -> float:
-    assert sorted(a) == sorted(b)
-    worst = 0.0
-    for name in a:
-        x, y = np.asarray(a[name], np.float64), np.asarray(b[name], np.float64)
-        scale = max(np.max(np.abs(y), initial=0.0), 1e-6)
-        worst = max(worst, float(np.max(np.abs(x - y), initial=0.0) / scale))
-    return worst
 
 
 def kill_worker_after_first_checkpoint(workdir) -> dict:

@@ -56,14 +56,18 @@ _HEALTH_EVERY = flags.DEFINE_float(
 
 
 def _setup(config):
-    """Seeds, determinism and precision: before any model is built."""
+    """Seeds, determinism and precision: before any model is built. Returns the precision line."""
     import keras
     import tensorflow as tf
 
     keras.utils.set_random_seed(config.seed)
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()
-    keras.mixed_precision.set_global_policy(config.train.precision)
+    from keras_eqssl.precision import resolve_precision
+
+    policy, why = resolve_precision(config.train.precision)
+    keras.mixed_precision.set_global_policy(policy)
+    return f"precision {policy} ({why})"
 
 
 def _build_or_resume(config, strategy, param_specs, checkpoint):
@@ -74,7 +78,9 @@ def _build_or_resume(config, strategy, param_specs, checkpoint):
 
     with strategy.scope():
         model = model_from_config(config, param_specs, synchronized=strategy.num_replicas_in_sync > 1)
-        model.compile(optimizer=optimizer_from_config(config))
+        model.compile(
+            optimizer=optimizer_from_config(config), steps_per_execution=config.train.get("steps_per_execution", 1)
+        )
         if checkpoint is not None:
             load_checkpoint_state(model, checkpoint["path"], checkpoint["step"])
         model.jit_compile = config.train.jit_compile
@@ -200,10 +206,19 @@ def train(config, strategy_name: str = "default", tpu: str = "", **strategy_opti
             lock.close()
 
 
-def _check_replica_batch(config, replicas: int) -> None:
-    """The global batch splits evenly over the replicas, into batches every enabled objective accepts."""
+def _check_replica_batch(config, replicas: int, strategy_name: str = "default") -> None:
+    """The global batch splits evenly over the replicas, into batches every enabled objective
+    accepts; several steps per execution only where Keras can run them."""
     from keras_eqssl.methods.factory import enabled_objectives
     from keras_eqssl.methods.objectives import OBJECTIVES
+
+    per_execution = config.train.get("steps_per_execution", 1)
+    if per_execution > 1 and replicas > 1 and strategy_name != "tpu":
+        raise ConfigError(
+            f"config.train.steps_per_execution={per_execution} with {replicas} replicas under --strategy={strategy_name}: "
+            "Keras 3.15 cannot run several steps per execution under MirroredStrategy or "
+            "MultiWorkerMirroredStrategy (it fails inside its step loop, for any model). Use 1 there; it is for TPUs."
+        )
 
     batch = config.data.batch_size
     if batch % replicas:
@@ -232,7 +247,7 @@ def _train(config, strategy_name: str, tpu: str, strategy_options: dict) -> dict
     # First TensorFlow work of the process: MultiWorkerMirroredStrategy must configure the runtime.
     strategy = strategy_from_name(strategy_name, tpu=tpu, **strategy_options)
     chief = is_chief(strategy)
-    _setup(config)
+    precision = _setup(config)
     from keras_eqssl.data.train_batches import first_batch, train_batches
     from keras_eqssl.methods.callbacks import latest_checkpoint
 
@@ -240,7 +255,7 @@ def _train(config, strategy_name: str, tpu: str, strategy_options: dict) -> dict
     if chief:
         _remove_temporaries(config.workdir)
         _clear_or_refuse(config, ckpt_dir)
-    _check_replica_batch(config, strategy.num_replicas_in_sync)
+    _check_replica_batch(config, strategy.num_replicas_in_sync, strategy_name)
     checkpoint = latest_checkpoint(ckpt_dir) if config.train.resume else None
     first_step = checkpoint["step"] if checkpoint else 0
     agree_across_workers(strategy, first_step, "the step to start from")
@@ -275,7 +290,7 @@ def _train(config, strategy_name: str, tpu: str, strategy_options: dict) -> dict
             f"{config.data.source}, {steps} steps x {config.data.batch_size} pairs"
         )
     print(f"keras-eqssl-train: {model.name} {what}, {describe(strategy)}; {where}; workdir {config.workdir}")
-    print(f"keras-eqssl-train: {_cores_text()}; precision {config.train.precision}")
+    print(f"keras-eqssl-train: {_cores_text()}; {precision}")
     init_export = os.path.join(config.workdir, "export_init")
     if chief and first_step == 0 and config.eval.random_init:
         from keras_eqssl.export import export_encoder
