@@ -1,19 +1,23 @@
 """`train.precision`: what `"auto"` picks, and bf16 training of every method against float32.
 
-The bf16 check (slow) trains every config in configs/ for 50 steps (tiny ResNet/ViT, the rendered
+The bf16 check (slow) trains one config per method for 50 steps (tiny ResNet/ViT, the rendered
 mini-3DIEBench) twice from the same seed, in float32 and in `mixed_bfloat16`, and asks:
 
 - every logged value is finite in bf16;
 - the loss curves track: for each of the 5 epoch means (10 steps each) of every term logged,
   `|bf16 - float32| <= REL_TOL * max(|float32|, FLOOR)`.
 
-Why this tolerance (docs/performance.md has the measurement): bfloat16 keeps 8 significant bits,
-so each rounding is off by up to 2^-9 = 0.2% and a layer's output by about 1% after the roundings
-of a ResNet block; the first step's losses differ by that much. Training then follows a slightly
-different trajectory, as any perturbation does. REL_TOL bounds the drift over 50 steps by the
-drift measured between two float32 runs whose only difference is the data seed, which is the
-noise a user already accepts; FLOOR keeps terms that pass through 0 (an accuracy, a correlation
-near zero) from turning an absolute difference of 1e-3 into a large relative one.
+Why this tolerance (measured with this setting, docs/performance.md): bfloat16 keeps 8
+significant bits, so each rounding is off by up to 2^-9 = 0.2%, and a layer's output by about 1%
+after a ResNet block's roundings. Training then follows a slightly different trajectory, as any
+perturbation does. Over 50 steps the largest gap between bf16 and float32, over every term, was
+0.108 (SimSiam's loss; SimCLR 0.026, BYOL 0.011, STL 0.069, SIE 0.086, GTSA 0.009). Two float32
+runs that differ only in the data seed differ by 0.05 (SimCLR) to 2.3 (SimSiam) at their largest
+term. REL_TOL = 0.2 allows about 2x the worst bf16 gap measured (a failure means bf16 broke
+something, not that it rounded), and it is below the gap a new data seed makes for every method
+but SimCLR and STL, whose curves are the smoothest.
+FLOOR keeps terms that pass near 0 (an accuracy, a covariance penalty) from turning an
+absolute difference of 1e-3 into a large relative one.
 """
 
 from __future__ import annotations
@@ -27,8 +31,11 @@ from keras_eqssl import precision
 from keras_eqssl.config_validation import validate
 from keras_eqssl.precision import AUTO_ENV, PRECISIONS, auto_precision, resolve_precision
 
-CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.py"))
-REL_TOL = 0.25
+# One config per method (the *_recon and stl_augmix variants add no kind of layer or loss).
+METHOD_CONFIGS = (
+    "simclr", "byol", "vicreg_recon", "barlow", "simsiam", "ciper", "augself", "stl", "essl", "sie", "gtsa", "gtsa_dino",
+)  # fmt: skip
+REL_TOL = 0.2
 FLOOR = 0.1
 
 
@@ -70,6 +77,10 @@ def test_auto_can_be_pinned_by_the_environment(monkeypatch):
         auto_precision()
 
 
+def test_every_method_config_exists():
+    assert set(METHOD_CONFIGS) <= {p.stem for p in CONFIG_DIR.glob("*.py")}
+
+
 def test_the_default_config_says_auto():
     from keras_eqssl.default_config import get_config
 
@@ -108,7 +119,7 @@ def relative_gaps(bf16: dict, f32: dict) -> dict[str, float]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("name", METHOD_CONFIGS)
 def test_bf16_training_tracks_float32(name, tmp_path, renders):
     f32 = train_history(name, "float32", tmp_path / "f32", renders)
     bf16 = train_history(name, "mixed_bfloat16", tmp_path / "bf16", renders)
