@@ -21,3 +21,53 @@ def cpu_model() -> str:
 def machine_line() -> str:
     """`"CPU: <model> (<n> cores)"`, the line benchmark tables start with."""
     return f"CPU: {cpu_model()} ({os.cpu_count()} cores)"
+
+
+# The instruction-set extensions that decide whether bfloat16 math runs natively on a CPU.
+BF16_FLAGS = ("avx512f", "avx512_bf16", "amx_bf16")
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (the `flags` line of /proc/cpuinfo); empty where it cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def bf16_support() -> dict[str, bool]:
+    """`{flag: present}` for `BF16_FLAGS`: without avx512_bf16 or amx_bf16, bfloat16 is emulated in float32."""
+    flags = cpu_flags()
+    return {flag: flag in flags for flag in BF16_FLAGS}
+
+
+def cpu_features_line() -> str:
+    """`"CPU flags: avx512f no, avx512_bf16 no, amx_bf16 no (no bf16 instructions: bfloat16 math is emulated)"`."""
+    support = bf16_support()
+    if not cpu_flags():
+        return "CPU flags: unknown (no /proc/cpuinfo)"
+    cells = ", ".join(f"{flag} {'yes' if present else 'no'}" for flag, present in support.items())
+    native = support["avx512_bf16"] or support["amx_bf16"]
+    what = "bf16 instructions present" if native else "no bf16 instructions: bfloat16 math is emulated"
+    return f"CPU flags: {cells} ({what})"
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: `taskset`, a container's cpuset)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def cores_line() -> str:
+    """`"using 2 of 2 cores (TensorFlow: 2 intra-op, 2 inter-op threads)"`: what a run uses."""
+    import tensorflow as tf
+
+    cores = usable_cores()
+    intra = tf.config.threading.get_intra_op_parallelism_threads() or cores
+    inter = tf.config.threading.get_inter_op_parallelism_threads() or cores
+    return f"using {cores} of {os.cpu_count()} cores (TensorFlow: {intra} intra-op, {inter} inter-op threads)"

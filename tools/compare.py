@@ -38,7 +38,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from keras_eqssl.machine import cpu_model  # noqa: E402
+from keras_eqssl.machine import cpu_model, usable_cores  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -433,6 +433,11 @@ def main() -> None:
     # the command that makes the page from scratch (--only-done only rewrites it from cached runs)
     command = shlex.join([".venv/bin/python", "tools/compare.py", *(a for a in sys.argv[1:] if a != "--only-done")])
     body, seconds = [], 0.0
+    print(
+        f"[compare] using {usable_cores()} of {os.cpu_count()} cores ({cpu_model()}): one run at a time, each with "
+        "all of them (restrict with taskset -c)",
+        flush=True,
+    )
     grid = run_grid(datas, runs, args)
     for data in datas:
         per_run = grid[data]
@@ -447,7 +452,7 @@ def main() -> None:
     header = [
         "# Results: the methods compared, with seeds",
         "",
-        f"Made by `{command}` ({seconds / 60:.0f} min of training and probing on {os.cpu_count()} CPUs, "
+        f"Made by `{command}` ({seconds / 60:.0f} min of training and probing on {usable_cores()} CPUs, "
         f"{cpu_model()}). Every run: {args.steps} steps × {args.batch} pairs, ResNet-18 (cifar stem, width 1/4), "
         "AdamW 1e-3 cosine, 32 px views; `+ recon` adds the cross-attention reconstruction branch on the "
         "equivariant half of a 64/64 split with weight λ. STL and E-SSL add their objectives to SimCLR on the "

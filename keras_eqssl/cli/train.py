@@ -243,6 +243,7 @@ def _train(config, strategy_name: str, tpu: str, strategy_options: dict) -> dict
     import tensorflow as tf
 
     from keras_eqssl.distribute import agree_across_workers, describe, is_chief, strategy_from_name
+    from keras_eqssl.machine import cores_line
 
     # First TensorFlow work of the process: MultiWorkerMirroredStrategy must configure the runtime.
     strategy = strategy_from_name(strategy_name, tpu=tpu, **strategy_options)
@@ -290,7 +291,7 @@ def _train(config, strategy_name: str, tpu: str, strategy_options: dict) -> dict
             f"{config.data.source}, {steps} steps x {config.data.batch_size} pairs"
         )
     print(f"keras-eqssl-train: {model.name} {what}, {describe(strategy)}; {where}; workdir {config.workdir}")
-    print(f"keras-eqssl-train: {_cores_text()}; {precision}")
+    print(f"keras-eqssl-train: {cores_line()}; {precision}")
     init_export = os.path.join(config.workdir, "export_init")
     if chief and first_step == 0 and config.eval.random_init:
         from keras_eqssl.export import export_encoder
@@ -342,16 +343,6 @@ def _train(config, strategy_name: str, tpu: str, strategy_options: dict) -> dict
     if config.eval.enabled:
         metrics["report"] = _evaluate(config, model, sample, metrics, init_export)
     return metrics
-
-
-def _cores_text() -> str:
-    """How many cores this process may use and the thread pools TensorFlow runs with."""
-    import tensorflow as tf
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    intra = tf.config.threading.get_intra_op_parallelism_threads() or cores
-    inter = tf.config.threading.get_inter_op_parallelism_threads() or cores
-    return f"using {cores} of {os.cpu_count()} cores (TensorFlow: {intra} intra-op, {inter} inter-op threads)"
 
 
 def _names(text: str) -> list[str]:
