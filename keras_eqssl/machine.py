@@ -53,7 +53,7 @@ def cpu_features_line() -> str:
     cells = ", ".join(f"{flag} {'yes' if present else 'no'}" for flag, present in support.items())
     native = support["avx512_bf16"] or support["amx_bf16"]
     what = "bf16 instructions present" if native else "no bf16 instructions: bfloat16 math is emulated"
-    return f"CPU flags: {cells} ({what})"
+    return f"CPU flags: {cells} ({what}); {onednn_state()}"
 
 
 def usable_cores() -> int:
@@ -63,11 +63,24 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
+def onednn_state() -> str:
+    """`"oneDNN on"` / `"oneDNN off"` / `"oneDNN TensorFlow's default"`: TF_ENABLE_ONEDNN_OPTS as TF read it.
+
+    `import keras_eqssl` sets it to 1 unless it is set (TensorFlow's own default is on only for
+    CPUs with AVX-512 VNNI/BF16 or AMX); it counts only if set before TensorFlow is imported.
+    """
+    value = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    if value is None:
+        return "oneDNN TensorFlow's default"
+    return "oneDNN on" if value.strip().lower() in ("1", "true", "yes", "on") else "oneDNN off"
+
+
 def cores_line() -> str:
-    """`"using 2 of 2 cores (TensorFlow: 2 intra-op, 2 inter-op threads)"`: what a run uses."""
+    """`"using 2 of 2 cores (TensorFlow: 2 intra-op, 2 inter-op threads; oneDNN on)"`: what a run uses."""
     import tensorflow as tf
 
     cores = usable_cores()
     intra = tf.config.threading.get_intra_op_parallelism_threads() or cores
     inter = tf.config.threading.get_inter_op_parallelism_threads() or cores
-    return f"using {cores} of {os.cpu_count()} cores (TensorFlow: {intra} intra-op, {inter} inter-op threads)"
+    threads = f"TensorFlow: {intra} intra-op, {inter} inter-op threads; {onednn_state()}"
+    return f"using {cores} of {os.cpu_count()} cores ({threads})"

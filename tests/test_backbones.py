@@ -182,6 +182,28 @@ def test_vit_any_size_inside_tf_function():
         np.testing.assert_allclose(traced(images), vit(images, training=False)["tokens"], atol=1e-5)
 
 
+@pytest.mark.parametrize("size, new_size", [(4, 6), (4, 2), (14, 6), (7, 7)])
+def test_bicubic_matrix_is_tf_image_resize(size, new_size):
+    import tensorflow as tf
+
+    from keras_eqssl.nn.class_token_position_embedding import bicubic_matrix
+
+    grid = tf.random.stateless_normal([1, size, size + 1, 3], seed=[1, 2])
+    expected = tf.image.resize(grid, [new_size, new_size + 2], method="bicubic")[0]
+    rows, cols = bicubic_matrix(size, new_size), bicubic_matrix(size + 1, new_size + 2)
+    np.testing.assert_allclose(tf.einsum("Hh,hwd,Ww->HWd", rows, grid[0], cols), expected, atol=1e-5)
+
+
+def test_vit_resized_positions_compile_with_xla():
+    # XLA has no ResizeBicubic: a known grid is resized by two constant matrices instead.
+    import tensorflow as tf
+
+    vit = backbone_from_name("vit_tiny")
+    images = random_images(2, 48)
+    compiled = tf.function(lambda x: vit(x, training=False)["tokens"], jit_compile=True)
+    np.testing.assert_allclose(compiled(images), vit(images, training=False)["tokens"], atol=1e-4)
+
+
 @pytest.fixture
 def mixed_precision():
     previous = keras.config.dtype_policy()

@@ -1,61 +1,98 @@
-"""Training throughput of every method in `PairModel`, with and without cross-attention reconstruction.
+"""Training throughput of every method, per precision (float32, mixed bfloat16) and jit setting; and end to end.
 
-Each row is one `PairModel` training step (`model.train_function`, the step `fit` runs: forward on
-both views, the losses, the gradients, Adam, the EMA target move for BYOL) on a ResNet-18 at
-64 px, batch 128, on the CPU, with `compile(jit_compile=False)` and `compile(jit_compile=True)`:
+**Step mode (the default).** Each row is one training step (`model.train_function`, the step `fit`
+runs: forward on every view, the losses, the gradients, the optimizer, the EMA target move for
+BYOL and GTSA) on the CPU, for each precision of `--precision` (set with
+`keras.mixed_precision.set_global_policy` before the model is built) and with
+`compile(jit_compile=False)` and `compile(jit_compile=True)`. Rows are a `PairModel` on a ResNet-18
+(`--backbone-stem`, `--width`) at `--size` px, batch `--batch`:
 
 - `simclr`, `byol`, `vicreg`, `barlow` (Barlow Twins), `simsiam`: the invariance loss with its
   published heads (the layers' defaults), on the whole 512-channel representation (no split);
 - `<method>+recon`: the same loss on the first half of the channels (split 256/256, scaled by
   `--width`) plus `CrossAttentionReconstruction` (reconstruct v2, query from the target, decoder
   Dense 256 and up-convolutions 128-64-32 to a 64 px target; `--decoder-dim`, `--decoder-filters`,
-  `--target-size` change them);
+  `--target-size` change them; the target is the largest side <= `--target-size` that divides the
+  view and is the feature grid times a power of two, e.g. 48 px at 96 px);
 - `ciper`: SimCLR + `ParameterPrediction(["crop", "color"])` (CIPER's pair mode), with the
   param_specs of the `simclr` policy, on the whole representation;
 - `stl`: SimCLR + `STL()` (its published heads: P_eq 512-128, g 128-128, P_t 128-128, the
   hypernetwork d -> d*d) on the whole representation, batches of the `stl` policy (aligned pairs);
 - `essl`: SimCLR + `ESSL()` on the whole representation, batches of the `essl` policy (the pair
   plus one crop of half the view side in four rotations: 4 more backbone passes at 1/4 the pixels);
-- `sie`: VICReg + `SIE()` on a half/half split, with a random relative rotation per pair.
+- `sie`: VICReg + `SIE()` on a half/half split, with a random relative rotation per pair;
+- `gtsa`: `GTSAModel` built from `configs/gtsa.py` by `model_from_config` (its own tiny ViT and
+  its own 64 / 32 px multi-crop, 2 global + 4 local crops; `--size`, `--width` and
+  `--backbone-stem` do not apply), batch `--batch` images made by `train_batches` from the
+  bundled photos. Its "pairs/s" are source images/s.
 
-"x base" is a row's step time over its base's (same jit): `+recon` over the method, `ciper`,
-`stl` and `essl` over `simclr`, `sie` over `vicreg` (from wall time; "x base CPU" from CPU time).
-STL's official PyTorch code costs 1.25x SimCLR; the target for ours is the same or less.
+"x base" is a row's step time over its base's (same precision and jit): `+recon` over the method,
+`ciper`, `stl` and `essl` over `simclr`, `sie` over `vicreg` (from wall time; "x base CPU" from CPU
+time). STL's official PyTorch code costs 1.25x SimCLR; the target for ours is the same or less.
+The second table has one line per method and, for every (precision, jit) setting, the wall time
+per pair and its ratio to the same method's float32 / jit-off time (below 1 = faster).
 
-The backbone is `backbone_from_name("resnet18", stem="cifar", width=--width)`: the cifar stem
-(3x3/1 conv, no max-pool, output stride 8) gives an 8x8x512 feature map at 64 px, so the
-reconstruction branch has 64 tokens to cross-attend. (The imagenet and sie stems have stride 32:
-a 2x2 map at 64 px.) The cifar stem runs the first stage at the full 64x64: the stages see the
-map sizes, and the FLOPs, of an imagenet-stem ResNet-18 at 256 px.
+The backbone is `backbone_from_name("resnet18", stem=--backbone-stem, width=--width)`. The cifar
+stem (the default: 3x3/1 conv, no max-pool, output stride 8) gives an 8x8x512 feature map at 64 px,
+so the reconstruction branch has 64 tokens to cross-attend; it runs the first stage at the full
+64x64, so the stages see the map sizes, and the FLOPs, of an imagenet-stem ResNet-18 at 256 px.
+The imagenet stem (7x7/2 conv and max-pool, output stride 32) is STL's recipe at 96 px.
 
-The data pipeline is left out: one batch of views (and the parameters that made them) is made
-once, by the `simclr` policy from uniform-noise uint8 images, and fed again and again from
-`tf.data.Dataset.from_tensors(batch).repeat().prefetch(1)`. So the figures are the model's step
-alone.
+The data pipeline is left out of step mode: one batch of views (and the parameters that made them)
+is made once, by the row's policy from uniform-noise uint8 images (GTSA: from the photos), and fed
+again and again from `tf.data.Dataset.from_tensors(batch).repeat().prefetch(1)`. So the figures are
+the model's step alone.
+
+**End-to-end mode (`--end-to-end`).** `--config configs/stl.py` (or `--methods stl,essl`, each
+naming `configs/<name>.py`) is trained as `keras-eqssl-train` trains it: `train_batches(config)`
+(the real input pipeline: source, policy, parallel map, prefetch) feeds the model's compiled
+training step (`model.train_function`, what `fit` calls once per step, without the callbacks),
+with the model and optimizer of `model_from_config` / `optimizer_from_config`. `--size`, `--batch`,
+`--width`, `--backbone-stem` and `--optimizer` override the config's `augment.size`,
+`data.batch_size`, `model.width`, `model.stem` and `optim.name` (default: the config's own);
+`--source` its data source (default: the config's, or `skimage_photos` where it is `threedie`).
+The figure is source images per second as a user sees it in a long run: batch x steps over the
+wall time of `--steps` steps pulled from a running pipeline iterator (pipeline and step overlapped
+on the same cores), after `--warmup` untimed steps on it (the pipeline's start-up: making an
+iterator instantiates the pipeline's functions, 1-4 s, once per run). Before it, "step alone" is
+the same model's step on one repeated in-memory batch (this also traces and, with jit, compiles
+the step), and "e2e / step" is the ratio of the two rates (1.0 = the pipeline costs the step
+nothing). STL's reference: the official PyTorch code trains STL at 96 px, batch 64,
+ResNet-18 with the ImageNet stem, full width, SGD at 32 source images/s on a 2-core CPU with
+AVX-512 BF16; the target is 1.5x that, 48 images/s:
+
+    python tools/bench_train.py --end-to-end --methods stl --size 96 --batch 64 \
+        --backbone-stem imagenet --width 1 --optimizer sgd
 
 Timing: for each model, `--warmup` steps are run untimed (the first traces the step function
 and, with jit, compiles it with XLA), then `--repeats` runs of `--steps` steps; the best run is
-kept. The number reported is pairs per second (a pair = the two views of one source image; views/s is twice
-that) and process CPU time (all cores) per pair, which other work on the machine disturbs less
-than wall time. For `+recon` rows, "recon x" is the time per step with reconstruction over the
-time of the same method without it, same jit setting. Target: recon x <= 1.3.
+kept. The number reported is pairs per second (a pair = the two views of one source image; views/s
+is twice that) and process CPU time (all cores) per pair, which other work on the machine disturbs
+less than wall time. For `+recon` rows, "recon x" is the time per step with reconstruction over the
+time of the same method without it, same precision and jit. Target: recon x <= 1.3. Every table
+starts with the CPU's model and whether it has the AVX-512 / bf16 instructions (without
+avx512_bf16 or amx_bf16, bfloat16 math is emulated and slower than float32).
 
-Each group (a method and its `+recon`, one jit setting) runs in its own child process (a fresh
-Python and TensorFlow), so one group's memory (a few GB per compiled step at batch 128, which the
-allocator keeps) does not add to the next; `--in-process` runs them all in this process instead.
-A configuration that fails (e.g. an op XLA cannot compile on the CPU, or a crashed child) prints
-`failed: <reason>` in its row and the benchmark goes on.
+Each group (a method and its `+recon`, one precision and jit setting; in end-to-end mode one
+config and setting) runs in its own child process (a fresh Python and TensorFlow), so one group's
+memory (a few GB per compiled step at batch 128, which the allocator keeps) does not add to the
+next; `--in-process` runs them all in this process instead. A configuration that fails (e.g. an op
+XLA cannot compile on the CPU, or a crashed child) prints `failed: <reason>` in its row and the
+benchmark goes on.
 
 Usage:
-    python tools/bench_train.py                     # all methods, jit off and on, ResNet-18 64 px batch 128
-    python tools/bench_train.py --methods vicreg,simclr --no-jit --steps 5 --repeats 3
-    python tools/bench_train.py --width 0.25 --batch 32 --json /tmp/bench_train.json
+    python tools/bench_train.py                     # all methods, float32 and mixed_bfloat16, jit off and on
+    python tools/bench_train.py --methods vicreg,simclr --no-jit --precision float32 --steps 5 --repeats 3
+    python tools/bench_train.py --width 0.5 --size 32 --batch 64 --json /tmp/bench_train.json
+    python tools/bench_train.py --methods stl --size 96 --backbone-stem imagenet
+    python tools/bench_train.py --end-to-end --config configs/stl.py --batch 64 --optimizer sgd
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import json
 import os
 import subprocess
@@ -68,18 +105,20 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # the CPU figures, even where a GPU is present
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 try:
     import keras_eqssl  # noqa: F401
 except ImportError:  # run from a checkout that is not installed: `python tools/bench_train.py`
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.path.insert(0, ROOT)
+    import keras_eqssl  # noqa: F401  (before TensorFlow: it sets TF_ENABLE_ONEDNN_OPTS)
 
 import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 from keras_eqssl.augment.policies import RotatedCropPolicy, stl  # noqa: E402
 from keras_eqssl.augment.policies import simclr as simclr_policy  # noqa: E402
-from keras_eqssl.machine import machine_line  # noqa: E402
+from keras_eqssl.machine import cpu_features_line, machine_line  # noqa: E402
 from keras_eqssl.methods import (  # noqa: E402
     BYOL,
     ESSL,
@@ -100,19 +139,60 @@ tf.get_logger().setLevel("ERROR")
 # name -> invariance loss; every one also runs "+recon". CIPER has no recon variant.
 INVARIANCES = {"simclr": SimCLR, "byol": BYOL, "vicreg": VICReg, "barlow": BarlowTwins, "simsiam": SimSiam}
 OBJECTIVE_ROWS = {"ciper": "simclr", "stl": "simclr", "essl": "simclr", "sie": "vicreg"}  # row -> its base row
-METHODS = (*INVARIANCES, *OBJECTIVE_ROWS)
+CONFIG_ROWS = {"gtsa": "gtsa"}  # row -> configs/<file>.py it is built from (model_from_config, train_batches)
+METHODS = (*INVARIANCES, *OBJECTIVE_ROWS, *CONFIG_ROWS)
 ALIASES = {"barlowtwins": "barlow", "barlow_twins": "barlow"}
 RECON = "+recon"
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+STEMS = ("cifar", "imagenet")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+REFERENCE = ("float32", False)  # the setting every ratio of the settings table divides by
+# STL's reference figure (the issue): the official PyTorch code, STL at 96 px, batch 64, ResNet-18
+# (ImageNet stem, full width), SGD, on a 2-core CPU with AVX-512 BF16; the target is 1.5x it.
+STL_REFERENCE_IMAGES_PER_S = 32.0
+STL_TARGET_FACTOR = 1.5
 
 
 def group(method: str) -> list[str]:
-    """The rows one child process times: a method and its `+recon`, or one objective row."""
-    return [method] if method in OBJECTIVE_ROWS else [method, method + RECON]
+    """The rows one child process times: a method and its `+recon`, or one objective (or config) row."""
+    return [method] if method in OBJECTIVE_ROWS or method in CONFIG_ROWS else [method, method + RECON]
 
 
 def base_of(name: str) -> str | None:
     """The row a row's "x base" divides by."""
     return name.removesuffix(RECON) if name.endswith(RECON) else OBJECTIVE_ROWS.get(name)
+
+
+def setting_name(precision: str, jit: bool) -> str:
+    """`"float32/off"`, `"mixed_bfloat16/on"`: a (precision, jit) setting, as the JSON and tables name it."""
+    return f"{precision}/{'on' if jit else 'off'}"
+
+
+def load_config(name: str):
+    """The config of `configs/<name>.py`, or of the config file at path `name`."""
+    path = name if name.endswith(".py") else os.path.join(ROOT, "configs", name + ".py")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no config file {path}")
+    stem = os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(f"bench_config_{stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def row_config(name: str, args):
+    """The config a config row (`gtsa`) is built from: the config file's own, with batch `--batch`."""
+    config = load_config(CONFIG_ROWS[name])
+    config.data.batch_size = args.batch
+    return config
+
+
+def config_batch(config) -> tuple[dict, dict]:
+    """The first batch `train_batches(config)` makes, as NumPy arrays, and its param_specs."""
+    from keras_eqssl.data.train_batches import first_batch, train_batches
+
+    dataset, specs = train_batches(config, progress=False)
+    return tf.nest.map_structure(lambda t: t.numpy(), first_batch(dataset)), specs
 
 
 def make_batch(batch: int, size: int, seed: int = 0, method: str = "simclr") -> tuple[dict, dict]:
@@ -138,9 +218,37 @@ def make_batch(batch: int, size: int, seed: int = 0, method: str = "simclr") -> 
     return data, {v: s for v, s in policy.param_specs().items() if v in ("v1", "v2")}
 
 
-def build_model(name: str, args, param_specs: dict) -> PairModel:
-    """The `PairModel` of one row (see the module docstring)."""
-    backbone = backbone_from_name("resnet18", stem="cifar", width=args.width)
+def make_data(method: str, args) -> tuple[dict, dict]:
+    """The repeated batch of a group: `make_batch`, or the config's first batch for a config row."""
+    if method in CONFIG_ROWS:
+        return config_batch(row_config(method, args))
+    return make_batch(args.batch, args.size, method=method)
+
+
+def recon_target_size(size: int, requested: int, stride: int) -> int:
+    """The reconstruction target side: the largest t <= `requested` (and <= `size`) that divides `size`
+    and is the feature grid times a power of two (what the decoder's up-convolutions reach).
+
+    >>> recon_target_size(64, 64, 8), recon_target_size(96, 64, 8), recon_target_size(96, 64, 32)
+    (64, 48, 48)
+    """
+    limit = min(requested, size)
+    grid = -(-size // stride)
+    best, side = None, grid
+    while side <= limit:
+        if size % side == 0:
+            best = side
+        side *= 2
+    return best or limit  # none fits: the objective names the problem
+
+
+def build_model(name: str, args, param_specs: dict):
+    """The model of one row (see the module docstring)."""
+    if name in CONFIG_ROWS:
+        from keras_eqssl.methods.factory import model_from_config
+
+        return model_from_config(row_config(name, args), param_specs)
+    backbone = backbone_from_name("resnet18", stem=args.backbone_stem, width=args.width)
     base, recon = name.removesuffix(RECON), name.endswith(RECON)
     dim = backbone.feature_dim
     if base == "ciper":
@@ -160,7 +268,7 @@ def build_model(name: str, args, param_specs: dict) -> PairModel:
         split = (dim // 2, dim - dim // 2)
         objectives = [
             CrossAttentionReconstruction(
-                target_size=min(args.target_size, args.size),
+                target_size=recon_target_size(args.size, args.target_size, backbone.feature_stride),
                 decoder_dim=args.decoder_dim,
                 decoder_filters=args.decoder_filters,
             )
@@ -168,36 +276,86 @@ def build_model(name: str, args, param_specs: dict) -> PairModel:
     return PairModel(backbone, INVARIANCES[base](), objectives, split=split, image_size=args.size)
 
 
+def make_optimizer(name: str) -> keras.optimizers.Optimizer:
+    """Step mode's optimizer: Adam 1e-4 (the default), AdamW 1e-4 (weight decay 1e-6) or SGD 0.03 (momentum 0.9)."""
+    if name == "sgd":
+        return keras.optimizers.SGD(0.03, momentum=0.9)
+    if name == "adamw":
+        return keras.optimizers.AdamW(1e-4, weight_decay=1e-6)
+    return keras.optimizers.Adam(1e-4)
+
+
 def short_error(err: BaseException) -> str:
     """The first meaningful line of an error, at most 160 characters."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if lines and lines[0].startswith("Graph execution error"):  # TF's wrapper: the cause is further down
+        causes = [line for line in lines if line.startswith(("Detected unsupported", "No registered", "OOM"))]
+        lines = causes or lines
     text = f"{type(err).__name__}: {lines[0] if lines else ''}"
     return text if len(text) <= 160 else text[:157] + "..."
+
+
+def cpu_only() -> None:
+    """Hides any GPU from TensorFlow (the CPU figures); a no-op once TensorFlow has started its devices."""
+    try:
+        cpu_only()
+    except RuntimeError:  # already initialised (main() called again in one process); CUDA_VISIBLE_DEVICES="" holds
+        pass
+
+
+def cpu_seconds() -> float:
+    """Process CPU time (user + system, all threads) so far, at the clock's resolution."""
+    return time.process_time()
 
 
 class Runner:
     """One compiled model and an iterator over the repeated batch; `run(steps)` times `steps` steps."""
 
-    def __init__(self, name: str, jit: bool, args, data: dict, param_specs: dict):
+    def __init__(self, name: str, jit: bool, args, data: dict, param_specs: dict, model=None):
         self.name, self.jit = name, jit
-        self.model = build_model(name, args, param_specs)
-        self.model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=jit)
+        if model is None:
+            model = build_model(name, args, param_specs)
+            model.compile(optimizer=make_optimizer(args.optimizer), jit_compile=jit)
+        self.model = model
         self.model.make_train_function()
         ds = tf.data.Dataset.from_tensors(data).repeat().prefetch(1)
         self.iterator = iter(ds)
 
     def run(self, steps: int) -> tuple[float, float, float]:
         """(wall seconds, process CPU seconds, last loss) for `steps` training steps."""
-        cpu_start, start = os.times(), time.perf_counter()
+        cpu_start, start = cpu_seconds(), time.perf_counter()
         for _ in range(steps):
             logs = self.model.train_function(self.iterator)
         loss = float(logs["loss"])  # waits for the last step
-        elapsed, cpu_end = time.perf_counter() - start, os.times()
-        return elapsed, (cpu_end.user + cpu_end.system) - (cpu_start.user + cpu_start.system), loss
+        return time.perf_counter() - start, cpu_seconds() - cpu_start, loss
 
 
-def bench_group(names: list[str], jit: bool, args, data: dict, param_specs: dict) -> dict:
-    """Builds, warms up and times the rows of one group (a method and its +recon), one after the other.
+def label(name: str, precision: str, jit: bool) -> str:
+    return f"{name:<14} {precision:<14} jit={str(jit):<5}"
+
+
+def time_runner(runner: Runner, args, what: str, per_step: int, warmup: int | None = None, unit: str = "pairs") -> dict:
+    """`warmup` (default `--warmup`) untimed steps, then the best of `--repeats` runs of `--steps` steps:
+    {"step_s", "cpu_s"} per step. `per_step` `unit`s (pairs, images) are trained per step."""
+    start = time.perf_counter()
+    for _ in range(args.warmup if warmup is None else warmup):
+        runner.run(1)
+    print(f"  {what} built and warmed up in {time.perf_counter() - start:.1f} s", flush=True)
+    best = [float("inf"), float("inf")]
+    for r in range(args.repeats):
+        seconds, cpu, loss = runner.run(args.steps)
+        best = [min(best[0], seconds / args.steps), min(best[1], cpu / args.steps)]
+        print(
+            f"  {what} run {r + 1}: {seconds / args.steps:7.2f} s/step  {per_step * args.steps / seconds:7.1f} "
+            f"{unit}/s  (CPU {1000 * cpu / (args.steps * per_step):.1f} ms/{unit[:-1]}, loss {loss:.4g})",
+            flush=True,
+        )
+    return {"step_s": best[0], "cpu_s": best[1]}
+
+
+def bench_group(names: list[str], jit: bool, args, data: dict, param_specs: dict, precision: str = "float32") -> dict:
+    """Builds, warms up and times the rows of one group (a method and its +recon), one after the other,
+    under the dtype policy `precision` (set before each model is built, float32 again after).
 
     One model at a time, so that the memory of a step (several GB at batch 128) is needed once.
     Returns name -> {"step_s", "cpu_s"} (best run, per step) or {"error"}."""
@@ -205,41 +363,27 @@ def bench_group(names: list[str], jit: bool, args, data: dict, param_specs: dict
     for name in names:
         runner = None
         try:
+            keras.mixed_precision.set_global_policy(precision)
             runner = Runner(name, jit, args, data, param_specs)
-            start = time.perf_counter()
-            for _ in range(args.warmup):
-                runner.run(1)
-            print(
-                f"  {name:<14} jit={str(jit):<5} built and warmed up in {time.perf_counter() - start:.1f} s", flush=True
-            )
-            best = [float("inf"), float("inf")]
-            for r in range(args.repeats):
-                seconds, cpu_seconds, loss = runner.run(args.steps)
-                best = [min(best[0], seconds / args.steps), min(best[1], cpu_seconds / args.steps)]
-                print(
-                    f"  {name:<14} jit={str(jit):<5} run {r + 1}: {seconds / args.steps:7.2f} s/step  "
-                    f"{args.batch * args.steps / seconds:7.1f} pairs/s  "
-                    f"(CPU {1000 * cpu_seconds / (args.steps * args.batch):.1f} ms/pair, loss {loss:.4g})",
-                    flush=True,
-                )
-            out[name] = {"step_s": best[0], "cpu_s": best[1]}
+            out[name] = time_runner(runner, args, label(name, precision, jit), args.batch)
         except Exception as err:  # noqa: BLE001 - a failing configuration is a row, not the end of the run
             out[name] = {"error": short_error(err)}
-            print(f"  {name:<14} jit={str(jit):<5} failed: {out[name]['error']}", flush=True)
+            print(f"  {label(name, precision, jit)} failed: {out[name]['error']}", flush=True)
         del runner
+        keras.mixed_precision.set_global_policy("float32")
         keras.backend.clear_session()
         gc.collect()
     return out
 
 
-def group_in_child(names: list[str], jit: bool, args) -> dict:
-    """`bench_group` in a fresh Python process, so that every group starts with the memory of none
-    before it (ResNet-18 at batch 128 holds several GB per compiled step, which the allocator keeps)
-    and a crash (an XLA abort, the OOM killer) is a failed row. Its progress lines go to our stdout."""
+def run_child(names: list[str], extra: list[str], args) -> dict:
+    """This script in a fresh Python process with `extra` child options, so that every group starts with
+    the memory of none before it (ResNet-18 at batch 128 holds several GB per compiled step, which the
+    allocator keeps) and a crash (an XLA abort, the OOM killer) is a failed row. Its progress lines go to
+    our stdout. Returns name -> figures, or name -> {"error"} for each of `names`."""
     with tempfile.TemporaryDirectory() as tmp:
         out_path = os.path.join(tmp, "group.json")
-        command = [sys.executable, os.path.abspath(__file__), *child_args(args)]
-        command += ["--child-group", ",".join(names), "--child-jit", str(int(jit)), "--child-out", out_path]
+        command = [sys.executable, os.path.abspath(__file__), *child_args(args), *extra, "--child-out", out_path]
         proc = subprocess.run(command, stdout=None, stderr=subprocess.PIPE, text=True)
         if proc.returncode == 0 and os.path.exists(out_path):
             with open(out_path) as f:
@@ -248,17 +392,26 @@ def group_in_child(names: list[str], jit: bool, args) -> dict:
         reason = f"worker exited with {proc.returncode}" + (f" ({lines[-1][:120]})" if lines else "")
         if proc.returncode in (-9, 137):
             reason += ", killed (out of memory?)"
-        print(f"  {'/'.join(names)} jit={jit}: failed: {reason}", flush=True)
+        print(f"  {'/'.join(names)} {' '.join(extra)}: failed: {reason}", flush=True)
         return {name: {"error": reason} for name in names}
 
 
+def group_in_child(names: list[str], jit: bool, args, precision: str = "float32") -> dict:
+    """`bench_group` in a fresh Python process (see `run_child`)."""
+    extra = ["--child-group", ",".join(names), "--child-jit", str(int(jit)), "--child-precision", precision]
+    return run_child(names, extra, args)
+
+
 def child_args(args) -> list[str]:
-    """The command-line options that set up a group, for its child process."""
-    out = ["--batch", str(args.batch), "--size", str(args.size), "--width", str(args.width)]
-    out += ["--steps", str(args.steps), "--repeats", str(args.repeats), "--warmup", str(args.warmup)]
-    out += ["--target-size", str(args.target_size), "--decoder-dim", str(args.decoder_dim)]
-    if args.decoder_filters is not None:
-        out += ["--decoder-filters", str(args.decoder_filters)]
+    """The command-line options that set up a group, for its child process (the ones that are set)."""
+    out = []
+    for option in (
+        "batch", "size", "width", "steps", "repeats", "warmup", "target_size", "decoder_dim", "decoder_filters",
+        "backbone_stem", "optimizer", "source",
+    ):  # fmt: skip
+        value = getattr(args, option)
+        if value is not None:
+            out += ["--" + option.replace("_", "-"), str(value)]
     return out
 
 
@@ -277,16 +430,321 @@ def parse_methods(text: str, parser) -> list[str]:
     return methods
 
 
-def main(argv=None) -> None:
+def parse_precisions(text: str, parser) -> list[str]:
+    out = []
+    for item in text.split(","):
+        item = item.strip().lower()
+        if not item:
+            continue
+        if item not in PRECISIONS:
+            parser.error(f"unknown precision {item!r}; expected some of {', '.join(PRECISIONS)}")
+        if item not in out:
+            out.append(item)
+    if not out:
+        parser.error("--precision is empty")
+    return out
+
+
+def fmt(value, spec: str = ".2f") -> str:
+    return "" if value is None else f"{value:{spec}}"
+
+
+def print_table(header: list[str], rows: list[list[str]]) -> None:
+    """A Markdown table, each column as wide as its widest cell."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    print("| " + " | ".join(f"{h:<{w}}" for h, w in zip(header, widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows:
+        print("| " + " | ".join(f"{c:<{w}}" for c, w in zip(row, widths)) + " |")
+
+
+def reference_setting(settings: list[tuple[str, bool]]) -> tuple[str, bool]:
+    """float32 / jit off where measured, else the first setting."""
+    return REFERENCE if REFERENCE in settings else settings[0]
+
+
+def settings_summary(rows: list[dict], settings: list[tuple[str, bool]], per: str) -> dict:
+    """method -> {"reference", "fastest", "settings": {setting: {"ms_per_<per>", "ratio"} or {"error"}}}.
+
+    `ratio` is the setting's wall time over the reference setting's, same method (below 1 = faster);
+    `cpu_ratio` the same for the process CPU time, which other work on the machine disturbs less."""
+    ref = reference_setting(settings)
+    key, cpu_key = f"ms_per_{per}", f"cpu_ms_per_{per}"
+    out = {}
+    for row in rows:
+        entry = out.setdefault(row["method"], {"reference": setting_name(*ref), "settings": {}})
+        name = setting_name(row["precision"], row["jit"])
+        entry["settings"][name] = {"error": row["error"]} if "error" in row else {key: row[key], cpu_key: row[cpu_key]}
+    for entry in out.values():
+        base = entry["settings"].get(entry["reference"], {})
+        timed = {s: f[key] for s, f in entry["settings"].items() if key in f}
+        for figures in entry["settings"].values():
+            if key in figures and key in base:
+                figures["ratio"] = figures[key] / base[key]
+                figures["cpu_ratio"] = figures[cpu_key] / base[cpu_key]
+        entry["fastest"] = min(timed, key=timed.get) if timed else None
+    return out
+
+
+def print_settings_table(summary: dict, settings: list[tuple[str, bool]], per: str, title: str) -> None:
+    """One line per method: the wall ms per `per` of every setting and its ratio to the reference setting."""
+    ref = setting_name(*reference_setting(settings))
+    print(title)
+    print(machine_line())
+    print(cpu_features_line())
+    print(f"ms/{per} = wall time per {per}; x = that over the same method's {ref} (below 1 = faster);")
+    print(f"x CPU = the same for the process CPU time per {per} (less disturbed by other work on the machine).")
+    names = [setting_name(*s) for s in settings]
+    others = [n for n in names if n != ref]
+    header = ["method", *(f"{n} ms/{per}" for n in names), *(f"x {n}" for n in others)]
+    header += [*(f"x CPU {n}" for n in others), "fastest"]
+    lines = []
+    for method, entry in summary.items():
+        cells = [method]
+        for n in names:
+            f = entry["settings"].get(n, {})
+            cells.append("failed" if "error" in f else fmt(f.get(f"ms_per_{per}"), ".1f"))
+        cells += [fmt(entry["settings"].get(n, {}).get("ratio")) for n in others]
+        cells += [fmt(entry["settings"].get(n, {}).get("cpu_ratio")) for n in others]
+        lines.append([*cells, entry["fastest"] or ""])
+    print_table(header, lines)
+
+
+# --- end-to-end mode ---------------------------------------------------------------------------
+
+
+def e2e_config(name: str, args):
+    """The config of `name` (configs/<name>.py or a path) with the command line's overrides (see the docstring)."""
+    config = load_config(name)
+    if args.source:
+        config.data.source = args.source
+    elif config.data.source == "threedie":
+        config.data.source = "skimage_photos"  # the bundled photos: nothing to render or download
+    if args.size is not None:
+        config.augment.size = args.size
+        config.augment.essl.size = max(args.size // 2, 8)  # E-SSL's crop and GTSA's local crops: half the view
+        config.augment.gtsa.local_size = max(args.size // 2, 8)
+    if args.batch is not None:
+        config.data.batch_size = args.batch
+    if args.width is not None:
+        config.model.width = args.width
+    if args.backbone_stem is not None:
+        config.model.stem = args.backbone_stem
+    if args.optimizer is not None:
+        config.optim.name = args.optimizer
+    return config
+
+
+def describe_config(config) -> str:
+    """One line: what an end-to-end row trains (source, policy, sizes, batch, backbone, optimizer)."""
+    m = config.model
+    backbone = m.backbone + (f" ({m.stem} stem, width {m.width})" if m.backbone.startswith("resnet") else "")
+    views = f"{config.augment.size} px"
+    if config.augment.policy == "gtsa":
+        views += f" + {config.augment.gtsa.num_local} local crops of {config.augment.gtsa.local_size} px"
+    elif config.augment.policy == "essl":
+        views += f" + 4 rotations of a {config.augment.essl.size} px crop"
+    augmix = " + AugMix" if config.augment.policy == "stl" and config.augment.stl.augmix else ""
+    return (
+        f"{config.data.source} ({config.data.image_size} px sources), policy {config.augment.policy}{augmix}, "
+        f"{views}, batch {config.data.batch_size} images, {backbone}, {config.optim.name}"
+    )
+
+
+def e2e_name(item: str) -> str:
+    return os.path.splitext(os.path.basename(item))[0] if item.endswith(".py") else item
+
+
+def bench_end_to_end(name: str, jit: bool, args, precision: str) -> dict:
+    """One config, one setting: the model's step alone on its first batch, then `train_batches` feeding it.
+
+    Returns {"step_s", "cpu_s", "alone_step_s", "alone_cpu_s", "batch"} (best runs, per step) or {"error"}."""
+    from keras_eqssl.data.train_batches import first_batch, train_batches
+    from keras_eqssl.methods.factory import model_from_config, optimizer_from_config
+
+    what = label(e2e_name(name), precision, jit)
+    try:
+        config = e2e_config(name, args)
+        config.train.precision, config.train.jit_compile = precision, jit
+        keras.mixed_precision.set_global_policy(precision)
+        dataset, specs = train_batches(config, progress=False)
+        model = model_from_config(config, specs)
+        model.compile(optimizer=optimizer_from_config(config), jit_compile=jit)
+        batch = config.data.batch_size
+        # The step alone first (it traces the step function and, with jit, compiles it), on the first batch.
+        runner = Runner(name, jit, args, first_batch(dataset), specs, model=model)
+        alone = time_runner(runner, args, what + " step alone", batch, warmup=max(args.warmup, 1), unit="images")
+        # Then the pipeline: a fresh iterator (its threads start at the first batch), warm-up steps untimed
+        # (the pipeline's start-up and any retrace), then the timed steps on the same, running iterator.
+        runner.iterator = iter(dataset)
+        e2e = time_runner(runner, args, what + " end to end", batch, warmup=max(args.warmup, 1), unit="images")
+        return {
+            "step_s": e2e["step_s"], "cpu_s": e2e["cpu_s"], "alone_step_s": alone["step_s"],
+            "alone_cpu_s": alone["cpu_s"], "batch": batch,
+        }  # fmt: skip
+    except Exception as err:  # noqa: BLE001 - a failing configuration is a row, not the end of the run
+        print(f"  {what} failed: {short_error(err)}", flush=True)
+        return {"error": short_error(err)}
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+        keras.backend.clear_session()
+        gc.collect()
+
+
+def main_end_to_end(args, parser, precisions: list[str], jits: list[bool]) -> dict:
+    items = [c.strip() for c in (args.config or "").split(",") if c.strip()]
+    items += [m.strip() for m in (args.methods or "").split(",") if m.strip()]
+    if not items:
+        parser.error("--end-to-end needs --config configs/<name>.py or --methods <config names>")
+    for item in items:
+        path = item if item.endswith(".py") else os.path.join(ROOT, "configs", item + ".py")
+        if not os.path.isfile(path):
+            parser.error(f"no config file {path} (--end-to-end trains configs/<name>.py)")
+    for option in ("size", "batch", "steps", "repeats"):
+        if getattr(args, option) is not None and getattr(args, option) < 1:
+            parser.error(f"--{option} must be positive")
+    if args.width is not None and args.width <= 0:
+        parser.error("--width must be > 0")
+    args.steps = args.steps or 3
+    args.repeats = args.repeats or 1
+    args.warmup = 1 if args.warmup is None else args.warmup
+    descriptions = {e2e_name(item): describe_config(e2e_config(item, args)) for item in items}
+    print(
+        f"{machine_line()}; TF {tf.__version__}, Keras {keras.__version__}; end to end: train_batches -> train_function, "
+        f"warm-up {max(args.warmup, 1)} step(s) + timed {args.steps} steps, best of {args.repeats}.",
+        flush=True,
+    )
+    print(cpu_features_line(), flush=True)
+    for name, text in descriptions.items():
+        print(f"  {name}: {text}", flush=True)
+
+    cpu_only()
+    results, start = {}, time.perf_counter()
+    for precision in precisions:
+        for jit in jits:
+            for item in items:
+                if args.in_process:
+                    figures = bench_end_to_end(item, jit, args, precision)
+                else:
+                    extra = ["--child-e2e", item, "--child-jit", str(int(jit)), "--child-precision", precision]
+                    figures = run_child([item], extra, args)[item]
+                results[(item, precision, jit)] = figures
+    wall = time.perf_counter() - start
+
+    rows = []
+    for item in items:
+        for precision in precisions:
+            for jit in jits:
+                figures = results[(item, precision, jit)]
+                row = {"method": e2e_name(item), "precision": precision, "jit": jit}
+                if "error" in figures:
+                    row["error"] = figures["error"]
+                else:
+                    batch = figures["batch"]
+                    row.update(
+                        batch=batch,
+                        step_s=figures["step_s"],
+                        images_per_s=batch / figures["step_s"],
+                        ms_per_image=1000 * figures["step_s"] / batch,
+                        cpu_ms_per_image=1000 * figures["cpu_s"] / batch,
+                        step_alone_images_per_s=batch / figures["alone_step_s"],
+                        e2e_over_step=figures["alone_step_s"] / figures["step_s"],
+                    )
+                rows.append(row)
+    settings = [(p, j) for p in precisions for j in jits]
+    summary = settings_summary(rows, settings, "image")
+    ref = setting_name(*reference_setting(settings))
+
+    print()
+    print(f"End-to-end training throughput, source images/s (train_batches feeding the training step), best of {args.repeats} "
+          f"runs of {args.steps} steps;")  # fmt: skip
+    print(machine_line())
+    print(cpu_features_line())
+    for name, text in descriptions.items():
+        print(f"{name}: {text}")
+    print("step alone = the same model's step on one repeated in-memory batch; e2e / step = end-to-end images/s")
+    print(f"over step-alone images/s (1.00 = the pipeline costs nothing); x = ms/image over the {ref} setting's.")
+    header = ["method", "precision", "jit", "images/s", "ms CPU/image", "step alone images/s", "e2e / step", "x"]
+    lines = []
+    for row in rows:
+        jit = "on" if row["jit"] else "off"
+        if "error" in row:
+            lines.append([row["method"], row["precision"], jit, f"failed: {row['error']}", "", "", "", ""])
+            continue
+        ratio = summary[row["method"]]["settings"][setting_name(row["precision"], row["jit"])].get("ratio")
+        lines.append([
+            row["method"], row["precision"], jit, f"{row['images_per_s']:.2f}", f"{row['cpu_ms_per_image']:.1f}",
+            f"{row['step_alone_images_per_s']:.2f}", f"{row['e2e_over_step']:.2f}", fmt(ratio),
+        ])  # fmt: skip
+    print_table(header, lines)
+    print()
+    print_settings_table(summary, settings, "image", "End to end, per setting:")
+    reference = None
+    for row in rows:
+        if row["method"] == "stl" and "images_per_s" in row:
+            if reference is None or row["images_per_s"] > reference["images_per_s"]:
+                reference = row
+    if reference is not None:
+        target = STL_REFERENCE_IMAGES_PER_S * STL_TARGET_FACTOR
+        config = e2e_config(next(i for i in items if e2e_name(i) == "stl"), args)
+        same = (config.augment.size, config.data.batch_size, config.model.stem, config.model.width, config.optim.name)
+        verdict = "met" if reference["images_per_s"] >= target else "NOT met"
+        if same != (96, 64, "imagenet", 1.0, "sgd"):
+            verdict = "not comparable: the reference setting is 96 px, batch 64, imagenet stem, width 1, sgd"
+        where = setting_name(reference["precision"], reference["jit"])
+        print(
+            f"STL reference: official PyTorch code, 32 images/s on a 2-core AVX-512 BF16 CPU; target 1.5x = "
+            f"{target:.0f} images/s. Best here: {reference['images_per_s']:.2f} images/s ({where}, "
+            f"{reference['images_per_s'] / STL_REFERENCE_IMAGES_PER_S:.2f}x the reference): {verdict}"
+        )
+    print(f"total {wall:.0f} s")
+    out = {"rows": rows, "settings": summary, "wall_s": wall, "configs": descriptions}
+    if args.json:
+        write_json(args, out, items=items, precisions=precisions, jits=jits)
+    return out
+
+
+def write_json(args, out: dict, **config) -> None:
+    from keras_eqssl.machine import bf16_support, cpu_model
+
+    settings = {k: v for k, v in vars(args).items() if k != "json" and not k.startswith("child_")}
+    settings.update(config, cpu_count=os.cpu_count(), tensorflow=tf.__version__, keras=keras.__version__)
+    cpu = {"model": cpu_model(), "cores": os.cpu_count(), "flags": bf16_support()}
+    with open(args.json, "w") as f:
+        json.dump({"config": settings, "cpu": cpu, **out}, f, indent=2)
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def step_defaults(args) -> None:
+    """Step mode's defaults for the options end-to-end mode takes from the config."""
+    for option, value in (
+        ("batch", 128), ("size", 64), ("width", 1.0), ("backbone_stem", "cifar"), ("optimizer", "adam"),
+        ("steps", 3), ("repeats", 2), ("warmup", 1),
+    ):  # fmt: skip
+        if getattr(args, option) is None:
+            setattr(args, option, value)
+
+
+def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated (default {','.join(METHODS)})")
-    parser.add_argument("--batch", type=int, default=128, help="pairs per step (default 128)")
-    parser.add_argument("--size", type=int, default=64, help="view side in px (default 64)")
-    parser.add_argument("--width", type=float, default=1.0, help="ResNet-18 width multiplier (default 1.0)")
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per run (default 3)")
-    parser.add_argument("--repeats", type=int, default=2, help="timed runs of each; best is kept (default 2)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed steps first, incl. tracing/XLA (default 1)")
-    parser.add_argument("--target-size", type=int, default=64, help="recon target side, capped at --size (default 64)")
+    parser.add_argument("--methods", help=f"comma-separated (default {','.join(METHODS)}); end to end: config names")
+    parser.add_argument("--end-to-end", action="store_true", help="train_batches feeding the step, source images/s")
+    parser.add_argument("--config", help="end to end: config file(s), comma-separated (e.g. configs/stl.py)")
+    parser.add_argument("--source", help="end to end: config.data.source (default the config's; threedie -> photos)")
+    parser.add_argument(
+        "--precision", default="float32,mixed_bfloat16", help=f"comma-separated, of {', '.join(PRECISIONS)}"
+    )
+    parser.add_argument("--batch", type=int, help="pairs (source images) per step (default 128; e2e: the config's)")
+    parser.add_argument("--size", type=int, help="view side in px, e.g. 32, 64, 96 (default 64; e2e: the config's)")
+    parser.add_argument("--width", type=float, help="ResNet-18 width multiplier (default 1.0; e2e: the config's)")
+    parser.add_argument("--backbone-stem", choices=STEMS, help="ResNet-18 stem (default cifar; e2e: the config's)")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, help="default adam 1e-4 (e2e: the config's, its lr)")
+    parser.add_argument("--steps", type=int, help="timed steps per run (default 3)")
+    parser.add_argument("--repeats", type=int, help="timed runs of each; best is kept (default 2; e2e 1)")
+    parser.add_argument("--warmup", type=int, help="untimed steps first, incl. tracing/XLA (default 1)")
+    parser.add_argument("--target-size", type=int, default=64, help="recon target side, at most (default 64)")
     parser.add_argument("--decoder-dim", type=int, default=256, help="recon decoder Dense width (default 256)")
     parser.add_argument(
         "--decoder-filters", type=int, default=None, help="first up-conv's channels, halved each step (default dim/2)"
@@ -297,100 +755,124 @@ def main(argv=None) -> None:
     parser.add_argument("--json", metavar="OUT", help="also write the figures to this JSON file")
     parser.add_argument("--in-process", action="store_true", help="run every group in this process (no children)")
     parser.add_argument("--child-group", help=argparse.SUPPRESS)  # internal: the child process of one group
+    parser.add_argument("--child-e2e", help=argparse.SUPPRESS)
     parser.add_argument("--child-jit", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child-precision", default="float32", help=argparse.SUPPRESS)
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child_group:
-        tf.config.set_visible_devices([], "GPU")
-        data, param_specs = make_batch(args.batch, args.size, method=args.child_group.split(",")[0])
-        out = bench_group(args.child_group.split(","), bool(args.child_jit), args, data, param_specs)
+    if args.child_group or args.child_e2e:
+        cpu_only()
+        if args.child_e2e:
+            out = {args.child_e2e: bench_end_to_end(args.child_e2e, bool(args.child_jit), args, args.child_precision)}
+        else:
+            step_defaults(args)
+            names = args.child_group.split(",")
+            data, param_specs = make_data(names[0], args)
+            out = bench_group(names, bool(args.child_jit), args, data, param_specs, args.child_precision)
         with open(args.child_out, "w") as f:
             json.dump(out, f)
-        return
-    methods = parse_methods(args.methods, parser)
+        return out
+    precisions = parse_precisions(args.precision, parser)
+    jits = [False] if args.no_jit else [True] if args.jit_only else [False, True]
+    if args.end_to_end:
+        return main_end_to_end(args, parser, precisions, jits)
+    if args.config or args.source:
+        parser.error("--config and --source are for --end-to-end")
+    step_defaults(args)
+    methods = parse_methods(args.methods or ",".join(METHODS), parser)
     if min(args.batch, args.size, args.steps, args.repeats, args.target_size, args.decoder_dim) < 1:
         parser.error("--batch, --size, --steps, --repeats, --target-size and --decoder-dim must be positive")
     if args.warmup < 0 or args.width <= 0:
         parser.error("--warmup must be >= 0 and --width > 0")
-    jits = [False] if args.no_jit else [True] if args.jit_only else [False, True]
 
-    tf.config.set_visible_devices([], "GPU")
-    feature_dim = backbone_from_name("resnet18", stem="cifar", width=args.width).feature_dim
+    cpu_only()
+    feature_dim = backbone_from_name("resnet18", stem=args.backbone_stem, width=args.width).feature_dim
     print(
-        f"{machine_line()}; TF {tf.__version__}, Keras {keras.__version__}; ResNet-18 (cifar stem, width "
-        f"{args.width}, {feature_dim} channels), {args.size} px, batch {args.batch}; warm-up {args.warmup} + "
-        f"timed {args.steps} steps, best of {args.repeats}; data: one repeated in-memory batch (no pipeline time).",
+        f"{machine_line()}; TF {tf.__version__}, Keras {keras.__version__}; ResNet-18 ({args.backbone_stem} stem, "
+        f"width {args.width}, {feature_dim} channels), {args.size} px, batch {args.batch}, {args.optimizer}; "
+        f"precision {', '.join(precisions)}; warm-up {args.warmup} + timed {args.steps} steps, best of "
+        f"{args.repeats}; data: one repeated in-memory batch (no pipeline time).",
         flush=True,
     )
+    print(cpu_features_line(), flush=True)
     results = {}
     start = time.perf_counter()
-    for jit in jits:
-        for method in methods:
-            names = group(method)
-            if args.in_process:
-                data, param_specs = make_batch(args.batch, args.size, method=method)
-                figures = bench_group(names, jit, args, data, param_specs)
-            else:
-                figures = group_in_child(names, jit, args)
-            for name in names:
-                results[(name, jit)] = figures[name]
+    for precision in precisions:
+        for jit in jits:
+            for method in methods:
+                names = group(method)
+                if args.in_process:
+                    data, param_specs = make_data(method, args)
+                    figures = bench_group(names, jit, args, data, param_specs, precision)
+                else:
+                    figures = group_in_child(names, jit, args, precision)
+                for name in names:
+                    results[(name, precision, jit)] = figures[name]
     wall = time.perf_counter() - start
 
     rows = []
-    for jit in jits:
-        for method in methods:
-            for name in group(method):
-                figures = results[(name, jit)]
-                row = {"method": name, "jit": jit}
-                if "error" in figures:
-                    row["error"] = figures["error"]
-                else:
-                    row.update(
-                        step_s=figures["step_s"],
-                        pairs_per_s=args.batch / figures["step_s"],
-                        cpu_ms_per_pair=1000 * figures["cpu_s"] / args.batch,
-                    )
-                    base = results.get((base_of(name), jit), {})
-                    if "step_s" in base:
-                        row["base_ratio"] = figures["step_s"] / base["step_s"]
-                        row["base_ratio_cpu"] = figures["cpu_s"] / base["cpu_s"]
-                rows.append(row)
+    for precision in precisions:
+        for jit in jits:
+            for method in methods:
+                for name in group(method):
+                    figures = results[(name, precision, jit)]
+                    row = {"method": name, "precision": precision, "jit": jit}
+                    if "error" in figures:
+                        row["error"] = figures["error"]
+                    else:
+                        row.update(
+                            step_s=figures["step_s"],
+                            pairs_per_s=args.batch / figures["step_s"],
+                            ms_per_pair=1000 * figures["step_s"] / args.batch,
+                            cpu_ms_per_pair=1000 * figures["cpu_s"] / args.batch,
+                        )
+                        base = results.get((base_of(name), precision, jit), {})
+                        if "step_s" in base:
+                            row["base_ratio"] = figures["step_s"] / base["step_s"]
+                            row["base_ratio_cpu"] = figures["cpu_s"] / base["cpu_s"]
+                    rows.append(row)
+    settings = [(p, j) for p in precisions for j in jits]
+    summary = settings_summary(rows, settings, "pair")
+    for row in rows:
+        figures = summary[row["method"]]["settings"][setting_name(row["precision"], row["jit"])]
+        if "ratio" in figures:
+            row["ratio"], row["cpu_ratio"] = figures["ratio"], figures["cpu_ratio"]
 
     print()
     print(f"Training throughput, pairs/s (one pair = 2 views), best of {args.repeats} runs of {args.steps} steps;")
     print(machine_line())
-    print("CPU = process CPU time (all cores) per pair; x base = step time over the base row's, same jit:")
-    print("  +recon over its method, ciper/stl/essl over simclr, sie over vicreg.")
-    header = ["method", "jit", "pairs/s", "ms CPU/pair", "x base", "x base CPU"]
-    widths = [14, 5, 9, 11, 7, 11]
-    print("| " + " | ".join(f"{h:<{w}}" for h, w in zip(header, widths)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    print(cpu_features_line())
+    print("CPU = process CPU time (all cores) per pair; x base = step time over the base row's, same precision")
+    print("and jit: +recon over its method, ciper/stl/essl over simclr, sie over vicreg.")
+    header = ["method", "precision", "jit", "pairs/s", "ms CPU/pair", "x base", "x base CPU"]
+    lines = []
     for row in rows:
+        cells = [row["method"], row["precision"], "on" if row["jit"] else "off"]
         if "error" in row:
-            cells = [row["method"], "on" if row["jit"] else "off", f"failed: {row['error']}", "", "", ""]
+            lines.append([*cells, f"failed: {row['error']}", "", "", ""])
         else:
-            cells = [
-                row["method"],
-                "on" if row["jit"] else "off",
-                f"{row['pairs_per_s']:.2f}",
-                f"{row['cpu_ms_per_pair']:.1f}",
-                f"{row['base_ratio']:.2f}" if "base_ratio" in row else "",
-                f"{row['base_ratio_cpu']:.2f}" if "base_ratio_cpu" in row else "",
-            ]
-        print("| " + " | ".join(f"{c:<{w}}" for c, w in zip(cells, widths)) + " |")
+            lines.append([
+                *cells, f"{row['pairs_per_s']:.2f}", f"{row['cpu_ms_per_pair']:.1f}",
+                fmt(row.get("base_ratio")), fmt(row.get("base_ratio_cpu")),
+            ])  # fmt: skip
+    print_table(header, lines)
     for suffix, target, what in ((RECON, 1.3, "recon x"), ("stl", 1.25, "STL x SimCLR (official PyTorch: 1.25)")):
         found = [r for r in rows if r["method"].endswith(suffix) and "base_ratio" in r]
-        over = [f"{r['method']} (jit {'on' if r['jit'] else 'off'})" for r in found if r["base_ratio"] > target]
+        over = [
+            f"{r['method']} ({r['precision']}, jit {'on' if r['jit'] else 'off'})"
+            for r in found
+            if r["base_ratio"] > target
+        ]
         if found:
             print(f"target {what} <= {target}: " + ("met" if not over else f"NOT met for {', '.join(over)}"))
+    print()
+    print_settings_table(summary, settings, "pair", f"Per method and setting ({args.size} px, batch {args.batch}):")
     print(f"total {wall:.0f} s")
 
+    out = {"rows": rows, "settings": summary, "wall_s": wall}
     if args.json:
-        config = {k: v for k, v in vars(args).items() if k != "json"}
-        config.update(methods=methods, jit=jits, feature_dim=feature_dim, cpu_count=os.cpu_count())
-        config.update(tensorflow=tf.__version__, keras=keras.__version__)
-        with open(args.json, "w") as f:
-            json.dump({"config": config, "rows": rows, "wall_s": wall}, f, indent=2)
+        write_json(args, out, methods=methods, precisions=precisions, jit=jits, feature_dim=feature_dim)
+    return out
 
 
 if __name__ == "__main__":

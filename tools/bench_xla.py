@@ -32,17 +32,18 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 try:
-    import keras_eqssl  # noqa: F401
+    import keras_eqssl  # noqa: F401  (before TensorFlow: it sets TF_ENABLE_ONEDNN_OPTS)
 except ImportError:  # run from a checkout that is not installed
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import keras_eqssl  # noqa: F401
 
 import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 from keras_eqssl.losses import nt_xent  # noqa: E402
-from keras_eqssl.machine import machine_line  # noqa: E402
+from keras_eqssl.machine import cpu_features_line, machine_line  # noqa: E402
 from keras_eqssl.methods import PairModel, SimCLR  # noqa: E402
 from keras_eqssl.nn import backbone_from_name  # noqa: E402
 
@@ -157,7 +158,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--json", metavar="OUT")
     args = parser.parse_args(argv)
     tf.config.set_visible_devices([], "GPU")
-    print(f"{machine_line()}; TF {tf.__version__}, Keras {keras.__version__}; batch {args.batch}, width {args.width}")
+    print(
+        f"{machine_line()}; {cpu_features_line()}; TF {tf.__version__}, Keras {keras.__version__}; batch {args.batch}, width {args.width}"
+    )
     results = {}
     for name, (fn, x) in rows(args).items():
         results[name] = {jit: time_function(fn, x, jit, args) for jit in (False, True)}

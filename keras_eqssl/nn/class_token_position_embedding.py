@@ -8,6 +8,19 @@ import keras
 import tensorflow as tf
 
 
+def bicubic_matrix(size: int, new_size: int) -> tf.Tensor:
+    """The `(new_size, size)` float32 matrix `M` with `M @ x` = `tf.image.resize(x, bicubic)` along one axis.
+
+    `tf.image.resize`'s bicubic kernel is separable, so resizing an `(h, w)` grid is
+    `M_h @ grid @ M_w^T`: matrix products, which XLA compiles (it has no `ResizeBicubic` kernel).
+    Made eagerly from the resize of an identity, so it equals `tf.image.resize` by construction.
+    """
+    with tf.init_scope():
+        eye = tf.reshape(tf.eye(size), [1, size, 1, size])
+        resized = tf.image.resize(eye, [new_size, 1], method="bicubic")
+        return tf.constant(tf.reshape(resized, [new_size, size]).numpy())
+
+
 @keras.saving.register_keras_serializable(package="keras_eqssl")
 class ClassTokenPositionEmbedding(keras.layers.Layer):
     """CLS token + learned position embeddings for a Vision Transformer.
@@ -82,7 +95,12 @@ class ClassTokenPositionEmbedding(keras.layers.Layer):
             return tf.concat([cls_pos, tf.reshape(grid, [1, height * width, dim])], axis=1)
 
         if static_height is not None and static_width is not None:
-            return resized()
+            # A known grid: the same bicubic resize as two constant matrices (XLA has no ResizeBicubic).
+            rows = bicubic_matrix(self.grid_size[0], static_height)
+            cols = bicubic_matrix(self.grid_size[1], static_width)
+            grid = tf.reshape(grid_pos, [self.grid_size[0], self.grid_size[1], dim])
+            grid = tf.einsum("Hh,hwd,Ww->HWd", rows, grid, cols)
+            return tf.concat([cls_pos, tf.reshape(grid, [1, static_height * static_width, dim])], axis=1)
         same = tf.logical_and(tf.equal(height, self.grid_size[0]), tf.equal(width, self.grid_size[1]))
         return tf.cond(same, lambda: table, resized)
 
