@@ -10,10 +10,10 @@ import os as _os
 
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's start-up INFO lines; set it yourself to see them
-# oneDNN's CPU kernels: TensorFlow turns them on only for CPUs with AVX-512 VNNI/BF16 or AMX; on
-# others (AMD Zen 3, AVX2) a ResNet-18 training step runs 2.1x faster with them (docs/performance.md).
-# TensorFlow reads this when it is imported: import keras_eqssl first, or set it yourself (0 = off).
-_os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+# oneDNN's CPU kernels are left as TensorFlow sets them (on only for CPUs with AVX-512 VNNI/BF16
+# or AMX). TF_ENABLE_ONEDNN_OPTS=1, set before TensorFlow is imported, made a ResNet-18 step 2.1x
+# faster on an AMD EPYC, but 2-worker runs then no longer equal one process to 1e-5
+# (docs/performance.md); so it is the user's choice, not a default.
 
 __version__ = "0.1.0"
 

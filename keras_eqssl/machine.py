@@ -63,20 +63,30 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
-def onednn_state() -> str:
-    """`"oneDNN on"` / `"oneDNN off"` / `"oneDNN TensorFlow's default"`: TF_ENABLE_ONEDNN_OPTS as TF read it.
+def onednn_enabled() -> bool:
+    """Whether TensorFlow runs its oneDNN CPU kernels in this process (imports TensorFlow).
 
-    `import keras_eqssl` sets it to 1 unless it is set (TensorFlow's own default is on only for
-    CPUs with AVX-512 VNNI/BF16 or AMX); it counts only if set before TensorFlow is imported.
+    TensorFlow decides once, when it is imported: `TF_ENABLE_ONEDNN_OPTS=1`/`0` if set, else on only
+    for CPUs with AVX-512 VNNI/BF16 or AMX.
     """
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):  # TensorFlow moved it: fall back on the variable
+        value = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "0")
+        return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def onednn_state() -> str:
+    """`"oneDNN off (TensorFlow's default on this CPU)"`, `"oneDNN on (TF_ENABLE_ONEDNN_OPTS=1)"`, ..."""
     value = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
-    if value is None:
-        return "oneDNN TensorFlow's default"
-    return "oneDNN on" if value.strip().lower() in ("1", "true", "yes", "on") else "oneDNN off"
+    why = "TensorFlow's default on this CPU" if value is None else f"TF_ENABLE_ONEDNN_OPTS={value}"
+    return f"oneDNN {'on' if onednn_enabled() else 'off'} ({why})"
 
 
 def cores_line() -> str:
-    """`"using 2 of 2 cores (TensorFlow: 2 intra-op, 2 inter-op threads; oneDNN on)"`: what a run uses."""
+    """`"using 2 of 2 cores (TensorFlow: 2 intra-op, 2 inter-op threads; oneDNN off (...))"`: what a run uses."""
     import tensorflow as tf
 
     cores = usable_cores()

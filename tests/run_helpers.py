@@ -44,7 +44,15 @@ def train_args(workdir, steps: int, *extra: str) -> list[str]:
 
 
 def env(**extra) -> dict:
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "-1", "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
+    # oneDNN off: with it on, separate processes differ by rounding that Adam amplifies (1e-3 after 12
+    # steps), so the exactness these tests check would fail on CPUs where TensorFlow turns it on.
+    env = {
+        **os.environ,
+        "CUDA_VISIBLE_DEVICES": "-1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "TF_ENABLE_ONEDNN_OPTS": "0",
+        **extra,
+    }
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     return env
 

@@ -172,18 +172,26 @@ def test_bench_pipeline_every_policy_jit_off_and_on(tmp_path):
     check_pipeline_rows(rows, list(bench_pipeline.POLICIES), jits=("off", "on"))
 
 
-@pytest.mark.parametrize("user_value, expected, state", [(None, "1", "oneDNN on"), ("0", "0", "oneDNN off")])
-def test_import_turns_onednn_on_unless_the_user_set_it(user_value, expected, state):
-    """TensorFlow reads TF_ENABLE_ONEDNN_OPTS when imported; `import keras_eqssl` sets 1 unless set."""
+@pytest.mark.parametrize(
+    "user_value, state",
+    [
+        (None, "oneDNN (on|off) \\(TensorFlow's default on this CPU\\)"),
+        ("0", "oneDNN off \\(TF_ENABLE_ONEDNN_OPTS=0\\)"),
+        ("1", "oneDNN on \\(TF_ENABLE_ONEDNN_OPTS=1\\)"),
+    ],
+)
+def test_import_leaves_onednn_to_the_user_and_reports_it(user_value, state):
+    """`import keras_eqssl` does not change TF_ENABLE_ONEDNN_OPTS; the tables say what TensorFlow runs."""
     import os
+    import re
     import subprocess
 
     env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
     if user_value is not None:
         env["TF_ENABLE_ONEDNN_OPTS"] = user_value
-    code = (
-        "import os, keras_eqssl, keras_eqssl.machine as m; print(os.environ['TF_ENABLE_ONEDNN_OPTS'], m.onednn_state())"
-    )
+    code = "import os, keras_eqssl, keras_eqssl.machine as m; print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'), m.onednn_state())"
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().split(maxsplit=1) == [expected, state]
+    value, reported = result.stdout.strip().splitlines()[-1].split(maxsplit=1)
+    assert value == str(user_value)
+    assert re.fullmatch(state, reported), reported

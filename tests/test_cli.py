@@ -110,3 +110,23 @@ def test_the_width_that_crashed_onednn_trains_a_step(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, f"exit {result.returncode}: {result.stderr[-3000:]}"
     assert "trained steps 0..1" in result.stdout
+
+
+@pytest.mark.parametrize("onednn", [True, False])
+def test_deterministic_runs_warn_when_onednn_is_on(onednn, monkeypatch):
+    """Bit-exact resume needs oneDNN off: a deterministic run says so where it is on."""
+    import tensorflow as tf
+    from absl import logging
+
+    from keras_eqssl import default_config, machine
+    from keras_eqssl.cli import train
+
+    monkeypatch.setattr(machine, "onednn_enabled", lambda: onednn)
+    monkeypatch.setattr(tf.config.experimental, "enable_op_determinism", lambda: None)  # not for the other tests
+    warnings = []
+    monkeypatch.setattr(logging, "warning", lambda msg, *args: warnings.append(msg % args if args else msg))
+    config = default_config.get_config()
+    config.train.precision = "float32"
+    assert config.train.deterministic
+    train._setup(config)
+    assert any("TF_ENABLE_ONEDNN_OPTS=0" in w for w in warnings) == onednn, warnings

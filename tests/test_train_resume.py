@@ -46,7 +46,8 @@ def _command(workdir):
 
 
 def _env():
-    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    # oneDNN off: bit-exact resume needs the same kernels in every process (docs/performance.md).
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", TF_ENABLE_ONEDNN_OPTS="0")
 
 
 def _run(workdir):

@@ -111,7 +111,7 @@ try:
     import keras_eqssl  # noqa: F401
 except ImportError:  # run from a checkout that is not installed: `python tools/bench_train.py`
     sys.path.insert(0, ROOT)
-    import keras_eqssl  # noqa: F401  (before TensorFlow: it sets TF_ENABLE_ONEDNN_OPTS)
+    import keras_eqssl  # noqa: F401
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402

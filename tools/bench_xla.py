@@ -34,7 +34,7 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 import numpy as np  # noqa: E402
 
 try:
-    import keras_eqssl  # noqa: F401  (before TensorFlow: it sets TF_ENABLE_ONEDNN_OPTS)
+    import keras_eqssl  # noqa: F401
 except ImportError:  # run from a checkout that is not installed
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import keras_eqssl  # noqa: F401
