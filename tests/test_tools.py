@@ -37,7 +37,7 @@ def test_bench_train_runs_and_writes_the_figures(tmp_path):
     # jit off only: XLA compiling even this tiny model costs CI about a minute (the full bench does both)
     args = ["--width", "0.0625", "--batch", "8", "--size", "32", "--steps", "1", "--repeats", "1", "--no-jit"]
     result = subprocess.run(
-        [sys.executable, "tools/bench_train.py", *args, "--methods", "vicreg,simclr,stl,essl,sie", "--json", str(out)],
+        [sys.executable, "tools/bench_train.py", *args, "--methods", "simclr,stl", "--json", str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=400,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -45,12 +45,12 @@ def test_bench_train_runs_and_writes_the_figures(tmp_path):
     assert "CPU: " in result.stdout  # the machine is named with the table
     rows = json.loads(out.read_text())["rows"]
     keys = {(row["method"], row["jit"]) for row in rows}
-    methods = ("vicreg", "vicreg+recon", "simclr", "simclr+recon", "stl", "essl", "sie")
+    methods = ("simclr", "simclr+recon", "stl")  # every method: tests/test_bench_tools.py, in one process
     assert keys == {(m, False) for m in methods}, rows
     for row in rows:
         assert "error" not in row, row
         assert row["pairs_per_s"] > 0 and row["cpu_ms_per_pair"] > 0 and row["step_s"] > 0, row
-        if row["method"] not in ("vicreg", "simclr"):
+        if row["method"] != "simclr":
             assert row["base_ratio"] > 0 and row["base_ratio_cpu"] > 0, row
 
 
@@ -96,6 +96,10 @@ def test_compare_trains_seeds_and_writes_the_results_page(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("KERAS_EQSSL_FULL_TESTS") != "1",
+    reason="KERAS_EQSSL_FULL_TESTS=1 runs it (about 200 s on 2 cores; kept out of CI for its 90 minutes)",
+)
 def test_compare_runs_gtsa_beside_its_dino_baseline_on_multicrops(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     page = tmp_path / "results.md"
