@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shutil
 
 from keras_eqssl.data.render import jobs, objects, writer
 
@@ -74,21 +75,43 @@ def cached_render(
     """A procedural mini-3DIEBench under `cache_dir`, rendered only if no complete copy is there.
 
     The folder name carries the settings (`m3d-{objects}x{views}-{size}px-seed{seed}`); a copy
-    counts as complete when its `render_info.json` (written last) matches them.
+    counts as complete when its `render_info.json` (written last) matches them. A render goes to
+    a folder of its own first and is renamed into place when complete, so processes that start
+    at once (several jobs, parallel tests) never read a half-written copy: the first to finish
+    wins and the others use its copy.
 
     Returns:
         (root, rendered): the root folder and whether it was rendered now.
     """
     root = pathlib.Path(os.path.expanduser(str(cache_dir))) / f"m3d-{num_objects}x{views}-{size}px-seed{seed}"
-    info_path = root / "render_info.json"
-    if info_path.exists():
-        info = json.loads(info_path.read_text())
-        if (info.get("num_objects"), info.get("views"), info.get("size"), info.get("seed")) == (
-            num_objects,
-            views,
-            size,
-            seed,
-        ):
-            return root, False
-    render_dataset(root, num_objects=num_objects, views=views, size=size, seed=seed, progress=progress)
+    if _complete(root, num_objects, views, size, seed):
+        return root, False
+    partial = root.with_name(f"{root.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    render_dataset(partial, num_objects=num_objects, views=views, size=size, seed=seed, progress=progress)
+    if _complete(root, num_objects, views, size, seed):  # another process finished first
+        shutil.rmtree(partial, ignore_errors=True)
+        return root, False
+    shutil.rmtree(root, ignore_errors=True)  # an incomplete copy (a render that was killed)
+    try:
+        os.rename(partial, root)
+    except OSError:  # another process renamed its copy in between
+        shutil.rmtree(partial, ignore_errors=True)
+        if not _complete(root, num_objects, views, size, seed):
+            raise
+        return root, False
     return root, True
+
+
+def _complete(root: pathlib.Path, num_objects: int, views: int, size: int, seed: int) -> bool:
+    """Whether `root` holds a finished render with these settings (its `render_info.json` says so)."""
+    try:
+        info = json.loads((root / "render_info.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (info.get("num_objects"), info.get("views"), info.get("size"), info.get("seed")) == (
+        num_objects,
+        views,
+        size,
+        seed,
+    )
