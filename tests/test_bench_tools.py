@@ -60,6 +60,7 @@ def test_bench_train_bad_precision_is_a_usage_error():
         bench_train.main(["--end-to-end", "--methods", "no_such_config"])
 
 
+@pytest.mark.slow
 def test_bench_train_times_every_precision_and_jit_setting(tmp_path, capsys):
     bench_train = load_tool("bench_train")
     out = tmp_path / "bench.json"
@@ -88,6 +89,7 @@ def test_bench_train_times_every_precision_and_jit_setting(tmp_path, capsys):
     assert result["settings"] == data["settings"]
 
 
+@pytest.mark.slow
 def test_bench_train_gtsa_row(tmp_path):
     bench_train = load_tool("bench_train")
     out = tmp_path / "bench.json"
@@ -100,6 +102,7 @@ def test_bench_train_gtsa_row(tmp_path):
     assert positive(rows[0]["pairs_per_s"]) and rows[0]["ratio"] == 1.0 and "base_ratio" not in rows[0]
 
 
+@pytest.mark.slow
 def test_bench_train_at_96px_with_the_imagenet_stem(tmp_path, capsys):
     bench_train = load_tool("bench_train")
     out = tmp_path / "bench.json"
@@ -114,6 +117,7 @@ def test_bench_train_at_96px_with_the_imagenet_stem(tmp_path, capsys):
     assert positive(rows["simclr+recon"]["base_ratio"])
 
 
+@pytest.mark.slow
 def test_bench_train_end_to_end_reports_source_images_per_second(tmp_path, capsys):
     bench_train = load_tool("bench_train")
     out = tmp_path / "e2e.json"

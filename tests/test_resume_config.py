@@ -111,6 +111,7 @@ def _tiny(workdir, steps):
     return config
 
 
+@pytest.mark.slow
 def test_resume_applies_new_steps_and_learning_rate_and_refuses_a_new_width(tmp_path, capsys):
     import keras_eqssl.methods  # noqa: F401  (registers the classes load_model needs)
     from keras_eqssl.cli.train import train

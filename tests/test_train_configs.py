@@ -2,6 +2,8 @@
 
 Runs `keras_eqssl.cli.train.train` in-process on a tiny rendered mini-3DIEBench (the configs'
 default source), and one config also on photos with the SimCLR policy (the other source).
+Each run takes 25-100 s on a 2-core CPU, so the default suite (`-m "not slow"`) trains one of
+them (a pair method with reconstruction; the others share its code path); CI trains all.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from train_helpers import CONFIG_DIR, load_config, tiny
 from keras_eqssl.config_validation import validate
 
 CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.py"))
+FAST_CONFIGS = {"simclr_recon"}  # the rest are marked slow: same code path, other objectives
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +37,9 @@ def _train(config):
     return train(config)
 
 
-@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize(
+    "name", [pytest.param(name, marks=() if name in FAST_CONFIGS else pytest.mark.slow) for name in CONFIGS]
+)
 def test_config_trains_20_steps(name, tmp_path, renders):
     metrics = _train(tiny(load_config(name), tmp_path, renders))
     history = metrics["history"]
@@ -60,6 +65,7 @@ def test_config_trains_20_steps(name, tmp_path, renders):
     assert saved["steps"] == 20
 
 
+@pytest.mark.slow
 def test_ciper_on_photos_predicts_the_policy_parameters(tmp_path, renders):
     config = tiny(load_config("ciper"), tmp_path, renders)
     config.data.source = "skimage_photos"
