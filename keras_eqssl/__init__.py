@@ -47,7 +47,7 @@ _EXPORTS = {
     ),
     "keras_eqssl.nn": (
         "MLP", "VIT_PRESETS", "Backbone", "ConvDecoder", "ConvPredictor", "ConvProjector", "CrossAttention",
-        "DINOHead", "LinearHypernetwork", "ResNetBackbone", "VisionTransformer", "available_backbones",
+        "DINOHead", "FusedBatchNormalization", "LinearHypernetwork", "ResNetBackbone", "VisionTransformer", "available_backbones",
         "backbone_from_name", "roi_align",
     ),
 }  # fmt: skip

@@ -199,3 +199,22 @@ def test_import_leaves_onednn_to_the_user_and_reports_it(user_value, state):
     value, reported = result.stdout.strip().splitlines()[-1].split(maxsplit=1)
     assert value == str(user_value)
     assert re.fullmatch(state, reported), reported
+
+
+def test_bench_batch_norm_times_keras_and_fused_per_precision(tmp_path, capsys):
+    bench_batch_norm = load_tool("bench_batch_norm")
+    out = tmp_path / "bn.json"
+    args = ["--width", "0.125", "--size", "32", "--batch", "4", "--calls", "1", "--repeats", "1"]
+    bench_batch_norm.main([*args, "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert "CPU: " in printed and "CPU flags: " in printed and "| fused / Keras |" in printed
+    results = json.loads(out.read_text())["results"]
+    assert set(results) == {"float32", "mixed_bfloat16"}
+    for rows in results.values():
+        assert set(rows) == {"bn", "resnet18"}
+        for row in rows.values():
+            assert positive(row["keras_ms"]) and positive(row["fused_ms"]), row
+            assert row["ratio"] == pytest.approx(row["fused_ms"] / row["keras_ms"])
+    import keras
+
+    assert keras.mixed_precision.global_policy().name == "float32"  # left as found

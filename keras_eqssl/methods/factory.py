@@ -117,7 +117,7 @@ def _model_from_config(config, param_specs, synchronized: bool) -> SSLModel:
     sync = synchronized and m.sync_bn
     backbone_kwargs = {}
     if m.backbone.startswith("resnet"):
-        backbone_kwargs = dict(stem=m.stem, width=m.width, synchronized=sync)
+        backbone_kwargs = dict(stem=m.stem, width=m.width, synchronized=sync, fused_bn=m.get("fused_bn", True))
     backbone = backbone_from_name(m.backbone, **backbone_kwargs)
     if config.data.source == "threedie":
         from keras_eqssl.data.threedie import THREEDIE_MEAN as mean

@@ -6,6 +6,7 @@ from keras_eqssl.nn.conv_decoder import ConvDecoder
 from keras_eqssl.nn.conv_projector import ConvPredictor, ConvProjector
 from keras_eqssl.nn.cross_attention import CrossAttention
 from keras_eqssl.nn.dino_head import DINOHead
+from keras_eqssl.nn.fused_batch_norm import FusedBatchNormalization
 from keras_eqssl.nn.hypernetwork import LinearHypernetwork
 from keras_eqssl.nn.mlp import MLP
 from keras_eqssl.nn.registry import BACKBONES, available_backbones, backbone_from_name
@@ -28,6 +29,7 @@ __all__ = [
     "ConvProjector",
     "CrossAttention",
     "DINOHead",
+    "FusedBatchNormalization",
     "ResNetBackbone",
     "TokensToGrid",
     "TransformerEncoderBlock",

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
+from keras_eqssl.nn.fused_batch_norm import FusedBatchNormalization
+
 
 def _pair(value, what: str) -> tuple[int, int]:
     pair = (value, value) if isinstance(value, int) else tuple(value)
@@ -108,7 +110,7 @@ class ConvDecoder(keras.layers.Layer):
             for i, f in enumerate(filter_list)
         ]
         self.up_norms = [
-            keras.layers.BatchNormalization(
+            FusedBatchNormalization(
                 momentum=bn_momentum, epsilon=bn_epsilon, synchronized=self.synchronized, name=f"up{i}_bn", dtype=policy
             )
             for i in range(num_up)
