@@ -76,6 +76,7 @@ def test_fused_layer_uses_the_fused_kernel_only_in_training():
         (dict(fused=False), (6, 5, 4, 8)),  # switched off
         (dict(synchronized=True), (6, 5, 4, 8)),  # needs cross-replica moments
         (dict(), (6, 8)),  # not a feature map
+        (dict(dtype="float64"), (6, 5, 4, 8)),  # no float64 kernel
     ],
 )
 def test_falls_back_to_the_keras_layer_exactly(kwargs, shape):

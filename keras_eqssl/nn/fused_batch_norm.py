@@ -21,8 +21,9 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     sums in another order); the moving variance gets the biased batch variance, as in Keras.
     The fused kernel runs only when it computes the same thing: TensorFlow backend, `training`
     and `trainable`, a 4-D channels-last input, `fused=True`, no mask, not `synchronized`
-    (global-batch statistics need the cross-replica moments) and no `renorm`. Everything else,
-    inference included, is the Keras layer's own code.
+    (global-batch statistics need the cross-replica moments), no `renorm`, and float32 weights
+    with float32, bf16 or fp16 maps (the kernel's types; float64 takes the Keras path).
+    Everything else, inference included, is the Keras layer's own code.
 
     Input: `(B, H, W, C)` (or any shape the Keras layer takes); output: the same shape, in the
     layer's compute dtype.
@@ -59,14 +60,14 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             and keras.backend.backend() == "tensorflow"
             and len(inputs.shape) == 4
             and self.axis in (-1, 3)
+            and inputs.dtype in (tf.float32, tf.bfloat16, tf.float16)
+            and self.variable_dtype == "float32"
         )
 
     def call(self, inputs, training=None, mask=None):
         if not self._can_fuse(inputs, training, mask):
             return super().call(inputs, training=training, mask=mask)
         x = inputs
-        if x.dtype not in (tf.float32, tf.bfloat16, tf.float16):
-            x = tf.cast(x, tf.float32)
         channels = x.shape[-1]
         gamma = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones([channels], tf.float32)
         beta = tf.cast(self.beta, tf.float32) if self.center else tf.zeros([channels], tf.float32)
