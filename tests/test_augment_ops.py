@@ -346,6 +346,24 @@ def test_rotate90_matches_tf_rot90_per_image():
         assert np.array_equal(out.numpy()[i], np.rot90(images[i], k, axes=(0, 1))), f"image {i}, k={k}"
 
 
+def test_rot90_gathers_like_tf_rot90_in_graphs_bf16_and_gradients():
+    from keras_eqssl.augment.geometric import rot90
+
+    x = random_images(9, (7, 7))
+    k = np.array([0, 1, 2, 3, 4, 5, -1, 2, 3])
+    expected = np.stack([tf.image.rot90(x[i], int(k[i]) % 4).numpy() for i in range(9)])
+    dynamic = tf.function(
+        rot90, input_signature=[tf.TensorSpec([None, None, None, 3]), tf.TensorSpec([None], tf.int64)]
+    )
+    assert np.array_equal(dynamic(x, k).numpy(), expected)
+    half = rot90(tf.cast(x, tf.bfloat16), k)
+    assert half.dtype == tf.bfloat16 and np.array_equal(half.numpy(), tf.cast(expected, tf.bfloat16).numpy())
+    variable = tf.Variable(x)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(rot90(variable, k) * expected)
+    np.testing.assert_allclose(tf.convert_to_tensor(tape.gradient(loss, variable)), x, rtol=1e-6)  # the inverse turn
+
+
 def test_rotate90_k1_moves_top_dot_to_the_left():
     dot = dot_image(33, 8, 16)  # above the centre (16, 16)
     out = Rotate90().apply(dot, {"rot90": tf.constant([[1]])}).numpy()

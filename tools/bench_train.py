@@ -248,7 +248,9 @@ def build_model(name: str, args, param_specs: dict):
         from keras_eqssl.methods.factory import model_from_config
 
         return model_from_config(row_config(name, args), param_specs)
-    backbone = backbone_from_name("resnet18", stem=args.backbone_stem, width=args.width)
+    backbone = backbone_from_name(
+        "resnet18", stem=args.backbone_stem, width=args.width, fused_bn=args.batch_norm != "keras"
+    )
     base, recon = name.removesuffix(RECON), name.endswith(RECON)
     dim = backbone.feature_dim
     if base == "ciper":
@@ -407,7 +409,7 @@ def child_args(args) -> list[str]:
     out = []
     for option in (
         "batch", "size", "width", "steps", "repeats", "warmup", "target_size", "decoder_dim", "decoder_filters",
-        "backbone_stem", "optimizer", "source",
+        "backbone_stem", "optimizer", "source", "batch_norm",
     ):  # fmt: skip
         value = getattr(args, option)
         if value is not None:
@@ -532,13 +534,16 @@ def e2e_config(name: str, args):
         config.model.stem = args.backbone_stem
     if args.optimizer is not None:
         config.optim.name = args.optimizer
+    if args.batch_norm is not None:
+        config.model.fused_bn = args.batch_norm == "fused"
     return config
 
 
 def describe_config(config) -> str:
     """One line: what an end-to-end row trains (source, policy, sizes, batch, backbone, optimizer)."""
     m = config.model
-    backbone = m.backbone + (f" ({m.stem} stem, width {m.width})" if m.backbone.startswith("resnet") else "")
+    bn = "fused BN" if m.get("fused_bn", True) else "Keras BN"
+    backbone = m.backbone + (f" ({m.stem} stem, width {m.width}, {bn})" if m.backbone.startswith("resnet") else "")
     views = f"{config.augment.size} px"
     if config.augment.policy == "gtsa":
         views += f" + {config.augment.gtsa.num_local} local crops of {config.augment.gtsa.local_size} px"
@@ -749,6 +754,11 @@ def main(argv=None) -> dict:
     parser.add_argument(
         "--decoder-filters", type=int, default=None, help="first up-conv's channels, halved each step (default dim/2)"
     )
+    parser.add_argument(
+        "--batch-norm",
+        choices=("fused", "keras"),
+        help="the ResNet's BatchNorm: fused (FusedBatchNormalization, the default) or keras (unfused ops)",
+    )
     jit_group = parser.add_mutually_exclusive_group()
     jit_group.add_argument("--no-jit", action="store_true", help="only jit_compile=False")
     jit_group.add_argument("--jit-only", action="store_true", help="only jit_compile=True")
@@ -789,6 +799,7 @@ def main(argv=None) -> dict:
     feature_dim = backbone_from_name("resnet18", stem=args.backbone_stem, width=args.width).feature_dim
     print(
         f"{machine_line()}; TF {tf.__version__}, Keras {keras.__version__}; ResNet-18 ({args.backbone_stem} stem, "
+        f"{'Keras' if args.batch_norm == 'keras' else 'fused'} BN, "
         f"width {args.width}, {feature_dim} channels), {args.size} px, batch {args.batch}, {args.optimizer}; "
         f"precision {', '.join(precisions)}; warm-up {args.warmup} + timed {args.steps} steps, best of "
         f"{args.repeats}; data: one repeated in-memory batch (no pipeline time).",

@@ -19,11 +19,24 @@ def _check_fill(owner, fill_mode):
 
 
 def rot90(images, k) -> tf.Tensor:
-    """Rotates each image counter-clockwise by k[i] * 90 degrees (square images), k (B,) or (B, 1)."""
+    """Rotates each image counter-clockwise by k[i] * 90 degrees (square images), k (B,) or (B, 1).
+
+    Equal to `tf.image.rot90(images[i], k[i])` per image, as one gather of the pixels: rotating
+    the whole batch three times and selecting cost about 6x more on a CPU at GTSA's crop sizes.
+    """
+    images = tf.convert_to_tensor(images)
     k = tf.reshape(tf.cast(k, tf.int32), [-1]) % 4
-    out = images
-    for j in range(1, 4):
-        out = tf.where(tf.reshape(k == j, [-1, 1, 1, 1]), tf.image.rot90(images, j), out)
+    shape = tf.shape(images)
+    side, r = shape[1], shape[1] - 1
+    i = tf.range(side)[:, None] + tf.zeros([1, side], tf.int32)  # output row
+    j = tf.zeros([side, 1], tf.int32) + tf.range(side)[None, :]  # output column
+    # The source pixel of output (i, j) for k = 0, 1, 2, 3 (tf.image.rot90's counter-clockwise turns).
+    rows = tf.stack([i, j, r - i, r - j])
+    cols = tf.stack([j, r - i, r - j, i])
+    source = tf.reshape(rows * side + cols, [4, -1])  # (4, side * side)
+    flat = tf.reshape(images, tf.stack([shape[0], side * shape[2], shape[3]]))
+    out = tf.reshape(tf.gather(flat, tf.gather(source, k), batch_dims=1), shape)
+    out.set_shape(images.shape)
     return out
 
 
