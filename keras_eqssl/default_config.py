@@ -243,6 +243,9 @@ def gtsa_config(dino_baseline: bool = False) -> ml_collections.ConfigDict:
     c.optim.weight_decay_end = 0.4
     c.optim.decay_matrices_only = True
     c.optim.clipnorm = 3.0
+    # The tiny ViT's step is too small for bf16 to pay: 1.45x slower than float32 at batch 64 on a
+    # CPU with avx512_bf16 (docs/performance.md), where `auto` would pick bf16. ViT-S/16: try auto.
+    c.train.precision = "float32"
     g = c.model.gtsa
     g.correspondence_warmup_steps = steps // 10
     g.dino_units, g.dino_hidden_units = 4096, 512  # ViT-S/16: 65536 and 2048
