@@ -98,7 +98,9 @@ def get_config() -> ml_collections.ConfigDict:
     m.barlow_lambda = 5e-3
     m.byol_momentum = 0.99  # base of BYOL's cosine EMA schedule
     m.sync_bn = True  # synchronised BatchNorm when training on several replicas
-    m.fused_bn = True  # ResNets: unsynchronised BNs train through TF's fused kernel (1.25-1.34x faster steps)
+    m.fused_bn = (
+        True  # ResNets: unsynchronised BNs train through TF's fused kernel (1.2x faster in float32, 1.5x in bf16)
+    )
     # One section per registered objective (keras_eqssl.methods.OBJECTIVES), built from its
     # constructor's arguments: `enabled` plus every argument with its default, e.g.
     # model.recon (cross-attention reconstruction), model.params (CIPER / AugSelf), model.stl,

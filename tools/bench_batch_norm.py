@@ -25,7 +25,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_xla import _grad_fn, time_function  # noqa: E402  (sets the TF env first)
+from bench_train import parse_precisions  # noqa: E402  (both set the TF env before importing it)
+from bench_xla import _grad_fn, time_function  # noqa: E402
 
 # isort: split
 
@@ -63,8 +64,8 @@ def _layers(fused: bool, args) -> dict:
 
 def measure(args) -> dict:
     """{precision: {row: {"keras_ms", "fused_ms", "ratio"}}}."""
-    results = {}
-    for precision in args.precision.split(","):
+    results, previous = {}, keras.mixed_precision.global_policy()
+    for precision in args.precisions:
         keras.mixed_precision.set_global_policy(precision)
         rows = {}
         for fused in (False, True):
@@ -75,7 +76,7 @@ def measure(args) -> dict:
             row["ratio"] = row["fused_ms"] / row["keras_ms"]
         results[precision] = rows
         print(f"  {precision} done", flush=True)
-    keras.mixed_precision.set_global_policy("float32")
+    keras.mixed_precision.set_global_policy(previous)
     return results
 
 
@@ -90,9 +91,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--json", metavar="OUT")
     args = parser.parse_args(argv)
-    bad = [p for p in args.precision.split(",") if p not in ("float32", "mixed_bfloat16", "mixed_float16")]
-    if bad:
-        parser.error(f"--precision: unknown {bad}; use float32, mixed_bfloat16, mixed_float16")
+    args.precisions = parse_precisions(args.precision, parser)
     results = measure(args)
     print()
     print(

@@ -28,8 +28,7 @@ def rot90(images, k) -> tf.Tensor:
     k = tf.reshape(tf.cast(k, tf.int32), [-1]) % 4
     shape = tf.shape(images)
     side, r = shape[1], shape[1] - 1
-    i = tf.range(side)[:, None] + tf.zeros([1, side], tf.int32)  # output row
-    j = tf.zeros([side, 1], tf.int32) + tf.range(side)[None, :]  # output column
+    i, j = tf.meshgrid(tf.range(side), tf.range(side), indexing="ij")  # output row, column
     # The source pixel of output (i, j) for k = 0, 1, 2, 3 (tf.image.rot90's counter-clockwise turns).
     rows = tf.stack([i, j, r - i, r - j])
     cols = tf.stack([j, r - i, r - j, i])
