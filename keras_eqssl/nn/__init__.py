@@ -13,6 +13,14 @@ from keras_eqssl.nn.registry import BACKBONES, available_backbones, backbone_fro
 from keras_eqssl.nn.resnet_backbone import ResNetBackbone
 from keras_eqssl.nn.roi_align import roi_align
 from keras_eqssl.nn.tokens_to_grid import TokensToGrid
+from keras_eqssl.nn.torch_state_dict import read_state_dict, select_prefix, state_dict_from
+from keras_eqssl.nn.torch_weights import (
+    LoadReport,
+    TorchWeightLoader,
+    load_mlp_weights,
+    load_resnet_weights,
+    load_vit_weights,
+)
 from keras_eqssl.nn.transformer_encoder_block import TransformerEncoderBlock
 from keras_eqssl.nn.vit_backbone import VIT_PRESETS, VisionTransformer
 
@@ -37,4 +45,12 @@ __all__ = [
     "available_backbones",
     "backbone_from_name",
     "roi_align",
+    "LoadReport",
+    "TorchWeightLoader",
+    "load_mlp_weights",
+    "load_resnet_weights",
+    "load_vit_weights",
+    "read_state_dict",
+    "select_prefix",
+    "state_dict_from",
 ]
