@@ -248,3 +248,31 @@ def test_state_dict_from_says_which_keys_there_are():
         state_dict_from({"epoch": 1, "optimizer": {"lr": 0.1}})
     with pytest.raises(KeyError, match="no entry 'teacher'"):
         state_dict_from({"student": {"w": np.zeros(2)}}, key="teacher")
+
+
+def test_export_cli_serves_the_encoder_of_a_torch_checkpoint(tmp_path):
+    """`keras-eqssl-export --torch_checkpoint`: the SavedModel's features are the torch weights' (NumPy)."""
+    import json
+    import os
+    import subprocess
+
+    import tensorflow as tf
+
+    sd = _resnet_state_dict([2, 2, 2, 2], [8, 16, 32, 64], "cifar")
+    checkpoint = tmp_path / "official.pth"
+    checkpoint.write_bytes(torch_checkpoint_bytes({f"backbone.{k}": v for k, v in sd.items()}, "state_dict"))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    command = [sys.executable, "-m", "keras_eqssl.cli.export", "--config=configs/simclr.py"]
+    flags = ["--config.model.width=0.125", f"--torch_checkpoint={checkpoint}", f"--out={tmp_path / 'export'}"]
+    out = subprocess.run(command + flags, cwd=root, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "unused: ['backbone.fc.bias', 'backbone.fc.weight']; missing: none" in out.stdout
+    meta = json.loads((tmp_path / "export" / "keras_eqssl_export.json").read_text())
+    images = RNG.random((2, *meta["image_size"], 3)).astype(np.float32)
+    served = tf.saved_model.load(str(tmp_path / "export")).signatures["serving_default"](images=tf.constant(images))
+    expected = _resnet_forward(sd, (images - np.array(meta["mean"])) / np.array(meta["std"]), [2, 2, 2, 2], "cifar")
+    np.testing.assert_allclose(served["embedding"].numpy(), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+    bad = subprocess.run(command + [f"--torch_checkpoint={checkpoint}", f"--out={tmp_path / 'x'}"], cwd=root,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert bad.returncode == 2 and "backbone.conv1.weight: shape (3, 3, 3, 8)" in bad.stderr

@@ -4,12 +4,19 @@
     keras-eqssl-export --checkpoint=runs/x/checkpoints/ckpt-00001000.keras --out=serving/eqssl/1
     python -m keras_eqssl.cli.export --checkpoint=runs/x/checkpoints --out=exports/x --resize=area
 
+    keras-eqssl-export --config=configs/stl.py --torch_checkpoint=stl_resnet18.pth --out=exports/stl_official
+
 `--checkpoint` is a `.keras` file, a `checkpoints/` directory (its newest checkpoint) or a
 workdir of `keras-eqssl-train` (its `model.keras`, else its newest checkpoint). The SavedModel
 holds the backbone and the invariant/equivariant split only, behind the signatures
 `serving_default(images: float32 (N, H, W, 3) in [0, 1])` and `serving_uint8(images: uint8
 (N, H, W, 3))`, both -> `{"embedding", "invariant", "equivariant"}` (docs/serving.md); the app
 loads it back, runs it on two blank images and prints the signatures and where it wrote.
+
+`--torch_checkpoint` exports weights released with the authors' PyTorch code instead: the model of
+`--config` is built and its backbone is loaded from the `torch.save` file (read without torch;
+torchvision ResNet or timm/DINO ViT names, under `--torch_prefix`, found when not given), so the
+authors' encoder is served and probed (`keras-eqssl-evaluate`) like one trained here.
 Exit status 2 with a message naming the path when the checkpoint or the output is unusable.
 """
 
@@ -23,11 +30,21 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from absl import app, flags, logging  # noqa: E402
 
-from keras_eqssl.cli._config import parse_flags  # noqa: E402
+from keras_eqssl.cli._config import checked, define_config_flag, parse_flags  # noqa: E402
 
 _CHECKPOINT = flags.DEFINE_string(
-    "checkpoint", None, "A .keras model, a checkpoints/ directory (newest) or a training workdir.", required=True
+    "checkpoint", None, "A .keras model, a checkpoints/ directory (newest) or a training workdir."
 )
+_TORCH_CHECKPOINT = flags.DEFINE_string(
+    "torch_checkpoint", None, "A torch.save file of the authors' code: its backbone goes into the --config model."
+)
+_TORCH_PREFIX = flags.DEFINE_string(
+    "torch_prefix", None, "The backbone's prefix in the torch state dict ('backbone.'); found when not given."
+)
+_TORCH_KEY = flags.DEFINE_string(
+    "torch_key", None, "The checkpoint entry holding the state dict ('model', 'teacher'); found when not given."
+)
+_CONFIG = define_config_flag()
 _OUT = flags.DEFINE_string(
     "out", None, "Directory to write the SavedModel to (an earlier export there is replaced).", required=True
 )
@@ -39,16 +56,16 @@ _RESIZE = flags.DEFINE_string(
 )
 
 
-def export(checkpoint: str, out: str, resize: str = "bilinear") -> str:
-    """Exports `checkpoint` to `out`, checks the result loads and runs, and prints a summary."""
+def export(checkpoint: str, out: str, resize: str = "bilinear", model=None) -> str:
+    """Exports `checkpoint` (or `model`, already built) to `out`, checks the result loads and runs, and prints a summary."""
     import numpy as np
 
     from keras_eqssl.export import RESIZE_METHODS, export_encoder, load_encoder, load_pair_model, resolve_checkpoint
 
     if resize not in (*RESIZE_METHODS, "none"):
         raise ValueError(f"--resize must be one of {', '.join(RESIZE_METHODS)} or none; received {resize!r}")
-    file = resolve_checkpoint(checkpoint)
-    model = load_pair_model(file)
+    file = checkpoint if model is not None else resolve_checkpoint(checkpoint)
+    model = model if model is not None else load_pair_model(file)
     size = tuple(model.image_size)
     print(f"keras-eqssl-export: {type(model).__name__} {model.name!r} from {file} (image size {size[0]}x{size[1]})")
     export_encoder(
@@ -67,12 +84,35 @@ def export(checkpoint: str, out: str, resize: str = "bilinear") -> str:
     return out
 
 
+def model_from_torch_checkpoint(config, path: str, prefix: str | None = None, key: str | None = None):
+    """The model of `config` with its backbone loaded from a torch checkpoint; prints what was loaded."""
+    from keras_eqssl.methods.factory import model_from_config
+    from keras_eqssl.nn import load_backbone_weights, read_state_dict, state_dict_from
+
+    model = model_from_config(config)
+    try:
+        weights = state_dict_from(read_state_dict(path), key=key)
+        report = load_backbone_weights(model.backbone, weights, prefix)
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"{path}: {err}") from err
+    print(f"keras-eqssl-export: {path} -> {model.backbone.name}: {report}")
+    return model
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if (_CHECKPOINT.value is None) == (_TORCH_CHECKPOINT.value is None):
+        raise app.UsageError("Give exactly one of --checkpoint and --torch_checkpoint")
     logging.set_verbosity(logging.WARNING)  # TF's INFO lines about saving
     try:
-        export(_CHECKPOINT.value, _OUT.value, _RESIZE.value)
+        if _TORCH_CHECKPOINT.value is not None:
+            model = model_from_torch_checkpoint(
+                checked(_CONFIG), _TORCH_CHECKPOINT.value, _TORCH_PREFIX.value, _TORCH_KEY.value
+            )
+            export(_TORCH_CHECKPOINT.value, _OUT.value, _RESIZE.value, model=model)
+        else:
+            export(_CHECKPOINT.value, _OUT.value, _RESIZE.value)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

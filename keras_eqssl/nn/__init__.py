@@ -17,6 +17,7 @@ from keras_eqssl.nn.torch_state_dict import read_state_dict, select_prefix, stat
 from keras_eqssl.nn.torch_weights import (
     LoadReport,
     TorchWeightLoader,
+    load_backbone_weights,
     load_mlp_weights,
     load_resnet_weights,
     load_vit_weights,
@@ -47,6 +48,7 @@ __all__ = [
     "roi_align",
     "LoadReport",
     "TorchWeightLoader",
+    "load_backbone_weights",
     "load_mlp_weights",
     "load_resnet_weights",
     "load_vit_weights",

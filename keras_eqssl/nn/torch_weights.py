@@ -228,3 +228,33 @@ def load_mlp_weights(mlp, state_dict: Mapping[str, np.ndarray], prefix: str = ""
         else:
             loader.layer_norm(layer, key)
     return loader.finish(mlp)
+
+
+def load_backbone_weights(backbone, state_dict: Mapping[str, np.ndarray], prefix: str | None = None) -> LoadReport:
+    """Loads torch weights into a backbone of either kind: `load_resnet_weights` or `load_vit_weights`.
+
+    Args:
+        backbone: a `ResNetBackbone` (stem "imagenet" or "cifar") or a `VisionTransformer`.
+        state_dict: name -> array.
+        prefix: the backbone's prefix in `state_dict`. `None` finds it: the shortest prefix ending
+            in "." under which the backbone's first weight (`conv1.weight` / `patch_embed.proj.weight`) is.
+
+    Raises:
+        KeyError: no prefix holds the backbone's first weight (the message lists some names).
+        TypeError: the backbone is of another kind.
+    """
+    from keras_eqssl.nn.resnet_backbone import ResNetBackbone
+    from keras_eqssl.nn.vit_backbone import VisionTransformer
+
+    if isinstance(backbone, ResNetBackbone):
+        load, first = load_resnet_weights, "conv1.weight"
+    elif isinstance(backbone, VisionTransformer):
+        load, first = load_vit_weights, "patch_embed.proj.weight"
+    else:
+        raise TypeError(f"No torch weight mapping for a {type(backbone).__name__}; use TorchWeightLoader")
+    if prefix is None:
+        found = sorted((k[: -len(first)] for k in state_dict if k.endswith(first)), key=len)
+        if not found or (found[0] and not found[0].endswith(".")):
+            raise KeyError(f"No '{first}' (under any prefix) in the state dict: {_sample(state_dict)}")
+        prefix = found[0]
+    return load(backbone, state_dict, prefix)
