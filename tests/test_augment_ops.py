@@ -18,6 +18,7 @@ from helpers import (
 )
 
 from keras_eqssl.augment import (
+    AUGMIX_ALL_OPS,
     AUGMIX_OPS,
     AugMix,
     ColorJitter,
@@ -33,6 +34,7 @@ from keras_eqssl.augment import (
     Solarize,
     Translation,
 )
+from keras_eqssl.augment import color as color_ops
 
 NO_OP = len(AUGMIX_OPS)
 
@@ -78,15 +80,17 @@ def jitter_order_distribution(order, params):
     assert len(np.unique(order, axis=0)) == 24
 
 
-def augmix_distribution(severity, width, depth):
+def augmix_distribution(severity, width, depth, op_names=AUGMIX_OPS):
+    no_op = len(op_names)
+
     def check(ops, params):
         mags = params["augmix_mags"].astype(np.float64)
         weights = params["augmix_weights"].astype(np.float64)
         mix = params["augmix_mix"].astype(np.float64)
         steps = 3 if depth == -1 else depth
         assert ops.shape[1:] == (width, steps)
-        assert ops.min() >= 0 and ops.max() <= NO_OP
-        used = ops != NO_OP
+        assert ops.min() >= 0 and ops.max() <= no_op
+        used = ops != no_op
         # Unused steps come after the used ones and record magnitude 0.
         assert np.all(used[..., 0]), "a chain with no op"
         assert np.all(used[..., 1:] <= used[..., :-1]), "an unused step before a used one"
@@ -95,7 +99,7 @@ def augmix_distribution(severity, width, depth):
             assert_categorical(used.sum(-1).ravel() - 1, [1 / 3] * 3, tol=0.02, what="chain depth - 1")
         else:
             assert np.all(used), "fixed depth: every step is used"
-        assert_categorical(ops[used], [1 / len(AUGMIX_OPS)] * len(AUGMIX_OPS), tol=0.015, what="augmix op")
+        assert_categorical(ops[used], [1 / no_op] * no_op, tol=0.015, what="augmix op")
         m = mags[used]
         assert np.all(m != 0.0) and np.abs(m).max() <= severity / 10 + 1e-6
         assert_uniform(np.abs(m), 0.0, severity / 10, what="|magnitude|", mean_tol=0.05, end_tol=0.05)
@@ -150,6 +154,11 @@ OP_CASES = [
     pytest.param(lambda: Flip(p=0.3), {"flip": ("bernoulli", 0.3)}, id="flip_p0.3"),
     pytest.param(lambda: RandomResizedCrop(24), {"crop": crop_distribution((0.08, 1.0), (3 / 4, 4 / 3))}, id="crop"),
     pytest.param(
+        lambda: RandomResizedCrop(24, convention="torchvision"),
+        {"crop": crop_distribution((0.08, 1.0), (3 / 4, 4 / 3))},
+        id="crop_torchvision",
+    ),
+    pytest.param(
         lambda: RandomResizedCrop((16, 24), scale=(0.2, 0.6), ratio=(0.5, 2.0), name="rrc"),
         {"rrc": crop_distribution((0.2, 0.6), (0.5, 2.0), name="rrc")},
         id="crop_custom",
@@ -160,6 +169,11 @@ OP_CASES = [
         id="color_jitter",
     ),
     pytest.param(
+        lambda: ColorJitter(convention="pil"),
+        {"color": ("uniform", JITTER_RANGES), "color_order": jitter_order_distribution},
+        id="color_jitter_pil",
+    ),
+    pytest.param(
         lambda: ColorJitter(brightness=(0.5, 0.9), contrast=0.2, saturation=(1.0, 2.0), hue=0.3),
         {"color": ("uniform", [(0.5, 0.9), (0.8, 1.2), (1.0, 2.0), (-0.3, 0.3)])},
         id="color_jitter_custom",
@@ -168,11 +182,17 @@ OP_CASES = [
     pytest.param(lambda: Solarize(p=0.3), {"solarize": ("bernoulli", 0.3)}, id="solarize"),
     pytest.param(lambda: GaussianBlur(), {"blur": ("uniform", 0.1, 2.0)}, id="blur"),
     pytest.param(lambda: GaussianBlur(sigma=(0.5, 3.0), kernel_size=5), {"blur": ("uniform", 0.5, 3.0)}, id="blur_k5"),
+    pytest.param(
+        lambda: GaussianBlur(truncate=3.0, padding="symmetric"), {"blur": ("uniform", 0.1, 2.0)}, id="blur_truncate"
+    ),
     pytest.param(lambda: Rotation(45.0), {"rotation": ("uniform", -45.0, 45.0)}, id="rotation"),
     pytest.param(
         lambda: Rotation((-10.0, 30.0), fill_mode="reflect"),
         {"rotation": ("uniform", -10.0, 30.0)},
         id="rotation_reflect",
+    ),
+    pytest.param(
+        lambda: Rotation(30.0, interpolation="nearest"), {"rotation": ("uniform", -30.0, 30.0)}, id="rotation_nearest"
     ),
     pytest.param(lambda: Rotate90(), {"rot90": ("categorical", [0.25] * 4)}, id="rot90"),
     pytest.param(lambda: Rotate90(ks=(1, 3)), {"rot90": ("categorical", [0.0, 0.5, 0.0, 0.5])}, id="rot90_subset"),
@@ -180,6 +200,11 @@ OP_CASES = [
     pytest.param(lambda: AugMix(), {"augmix_ops": augmix_distribution(3, 3, -1)}, id="augmix"),
     pytest.param(
         lambda: AugMix(severity=6, width=2, depth=2), {"augmix_ops": augmix_distribution(6, 2, 2)}, id="augmix_depth2"
+    ),
+    pytest.param(
+        lambda: AugMix(all_ops=True, whole_pixels=True),
+        {"augmix_ops": augmix_distribution(3, 3, -1, AUGMIX_ALL_OPS)},
+        id="augmix_all_ops",
     ),
     pytest.param(
         lambda: RandomApply(ColorJitter(), p=0.8),
@@ -249,13 +274,13 @@ def angle_diff(a, b):
     return (np.asarray(a) - np.asarray(b) + 180.0) % 360.0 - 180.0
 
 
-def numpy_blur(image, sigma, size):
-    """Reference separable Gaussian blur of one (H, W, C) image, reflect padding, `size` taps."""
+def numpy_blur(image, sigma, size, mode="reflect"):
+    """Reference separable Gaussian blur of one (H, W, C) image, `mode` padding (np.pad's), `size` taps."""
     x = np.arange(size) - (size - 1) / 2
     kernel = np.exp(-(x**2) / (2 * sigma**2)) if sigma > 0 else (x == 0).astype(np.float64)
     kernel /= kernel.sum()
     pad = size // 2
-    padded = np.pad(image.astype(np.float64), ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
+    padded = np.pad(image.astype(np.float64), ((pad, pad), (pad, pad), (0, 0)), mode=mode)
     h, w = image.shape[:2]
     rows = sum(kernel[i] * padded[i : i + h] for i in range(size))
     return sum(kernel[i] * rows[:, i : i + w] for i in range(size))
@@ -290,6 +315,49 @@ def test_crop_box_matches_coordinate_pattern(size):
     np.testing.assert_allclose(params["crop_scale"].numpy()[:, 0], h * w, rtol=1e-5)
     np.testing.assert_allclose(params["crop_ratio"].numpy()[:, 0], (w * width) / (h * height), rtol=1e-5)
     assert params["crop_ratio"].numpy().min() >= 3 / 4 - 1e-5 and params["crop_ratio"].numpy().max() <= 4 / 3 + 1e-5
+
+
+def numpy_resize_axis(length_in, length_out):
+    """(out, in) weights of torchvision's antialiased bilinear resize of one axis (PIL's precompute_coeffs)."""
+    scale = length_in / length_out
+    support = max(scale, 1.0)
+    weights = np.zeros((length_out, length_in))
+    for o in range(length_out):
+        centre = scale * (o + 0.5)
+        lo = max(int(centre - support + 0.5), 0)
+        hi = min(int(centre + support + 0.5), length_in)
+        for j in range(lo, hi):
+            weights[o, j] = max(0.0, 1.0 - abs((j - centre + 0.5) / support))
+        weights[o] /= weights[o].sum()
+    return weights
+
+
+@pytest.mark.parametrize("out_size", [(5, 7), (20, 16), (12, 10)])
+def test_crop_torchvision_convention_matches_numpy_resized_crop(out_size):
+    """Integer boxes: crop the pixels, then resize with half-pixel centres and antialiasing (torchvision)."""
+    images = random_images(3, (12, 10))
+    boxes = [(2, 1, 8, 6), (0, 0, 12, 10), (5, 4, 3, 2)]  # top, left, height, width in pixels
+    crop = np.array([[t / 12, x / 10, h / 12, w / 10] for t, x, h, w in boxes], np.float32)
+    op = RandomResizedCrop(out_size, convention="torchvision")
+    out = op.apply(images, {"crop": crop}).numpy()
+    for i, (t, x, h, w) in enumerate(boxes):
+        patch = images[i, t : t + h, x : x + w].astype(np.float64)
+        expected = np.einsum(
+            "oh,hwc,pw->opc", numpy_resize_axis(h, out_size[0]), patch, numpy_resize_axis(w, out_size[1])
+        )
+        np.testing.assert_allclose(out[i], expected, atol=1e-5, err_msg=f"box {boxes[i]}")
+    # The whole image at its own size is returned as is.
+    same = RandomResizedCrop(None, convention="torchvision").apply(images, {"crop": np.tile([[0, 0, 1, 1]], (3, 1))})
+    np.testing.assert_allclose(same.numpy(), images, atol=1e-6)
+
+
+def test_crop_convention_is_validated_and_in_the_config():
+    with pytest.raises(ValueError, match="convention.*'pil'"):
+        RandomResizedCrop(8, convention="pil")
+    op = RandomResizedCrop(8, convention="torchvision")
+    assert op.get_config()["convention"] == "torchvision"
+    assert RandomResizedCrop.from_config(op.get_config()).convention == "torchvision"
+    assert RandomResizedCrop(8).convention == "crop_and_resize"
 
 
 def test_crop_identity_params_return_the_image():
@@ -337,6 +405,28 @@ def test_rotation_direction_matches_rot90(angle, k):
 
 
 # --- Rotate90 ---------------------------------------------------------------------------------
+def test_rotation_nearest_moves_whole_pixels():
+    """Nearest: a quarter turn is np.rot90 exactly, and any angle only copies input values (or the fill 0)."""
+    images = random_images(2, (9, 9))
+    op = Rotation(90.0, interpolation="nearest")
+    quarter = op.apply(images, {"rotation": tf.constant([[90.0], [-90.0]])}).numpy()
+    np.testing.assert_array_equal(quarter[0], np.rot90(images[0], 1, axes=(0, 1)))
+    np.testing.assert_array_equal(quarter[1], np.rot90(images[1], -1, axes=(0, 1)))
+    tilted = op.apply(images, {"rotation": tf.constant([[23.0], [-41.0]])}).numpy()
+    for i in range(2):
+        allowed = np.concatenate([images[i].reshape(-1, 3), np.zeros((1, 3), np.float32)])
+        assert all((allowed == p).all(axis=1).any() for p in tilted[i].reshape(-1, 3)), "a new pixel value"
+    bilinear = Rotation(90.0).apply(images, {"rotation": tf.constant([[23.0], [-41.0]])}).numpy()
+    assert np.abs(bilinear - tilted).max() > 0.01
+
+
+def test_rotation_interpolation_is_validated_and_in_the_config():
+    with pytest.raises(ValueError, match="interpolation.*'bicubic'"):
+        Rotation(10.0, interpolation="bicubic")
+    config = Rotation(10.0, interpolation="nearest").get_config()
+    assert config["interpolation"] == "nearest" and Rotation.from_config(config).interpolation == "nearest"
+
+
 def test_rotate90_matches_tf_rot90_per_image():
     images = random_images(32, (16, 16))
     out, params = Rotate90()(images, seed=6)
@@ -401,6 +491,35 @@ def test_blur_matches_numpy_reference_per_image(kernel_size, size):
     taps = kernel_size or 3  # default: 10% of the side, odd, at least 3
     for i, sigma in enumerate(params["blur"].numpy()[:, 0]):
         np.testing.assert_allclose(out.numpy()[i], numpy_blur(images[i], sigma, taps), atol=1e-5, err_msg=f"image {i}")
+
+
+def test_blur_truncate_covers_sigma_max_with_symmetric_padding():
+    """truncate=t: 2 ceil(t sigma_max) + 1 taps; padding="symmetric" repeats the border pixel (PIL's)."""
+    images = random_images(4, (24, 24))
+    op = GaussianBlur(sigma=(0.1, 2.0), truncate=3.0, padding="symmetric")
+    assert op.kernel_size_for(images) == 13
+    assert GaussianBlur(sigma=(0.5, 1.2), truncate=4.0).kernel_size_for(images) == 11
+    sigma = np.array([[0.1], [0.7], [1.4], [2.0]], np.float32)
+    out = op.apply(images, {"blur": sigma}).numpy()
+    for i in range(4):
+        expected = numpy_blur(images[i], sigma[i, 0], 13, mode="symmetric")
+        np.testing.assert_allclose(out[i], expected, atol=1e-5, err_msg=f"image {i}")
+    # Reflect (the default) differs from symmetric at the border only.
+    reflect = GaussianBlur(sigma=(0.1, 2.0), truncate=3.0).apply(images, {"blur": sigma}).numpy()
+    np.testing.assert_allclose(reflect[:, 8:-8, 8:-8], out[:, 8:-8, 8:-8], atol=1e-6)
+    assert np.abs(reflect - out).max() > 1e-3
+
+
+def test_blur_options_are_validated_and_in_the_config():
+    with pytest.raises(ValueError, match="truncate"):
+        GaussianBlur(truncate=3.0, kernel_size=5)
+    with pytest.raises(ValueError, match="truncate"):
+        GaussianBlur(truncate=0.0)
+    with pytest.raises(ValueError, match="padding.*'edge'"):
+        GaussianBlur(padding="edge")
+    config = GaussianBlur(truncate=3.0, padding="symmetric").get_config()
+    assert config["truncate"] == 3.0 and config["padding"] == "symmetric"
+    assert GaussianBlur.from_config(config).kernel_size_for(random_images(1, (8, 8))) == 13
 
 
 # --- Grayscale / Solarize ---------------------------------------------------------------------
@@ -486,6 +605,69 @@ def test_color_jitter_runs_adjustments_in_the_recorded_order():
     assert np.abs(both[0] - both[1]).max() > 0.05
 
 
+def test_color_jitter_pil_convention_rounds_like_pillow():
+    """convention="pil": uint8 arithmetic of Pillow's ImageEnhance blends and "L" conversion (NumPy reference)."""
+    images = np.round(random_images(3, (10, 10)) * 255) / 255
+    q = np.round(images * 255).astype(np.int64)
+    luma = (19595 * q[..., 0] + 38470 * q[..., 1] + 7471 * q[..., 2] + (1 << 15)) >> 16  # (B, H, W)
+    f = np.array([0.6, 1.0, 1.4], np.float32)[:, None, None, None]
+
+    def blend(degenerate, factor):  # in float32, as Pillow's C code
+        q32, d32 = q.astype(np.float32), np.float32(degenerate)
+        return np.floor(np.clip(d32 + factor * (q32 - d32), 0, 255)) / 255
+
+    mean = np.floor(luma.mean(axis=(1, 2)) + 0.5)[:, None, None, None]
+    expected = {
+        "brightness": blend(np.float32(0), f),
+        "contrast": blend(mean.astype(np.float32), f),
+        "saturation": blend(luma[..., None].astype(np.float32), f),
+    }
+    op = ColorJitter(convention="pil")
+    for j, name in enumerate(("brightness", "contrast", "saturation")):
+        factors = np.tile([[1.0, 1.0, 1.0, 0.0]], (3, 1))
+        factors[:, j] = f[:, 0, 0, 0]
+        order = np.tile([j] + [k for k in range(4) if k != j], (3, 1))  # op j first; the identities keep levels
+        out = op.apply(images, jitter_params(factors, order)).numpy()
+        # The hue op at 0 still runs Pillow's lossy uint8 HSV round trip: compare on the first op's output alone.
+        first = getattr(color_ops, f"pil_adjust_{name}")(images, f[:, 0, 0, 0]).numpy()
+        np.testing.assert_allclose(first, expected[name], atol=1e-6, err_msg=name)
+        assert np.all(np.abs(out * 255 - np.round(out * 255)) < 1e-3), f"{name}: not uint8 levels"
+    # Hue: pure colours move by whole sectors, greys stay.
+    pure = np.array([[[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.5, 0.5, 0.5]]]], np.float32)
+    out = color_ops.pil_adjust_hue(pure, np.array([1 / 3], np.float32)).numpy()
+    np.testing.assert_allclose(out[0, 0], [[0, 1, 0], [0, 0, 1], [0.5, 0.5, 0.5]], atol=1 / 255)
+    with pytest.raises(ValueError, match="convention.*'uint8'"):
+        ColorJitter(convention="uint8")
+    config = op.get_config()
+    assert config["convention"] == "pil" and ColorJitter.from_config(config).convention == "pil"
+
+
+def test_color_jitter_pil_convention_equals_pillow():
+    """Bit-exact with Pillow itself (ImageEnhance and its HSV, as torchvision's ColorJitter on PIL images)."""
+    pil = pytest.importorskip("PIL.Image")
+    from PIL import ImageEnhance
+
+    images = np.round(random_images(2, (12, 12), seed=3) * 255).astype(np.uint8)
+    factors = [(1.3, 0.7, 1.2, 0.08), (0.8, 1.35, 0.65, -0.06)]
+    orders = [(3, 0, 2, 1), (1, 3, 2, 0)]
+
+    def pillow(img, fac, order):
+        img = pil.fromarray(img)
+        for k in order:
+            if k == 3:
+                h, s, v = img.convert("HSV").split()
+                h = np.asarray(h, np.uint8) + np.int32(fac[3] * 255).astype(np.uint8)
+                img = pil.merge("HSV", (pil.fromarray(h, "L"), s, v)).convert("RGB")
+            else:
+                enhancer = (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color)[k]
+                img = enhancer(img).enhance(fac[k])
+        return np.asarray(img, np.float32) / 255
+
+    out = ColorJitter(convention="pil").apply(images.astype(np.float32) / 255, jitter_params(factors, orders))
+    for i in range(2):
+        np.testing.assert_array_equal(out.numpy()[i], pillow(images[i], factors[i], orders[i]))
+
+
 # --- AugMix -----------------------------------------------------------------------------------
 def test_augmix_identity_params_and_zero_mix_return_the_input():
     images = random_images(16, (16, 16))
@@ -513,6 +695,74 @@ def test_augmix_params_mean_what_they_say():
     np.testing.assert_allclose(out[0], solar[0], atol=1e-5)
     mixed = 0.25 * solar[1] + 0.75 * images[1]
     np.testing.assert_allclose(out[1], 0.5 * images[1] + 0.5 * mixed, atol=1e-5)
+
+
+def one_augmix_op(name, mags, op_names=AUGMIX_ALL_OPS):
+    """Params of a width-1, depth-1 AugMix that runs op `name` at magnitude mags[i] on image i, unmixed."""
+    n = len(mags)
+    return {
+        "augmix_ops": tf.fill([n, 1, 1], op_names.index(name)),
+        "augmix_mags": tf.constant(np.asarray(mags, np.float32)[:, None, None]),
+        "augmix_weights": tf.ones([n, 1]),
+        "augmix_mix": tf.ones([n, 1]),
+    }
+
+
+def test_augmix_all_ops_adds_torchvision_enhance_ops():
+    """all_ops: brightness, color, contrast, sharpness with factor 1 + 0.9 m, as torchvision's AugMix."""
+    assert AUGMIX_ALL_OPS == AUGMIX_OPS + ("brightness", "color", "contrast", "sharpness")
+    op = AugMix(width=1, depth=1, all_ops=True)
+    assert op.no_op == 13 and op.param_specs()[0].num_classes == 14
+    assert AugMix().no_op == NO_OP == 9
+    images = random_images(2, (12, 12))
+    mags = [0.3, -0.2]
+    f = 1.0 + 0.9 * np.array(mags)[:, None, None, None]
+    out = op.apply(images, one_augmix_op("brightness", mags)).numpy()
+    np.testing.assert_allclose(out, np.clip(images * f, 0, 1), atol=1e-6)
+    gray = (images @ np.array([0.2989, 0.587, 0.114]))[..., None]
+    out = op.apply(images, one_augmix_op("color", mags)).numpy()
+    np.testing.assert_allclose(out, np.clip(f * images + (1 - f) * gray, 0, 1), atol=1e-5)
+    mean = gray.mean(axis=(1, 2, 3), keepdims=True)
+    out = op.apply(images, one_augmix_op("contrast", mags)).numpy()
+    np.testing.assert_allclose(out, np.clip(f * images + (1 - f) * mean, 0, 1), atol=1e-5)
+    # Sharpness: blend with the 3x3 (1, 5 in the centre) / 13 smoothing; the border keeps the original.
+    kernel = np.ones((3, 3)) / 13.0
+    kernel[1, 1] = 5.0 / 13.0
+    smooth = images.astype(np.float64).copy()
+    smooth[:, 1:-1, 1:-1] = sum(
+        kernel[dy, dx] * images[:, dy : dy + 10, dx : dx + 10] for dy in range(3) for dx in range(3)
+    )
+    out = op.apply(images, one_augmix_op("sharpness", mags)).numpy()
+    np.testing.assert_allclose(out, np.clip(f * images + (1 - f) * smooth, 0, 1), atol=1e-5)
+    # The default op list cannot reach them: its op indices stop at 8 and 9 means unused.
+    with pytest.raises(ValueError, match="all_ops"):
+        AugMix(all_ops=1)
+
+
+def test_augmix_whole_pixels_and_shear_about_the_corner():
+    """whole_pixels truncates m W / 3 toward zero; shears turn about the top-left pixel edge (paper, torchvision)."""
+    images = random_images(2, (12, 12))
+    mags = [0.3, -0.3]  # 0.3 * 12 / 3 = 1.2 -> 1 pixel right; -1.2 -> 1 pixel left
+    whole = AugMix(width=1, depth=1, whole_pixels=True)
+    out = whole.apply(images, one_augmix_op("translate_x", mags, AUGMIX_OPS)).numpy()
+    np.testing.assert_allclose(out[0, :, 1:], images[0, :, :-1], atol=1e-6)
+    np.testing.assert_allclose(out[1, :, :-1], images[1, :, 1:], atol=1e-6)
+    np.testing.assert_array_equal(out[0, :, 0], 0.0)
+    sub = AugMix(width=1, depth=1).apply(images, one_augmix_op("translate_x", mags, AUGMIX_OPS)).numpy()
+    np.testing.assert_allclose(sub[0, :, 2:], 0.8 * images[0, :, 1:-1] + 0.2 * images[0, :, :-2], atol=1e-5)
+    assert whole.get_config()["whole_pixels"] and AugMix.from_config(whole.get_config()).whole_pixels
+    # Shear x: output (x, y) reads input x + s (y + 0.5) in pixel indices, s = 0.3 m.
+    m = 0.2
+    out = AugMix(width=1, depth=1).apply(images[:1], one_augmix_op("shear_x", [m], AUGMIX_OPS)).numpy()[0]
+    s = 0.3 * m
+    for y in range(12):
+        xs = np.arange(12) + s * (y + 0.5)
+        inside = xs <= 11
+        x0 = np.floor(xs[inside]).astype(int)
+        frac = (xs[inside] - x0)[:, None]
+        nxt = np.minimum(x0 + 1, 11)
+        expected = (1 - frac) * images[0, y, x0] + frac * images[0, y, nxt]
+        np.testing.assert_allclose(out[y, inside], expected, atol=1e-5, err_msg=f"row {y}")
 
 
 # --- RandomApply / RandomChoice / Compose -----------------------------------------------------

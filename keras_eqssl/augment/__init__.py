@@ -1,6 +1,6 @@
 """Augmentations that record the parameters they sampled, and policies that compose them into views."""
 
-from keras_eqssl.augment.augmix import AUGMIX_OPS, AugMix
+from keras_eqssl.augment.augmix import AUGMIX_ALL_OPS, AUGMIX_OPS, AugMix
 from keras_eqssl.augment.base import ParamSpec, from_config, serialize
 from keras_eqssl.augment.blur import GaussianBlur
 from keras_eqssl.augment.color import ColorJitter, Grayscale, Solarize
@@ -12,6 +12,7 @@ from keras_eqssl.augment.images import to_float_rgb
 from keras_eqssl.augment.seeds import make_seed
 
 __all__ = [
+    "AUGMIX_ALL_OPS",
     "AUGMIX_OPS",
     "AugMix",
     "ColorJitter",

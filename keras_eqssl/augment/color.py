@@ -92,18 +92,126 @@ def adjust_saturation(images, factor):
     return _blend(images, luma(images), factor)
 
 
+# --- PIL's arithmetic (torchvision's ColorJitter on PIL images) ---------------------------------
+# Pillow works on uint8: ImageEnhance blends with Image.blend, which truncates to uint8; "L" is
+# (19595 R + 38470 G + 7471 B + 2^15) >> 16; HSV is Pillow's own uint8 conversion. The functions
+# below take and return float32 images in [0, 1] holding uint8 levels (k / 255).
+def _levels(images):
+    return tf.round(images * 255.0)
+
+
+def _pil_blend(degenerate, levels, factor):
+    """Image.blend(degenerate, image, factor) on levels: degenerate + factor * (image - degenerate), clipped, truncated."""
+    f = tf.reshape(tf.cast(factor, tf.float32), [-1, 1, 1, 1])
+    return tf.floor(tf.clip_by_value(degenerate + f * (levels - degenerate), 0.0, 255.0)) / 255.0
+
+
+def _pil_luma(levels):
+    """Pillow's "L" conversion of (B, H, W, 3) levels, (B, H, W, 1) levels."""
+    q = tf.cast(levels, tf.int32)
+    weighted = 19595 * q[..., :1] + 38470 * q[..., 1:2] + 7471 * q[..., 2:] + (1 << 15)
+    return tf.cast(tf.bitwise.right_shift(weighted, 16), tf.float32)
+
+
+def pil_adjust_brightness(images, factor):
+    """PIL's ImageEnhance.Brightness: a blend with black, truncated to uint8."""
+    return _pil_blend(0.0, _levels(images), factor)
+
+
+def pil_adjust_contrast(images, factor):
+    """PIL's ImageEnhance.Contrast: a blend with the rounded mean of the "L" image."""
+    levels = _levels(images)
+    mean = tf.floor(tf.reduce_mean(tf.cast(_pil_luma(levels), tf.float64), axis=[1, 2, 3], keepdims=True) + 0.5)
+    return _pil_blend(tf.cast(mean, tf.float32), levels, factor)
+
+
+def pil_adjust_saturation(images, factor):
+    """PIL's ImageEnhance.Color: a blend with the "L" image."""
+    levels = _levels(images)
+    return _pil_blend(_pil_luma(levels), levels, factor)
+
+
+def _c_float(x):
+    """A float64 value stored in a C `float` (Pillow mixes float and double steps)."""
+    return tf.cast(tf.cast(x, tf.float32), tf.float64)
+
+
+def _c_round(x):
+    """C's round() of x >= 0 (half away from zero; tf.round rounds half to even), clipped to uint8."""
+    return tf.clip_by_value(tf.floor(x + 0.5), 0.0, 255.0)
+
+
+def _pil_rgb_to_hsv(levels):
+    """Pillow's rgb2hsv on levels: (h, s, v) uint8 levels as float64, with its float / double steps."""
+    f32 = _c_float
+    r, g, b = tf.unstack(tf.cast(levels, tf.float64), axis=-1)
+    maxc = tf.maximum(r, tf.maximum(g, b))
+    minc = tf.minimum(r, tf.minimum(g, b))
+    cr = tf.maximum(maxc - minc, 1.0)
+    s = f32(tf.cast(maxc - minc, tf.float32) / tf.cast(tf.maximum(maxc, 1.0), tf.float32))
+    rc, gc, bc = (tf.cast(tf.cast(maxc - c, tf.float32) / tf.cast(cr, tf.float32), tf.float64) for c in (r, g, b))
+    h = tf.where(r == maxc, f32(bc - gc), tf.where(g == maxc, f32(2.0 + rc - bc), f32(4.0 + gc - rc)))
+    h = f32(tf.math.floormod(h / 6.0 + 1.0, 1.0))
+    grey = maxc == minc
+    zero = tf.zeros_like(h)
+    uh = tf.where(grey, zero, tf.clip_by_value(tf.floor(h * 255.0), 0.0, 255.0))
+    us = tf.where(grey, zero, tf.clip_by_value(tf.floor(s * 255.0), 0.0, 255.0))
+    return uh, us, maxc
+
+
+def _pil_hsv_to_rgb(h, s, v):
+    """Pillow's hsv2rgb on uint8 levels (float64 in, float32 levels (..., 3) out)."""
+    f32, half_up = _c_float, _c_round
+    sector = tf.floor(h * 6.0 / 255.0)
+    f = f32(h * 6.0 / 255.0 - sector)
+    fs = f32(s / 255.0)
+    p = half_up(v * (1.0 - fs))
+    q = half_up(v * (1.0 - f32(fs * f)))
+    t = half_up(v * (1.0 - fs * (1.0 - f)))
+    i = tf.cast(sector, tf.int32) % 6
+    options = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)]
+    rgb = [tf.zeros_like(v)] * 3
+    for k, option in enumerate(options):
+        rgb = [tf.where(i == k, o, c) for o, c in zip(option, rgb)]
+    rgb = [tf.where(s == 0.0, v, c) for c in rgb]
+    return tf.cast(tf.stack(rgb, axis=-1), tf.float32)
+
+
+def pil_adjust_hue(images, delta):
+    """torchvision's adjust_hue on PIL images: Pillow's uint8 HSV, hue += int(255 delta) mod 256."""
+    h, s, v = _pil_rgb_to_hsv(_levels(images))
+    shift = tf.cast(tf.cast(tf.cast(delta, tf.float64) * 255.0, tf.int32), tf.float64)  # toward zero
+    h = tf.math.floormod(h + tf.reshape(shift, [-1, 1, 1]), 256.0)
+    return _pil_hsv_to_rgb(h, s, v) / 255.0
+
+
+CONVENTIONS = ("tensor", "pil")
+
+
 @register
 class ColorJitter(Op):
     """Brightness, contrast, saturation and hue changes applied in a random per-image order.
 
     The four adjustments follow torchvision's definitions (SimCLR's): brightness multiplies,
     contrast blends with the mean luma, saturation blends with the pixel's luma, hue rotates
-    in HSV. Each image runs each adjustment once, in its own recorded order.
+    in HSV. Each image runs each adjustment once, in its own recorded order (`color_order` holds
+    the op index run at each stage: torchvision's `fn_idx`, a fresh permutation per image).
+
+    `convention` chooses the arithmetic:
+
+    - `"tensor"` (default): torchvision on float tensors (`transforms.v2` on tensors, STL's): float
+      throughout, hue by an HSV round trip in float. Equal to it to about 1e-6 (docs/parity).
+    - `"pil"`: torchvision on PIL images (the PIL pipelines: GTSA, DINO, BYOL/SimCLR in PyTorch):
+      every op rounds to uint8 as Pillow does (blends truncate, luma is Pillow's integer "L",
+      contrast blends with its rounded mean, hue shifts Pillow's uint8 HSV hue by int(255 h) of
+      256 levels). The input is rounded to uint8 levels first. Up to about 15 uint8 levels from
+      "tensor" on the hue op, about 1 on the others.
 
     Args:
         brightness, contrast, saturation: x >= 0 samples a factor in [max(0, 1 - x), 1 + x]
             (or give a (min, max) pair); 1 leaves the image unchanged.
         hue: x in [0, 0.5] samples a hue rotation in [-x, x] turns.
+        convention: `"tensor"` or `"pil"`, see above.
         name: key prefix of the recorded parameters.
 
     Records:
@@ -112,8 +220,21 @@ class ColorJitter(Op):
         means saturation first, then brightness, hue, contrast.
     """
 
-    def __init__(self, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1, name: str = "color"):
+    def __init__(
+        self,
+        brightness=0.4,
+        contrast=0.4,
+        saturation=0.4,
+        hue=0.1,
+        convention: str = "tensor",
+        name: str = "color",
+    ):
         super().__init__(name)
+        if convention not in CONVENTIONS:
+            raise ValueError(
+                f"ColorJitter: convention must be one of {CONVENTIONS}; received convention={convention!r}."
+            )
+        self.convention = convention
         self.brightness = _factor_range("ColorJitter", "brightness", brightness, 1.0)
         self.contrast = _factor_range("ColorJitter", "contrast", contrast, 1.0)
         self.saturation = _factor_range("ColorJitter", "saturation", saturation, 1.0)
@@ -153,12 +274,11 @@ class ColorJitter(Op):
         def branch(j, fn):
             return lambda imgs, idx: fn(imgs, tf.gather(factors[:, j], idx))
 
-        branches = [
-            branch(0, adjust_brightness),
-            branch(1, adjust_contrast),
-            branch(2, adjust_saturation),
-            branch(3, adjust_hue),
-        ]
+        if self.convention == "pil":
+            fns = (pil_adjust_brightness, pil_adjust_contrast, pil_adjust_saturation, pil_adjust_hue)
+        else:
+            fns = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
+        branches = [branch(j, fn) for j, fn in enumerate(fns)]
         order = params[f"{self.name}_order"]
         for stage in range(4):
             images = switch_per_image(images, order[:, stage], branches)
@@ -175,6 +295,7 @@ class ColorJitter(Op):
             "contrast": list(self.contrast),
             "saturation": list(self.saturation),
             "hue": list(self.hue),
+            "convention": self.convention,
             "name": self.name,
         }
 

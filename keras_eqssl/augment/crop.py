@@ -9,12 +9,67 @@ import tensorflow as tf
 from keras_eqssl.augment.base import CONTINUOUS, Op, ParamSpec, check_range, register, uniform
 
 _ATTEMPTS = 10  # torchvision's number of tries before the central-crop fallback
+CONVENTIONS = ("crop_and_resize", "torchvision")
 
 
 def boxes_yxyx(crop: tf.Tensor) -> tf.Tensor:
     """(B, 4) (y0, x0, h, w) -> (B, 4) (y0, x0, y1, x1), the form `tf.image.crop_and_resize` takes."""
     y0, x0, h, w = tf.unstack(crop, axis=-1)
     return tf.stack([y0, x0, y0 + h, x0 + w], axis=-1)
+
+
+def resize_weights(start, length, in_size, out_size, antialias: bool = True) -> tf.Tensor:
+    """(B, out_size, in_size) weights that resample the span [start, start + length) of one axis.
+
+    torchvision's (and PIL's) convention: `start`, `length` (B,) are in pixels with pixel i covering
+    [i, i + 1); output pixel o samples `start + (o + 0.5) * length / out_size`; the weights are a
+    triangle of half-width max(1, length / out_size) when `antialias` (1 otherwise: plain bilinear),
+    restricted to the pixels the span overlaps and normalised, so the span's border pixel repeats
+    where the triangle reaches past it (torchvision crops, then resizes). Each row sums to 1.
+    `in_size` and `out_size` are ints or scalar int tensors.
+    """
+    start = tf.reshape(tf.cast(start, tf.float32), [-1, 1, 1])
+    length = tf.reshape(tf.cast(length, tf.float32), [-1, 1, 1])
+    scale = length / tf.cast(out_size, tf.float32)
+    support = tf.maximum(scale, 1.0) if antialias else tf.ones_like(scale)
+    centre = start + (tf.cast(tf.range(out_size), tf.float32)[None, :, None] + 0.5) * scale  # (B, out, 1)
+    index = tf.cast(tf.range(in_size), tf.float32)[None, None, :]  # (1, 1, in)
+    weights = tf.nn.relu(1.0 - tf.abs(index + 0.5 - centre) / support)
+    last = tf.cast(in_size, tf.float32) - 1.0
+    lo = tf.clip_by_value(tf.floor(start + 1e-4), 0.0, last)
+    hi = tf.clip_by_value(tf.math.ceil(start + length - 1e-4) - 1.0, lo, last)
+    weights = tf.where((index >= lo) & (index <= hi), weights, 0.0)
+    return weights / tf.maximum(tf.reduce_sum(weights, axis=2, keepdims=True), 1e-12)
+
+
+def resized_crop(images, crop, size=None, antialias: bool = True) -> tf.Tensor:
+    """torchvision's `resized_crop` on a normalised (y0, x0, h, w) box per image (see `resize_weights`).
+
+    Separable: two batched matmuls, rows (B, out_h, H) then columns (B, out_w, W).
+
+    Args:
+        images: (B, H, W, C) float32.
+        crop: (B, 4) normalised (y0, x0, h, w). size: output (height, width), None for the input's.
+
+    Returns:
+        (B, height, width, C), clipped to [0, 1].
+    """
+    images = tf.convert_to_tensor(images, tf.float32)
+    shape = tf.shape(images)
+    h_in, w_in = shape[1], shape[2]
+    out_h, out_w = (h_in, w_in) if size is None else size
+    y0, x0, h, w = tf.unstack(tf.cast(crop, tf.float32), axis=-1)
+    h_f, w_f = tf.cast(h_in, tf.float32), tf.cast(w_in, tf.float32)
+    rows = resize_weights(y0 * h_f, h * h_f, h_in, out_h, antialias)  # (B, out_h, H)
+    cols = resize_weights(x0 * w_f, w * w_f, w_in, out_w, antialias)  # (B, out_w, W)
+    out = tf.einsum("boh,bhwc->bowc", rows, images)
+    out = tf.einsum("bpw,bowc->bopc", cols, out)
+    out = tf.clip_by_value(out, 0.0, 1.0)
+    if size is None:
+        out.set_shape(images.shape)
+    else:
+        out.set_shape(images.shape[:1].concatenate([*size]).concatenate(images.shape[3:]))
+    return out
 
 
 @register
@@ -25,14 +80,27 @@ class RandomResizedCrop(Op):
     that fits is taken, else a central crop with the ratio clamped to `ratio`. All tries are drawn
     at once, so it is vectorised over the batch.
 
-    Applying uses `tf.image.crop_and_resize` (bilinear) on the recorded box, whose coordinates
-    map 0 to the first pixel centre and 1 to the last.
+    Applying, `convention` chooses how the recorded box maps to pixels:
+
+    - `"crop_and_resize"` (default): `tf.image.crop_and_resize` (bilinear) on the box, whose
+      coordinates map 0 to the first pixel centre and 1 to the last; no antialiasing. The output's
+      first and last pixels sample the box's ends exactly.
+    - `"torchvision"`: torchvision's `resized_crop` (and PIL's `resize`, which the PIL pipelines
+      use): the box's ends are pixel *edges* (y0 * H .. (y0 + h) * H), the output pixels sample
+      their centres (half-pixel offsets), only pixels inside the box contribute (its border pixel is
+      repeated), and a downscale is antialiased with a triangle filter widened by the scale factor
+      (torchvision's `antialias=True`). On integer-pixel boxes it equals torchvision's float
+      output to about 1e-6, and PIL's uint8 output to its rounding (docs/parity).
+      About 4-5x the default's time at 224 px from 320 px on a CPU (two batched matmuls with
+      (size x H) weight matrices).
 
     Args:
         size: output (height, width), one int for square, or None for the input's size (the
             parameter probe's `crop` family).
         scale: (min, max) fraction of the image area, within (0, 1].
         ratio: (min, max) width / height of the box in pixels.
+        convention: `"crop_and_resize"` or `"torchvision"`, see above. The sampled boxes are the
+            same under both (continuous, not rounded to whole pixels as torchvision's are).
         name: key prefix of the recorded parameters.
 
     Records:
@@ -40,8 +108,15 @@ class RandomResizedCrop(Op):
         `crop_scale` (B, 1): area fraction h * w; `crop_ratio` (B, 1): width / height in pixels.
     """
 
-    def __init__(self, size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), name: str = "crop"):
+    def __init__(
+        self, size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), convention: str = "crop_and_resize", name: str = "crop"
+    ):
         super().__init__(name)
+        if convention not in CONVENTIONS:
+            raise ValueError(
+                f"RandomResizedCrop: convention must be one of {CONVENTIONS}; received convention={convention!r}."
+            )
+        self.convention = convention
         if size is None:
             self.size = None
         else:
@@ -95,6 +170,8 @@ class RandomResizedCrop(Op):
         }
 
     def apply(self, images, params):
+        if self.convention == "torchvision":
+            return resized_crop(images, params[self.name], self.size)
         boxes = boxes_yxyx(params[self.name])
         index = tf.range(tf.shape(images)[0])
         size = tf.shape(images)[1:3] if self.size is None else self.size
@@ -117,5 +194,6 @@ class RandomResizedCrop(Op):
             "size": None if self.size is None else list(self.size),
             "scale": list(self.scale),
             "ratio": list(self.ratio),
+            "convention": self.convention,
             "name": self.name,
         }

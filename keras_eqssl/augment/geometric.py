@@ -10,6 +10,7 @@ from keras_eqssl.augment import _keras_cv
 from keras_eqssl.augment.base import CATEGORICAL, CONTINUOUS, Op, ParamSpec, check_range, draw, register, uniform
 
 FILL_MODES = ("constant", "reflect", "wrap", "nearest")
+INTERPOLATIONS = ("bilinear", "nearest")
 
 
 def _check_fill(owner, fill_mode):
@@ -60,15 +61,28 @@ def rot90_boxes(boxes, k) -> tf.Tensor:
 class Rotation(Op):
     """Rotates each image counter-clockwise by an angle ~ U(degrees) about its centre.
 
+    The centre is the image's centre ((W - 1) / 2, (H - 1) / 2 in pixel indices) and a positive
+    angle turns the content counter-clockwise on screen, as torchvision's `rotate`; with the same
+    interpolation the two agree to about 1e-5 (docs/parity).
+
     Args:
         degrees: (min, max) angle in degrees, or x for (-x, x).
         fill_mode: how to fill the corners: constant (black), reflect, wrap, nearest.
+        interpolation: `"bilinear"` (default) or `"nearest"`, the default of torchvision's
+            `RandomRotation` and `rotate` (nearest moves whole pixels: no blur, but jagged edges).
 
     Records `rotation` (B, 1): the angle in degrees, positive = counter-clockwise.
     """
 
-    def __init__(self, degrees=45.0, fill_mode: str = "constant", name: str = "rotation"):
+    def __init__(
+        self, degrees=45.0, fill_mode: str = "constant", interpolation: str = "bilinear", name: str = "rotation"
+    ):
         super().__init__(name)
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(
+                f"Rotation: interpolation must be one of {INTERPOLATIONS}; received interpolation={interpolation!r}."
+            )
+        self.interpolation = interpolation
         if isinstance(degrees, (int, float)):
             degrees = (-abs(degrees), abs(degrees))
         self.degrees = check_range("Rotation", "degrees", degrees, low=-180.0, high=180.0)
@@ -84,13 +98,19 @@ class Rotation(Op):
         hw = tf.cast(tf.shape(images)[1:3], tf.float32)
         # keras-cv's matrix turns content counter-clockwise (on screen) for positive angles.
         angles = params[self.name][:, 0] * (math.pi / 180.0)
-        return _keras_cv.affine(images, _keras_cv.rotation_matrix(angles, hw[0], hw[1]), self.fill_mode)
+        matrices = _keras_cv.rotation_matrix(angles, hw[0], hw[1])
+        return _keras_cv.affine(images, matrices, self.fill_mode, interpolation=self.interpolation)
 
     def identity_params(self, batch_size):
         return {self.name: tf.zeros([batch_size, 1])}
 
     def get_config(self):
-        return {"degrees": list(self.degrees), "fill_mode": self.fill_mode, "name": self.name}
+        return {
+            "degrees": list(self.degrees),
+            "fill_mode": self.fill_mode,
+            "interpolation": self.interpolation,
+            "name": self.name,
+        }
 
 
 @register

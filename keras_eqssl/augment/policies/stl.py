@@ -97,12 +97,15 @@ def stl(
 ) -> AlignedPairsPolicy:
     """STL's policy: aligned crop (+ rotation, translation when > 0) + jitter + grayscale (+ AugMix),
     per-image flip + blur."""
-    aligned = [RandomResizedCrop(size, scale=scale, ratio=ratio), *geometric_ops(rotation, translation)]
+    # STL's code crops with torchvision's v2.RandomResizedCrop on float tensors: its resampling convention.
+    crop = RandomResizedCrop(size, scale=scale, ratio=ratio, convention="torchvision")
+    aligned = [crop, *geometric_ops(rotation, translation)]
     aligned += [
         RandomApply(ColorJitter(**(SIMCLR_JITTER if jitter is None else jitter)), p=jitter_p),
         Grayscale(p=grayscale_p),
     ]
     if augmix:
-        aligned.append(AugMix(**(augmix_kwargs or {})))
+        # torchvision's v2.AugMix defaults (the STL code's library): all 13 ops, whole-pixel translations.
+        aligned.append(AugMix(**{"all_ops": True, "whole_pixels": True, **(augmix_kwargs or {})}))
     per_image = [Flip(p=flip_p), RandomApply(GaussianBlur(sigma=blur_sigma, kernel_size=9), p=blur_p)]
     return AlignedPairsPolicy(Compose(aligned, name="aligned"), Compose(per_image, name="per_image"), name="stl")
