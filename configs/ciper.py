@@ -1,9 +1,12 @@
 """CIPER: contrastive invariance + predicted transformation parameters.
 
-CIPER (Xu & Triesch, arXiv 2302.02330; re-implemented after trieschlab/AASSL): SimCLR on the
-invariant half, and an MLP on both views' equivariant halves that regresses the pair's
-transformation (batch-standardised MSE): relative rotation and colour on renders, crop and
-colour parameters on photos (`config.model.params.targets`).
+CIPER (Xu & Triesch, arXiv 2302.02330; re-implemented after trieschlab/AASSL, the authors
+published no code): SimCLR on the invariant half, and an MLP on both views' equivariant halves
+that regresses the pair's transformation, batch-standardised, with one MSE over all its
+components (AASSL's `Ciper`): relative rotation and colour on renders, crop and colour parameters
+on photos (`config.model.params.targets`). AASSL reads the whole representation for both losses
+(`--config.model.split=0,0 --config.model.params.features=all`); `tools/parity/ciper.py` checks
+the loss against AASSL's code.
 
     keras-eqssl-train --config=configs/ciper.py
     keras-eqssl-train --config=configs/ciper.py --config.data.source=skimage_photos  # photos, SimCLR views
@@ -13,4 +16,6 @@ from keras_eqssl.default_config import method_config
 
 
 def get_config():
-    return method_config("simclr", params=True)
+    c = method_config("simclr", params=True)
+    c.model.params.reduction = "mean"  # AASSL: F.mse_loss over the whole action vector
+    return c

@@ -89,3 +89,175 @@ def test_objective_two_replicas_equal_one_device(name):
     """STL's pairs stay on their replica; SIE's, E-SSL's statistics are global (a fresh interpreter each)."""
     make_objective, make_batch = CASES[name]
     check_two_replicas(make_objective, make_batch)
+
+
+# --- ParameterPrediction: AugSelf's and CIPER/AASSL's options --------------------------------------
+AUGSELF_OPTIONS = dict(
+    mode="difference",
+    heads="per_target",
+    symmetric=True,
+    crop_target="center",
+    target_scales={"color": [0.8, 0.8, 0.8, 0.2]},
+    standardize=False,
+    output_activation="tanh",
+)
+
+
+def _rand(*shape, seed=0):
+    return np.random.default_rng(seed).normal(size=shape).astype("float32")
+
+
+def make_augself(synchronized: bool):
+    return ParameterPrediction(
+        targets=["crop", "color"], hidden_units=[16], features="all", synchronized=synchronized, **AUGSELF_OPTIONS
+    )
+
+
+def simclr_batch(batch: int, size: int) -> dict:
+    """Random views with the simclr policy's parameters (crop, flip, color, ...)."""
+    return random_pair_batch(batch, size, seed=batch)
+
+
+def _params_context(specs, d: int = 6):
+    from keras_eqssl.methods.context import ModelContext
+
+    return ModelContext((16, 16), (4, 4), True, 2 * d, d, d, specs)
+
+
+def _augself_specs():
+    from keras_eqssl.augment.base import ParamSpec
+
+    view = [
+        ParamSpec("crop", (4,), "continuous", 0.0, 1.0),
+        ParamSpec("flip", (1,), "binary", 0.0, 1.0),
+        ParamSpec("color", (4,), "continuous", -0.1, 1.4),
+    ]
+    return {"v1": view, "v2": view}
+
+
+def _augself_params(batch: int, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+
+    def view():
+        return {
+            "crop": rng.uniform(0, 0.5, (batch, 4)).astype("float32"),
+            "flip": rng.integers(0, 2, (batch, 1)).astype("float32"),
+            "color": rng.uniform(0.6, 1.4, (batch, 4)).astype("float32"),
+        }
+
+    return {"v1": view(), "v2": view()}
+
+
+def _numpy_augself_targets(a: dict, b: dict) -> dict:
+    """AugSelf's `extract_diff` for the order (a, b): centres mirrored by a's flip; colour over the ranges' widths."""
+    ca = a["crop"][:, :2] + a["crop"][:, 2:] / 2
+    cb = b["crop"][:, :2] + b["crop"][:, 2:] / 2
+    flipped = a["flip"][:, 0] > 0.5
+    ca[flipped, 1], cb[flipped, 1] = 1 - ca[flipped, 1], 1 - cb[flipped, 1]
+    crop = np.concatenate([ca - cb, a["crop"][:, 2:] - b["crop"][:, 2:]], 1)
+    color = (a["color"] - b["color"]) / np.array([0.8, 0.8, 0.8, 0.2], np.float32)
+    return {"crop": crop, "color": color}
+
+
+def test_parameter_prediction_augself_options_match_numpy():
+    layer = ParameterPrediction(targets=["crop", "color"], hidden_units=[8], features="all", **AUGSELF_OPTIONS)
+    layer.setup(_params_context(_augself_specs()))
+    assert layer.head is None and [h.name for h in layer.target_heads] == ["head_crop", "head_color"]
+    params = _augself_params(6)
+    f1, f2 = _rand(6, 12, seed=1), _rand(6, 12, seed=2)
+    out = layer({"features": {"v1": f1, "v2": f2}, "batch": {"params": params}}, training=False)
+    x = np.concatenate([np.concatenate([f1, f2], 1), np.concatenate([f2, f1], 1)], 0)  # both orders stacked
+    forward, reverse = (
+        _numpy_augself_targets(params["v1"], params["v2"]),
+        _numpy_augself_targets(params["v2"], params["v1"]),
+    )
+    expected = {}
+    for key, head in zip(("crop", "color"), layer.target_heads):
+        y = np.tanh(np.asarray(head(x, training=False)))
+        expected[key] = np.mean((y - np.concatenate([forward[key], reverse[key]])) ** 2)
+    expected["total"] = expected["crop"] + expected["color"]
+    for key, value in expected.items():
+        np.testing.assert_allclose(float(out[key]), value, rtol=1e-5, err_msg=key)
+    # the flip correction follows the first view only, so a reversed pair is not always the negation
+    assert not np.allclose(forward["crop"], -reverse["crop"])
+
+
+def test_parameter_prediction_mean_reduction_weights_keys_by_size():
+    from keras_eqssl.methods.context import RELATIVE_SPECS
+
+    targets = {"rel_rotation": _rand(8, 4, seed=3), "rel_color": _rand(8, 2, seed=4)}
+    f1, f2 = _rand(8, 6, seed=5), _rand(8, 6, seed=6)
+    pair = {"pooled": {"v1": f1, "v2": f2}, "batch": targets}
+    outs = {}
+    for reduction in ("sum", "mean"):
+        layer = ParameterPrediction(list(targets), hidden_units=[8], reduction=reduction)
+        layer.setup(_params_context(None))
+        outs[reduction] = {k: float(v) for k, v in layer(pair, training=False).items()}
+        if reduction == "mean":
+            # one MSE over all six standardised components (AASSL's F.mse_loss on the action vector)
+            y = np.asarray(layer.head(np.concatenate([f1, f2], 1), training=False))
+            t = np.concatenate([targets[k] for k in targets], 1)
+            t = (t - t.mean(0)) / np.sqrt(t.var(0) + 1e-5)
+            np.testing.assert_allclose(outs["mean"]["total"], np.mean((y - t) ** 2), rtol=1e-5)
+    assert set(RELATIVE_SPECS) == set(targets)
+    rot, col = outs["mean"]["rel_rotation"], outs["mean"]["rel_color"]
+    np.testing.assert_allclose(outs["mean"]["total"], (4 * rot + 2 * col) / 6, rtol=1e-5)
+    np.testing.assert_allclose(outs["sum"]["total"], outs["sum"]["rel_rotation"] + outs["sum"]["rel_color"], rtol=1e-5)
+
+
+def test_parameter_prediction_symmetric_pair_mode_swaps_views():
+    layer = ParameterPrediction(["crop"], mode="pair", hidden_units=[8], symmetric=True)
+    layer.setup(_params_context(_augself_specs()))
+    params = _augself_params(4)
+    reverse = layer._targets({"params": params}, order=("v2", "v1"))
+    np.testing.assert_array_equal(reverse["v1_crop"], params["v2"]["crop"])
+    np.testing.assert_array_equal(reverse["v2_crop"], params["v1"]["crop"])
+
+
+@pytest.mark.parametrize(
+    "kwargs, context_specs, match",
+    [
+        (dict(heads="separate"), "augself", "heads must be one of"),
+        (dict(reduction="avg"), "augself", "reduction must be one of"),
+        (dict(output_activation="sigmoid"), "augself", "output_activation must be one of"),
+        (dict(crop_target="center", mode="pair"), "augself", "use mode='difference'"),
+        (dict(target_scales={"color": [0.8, -1.0]}), "augself", "must be positive"),
+        (dict(targets=["rel_rotation"], symmetric=True), None, "symmetric=True reverses the pair"),
+        (dict(target_scales={"flip": [1.0]}), "augself", "not a predicted continuous target"),
+        (dict(target_scales={"color": [1.0, 2.0]}), "augself", "give 1 or 4"),
+        (dict(crop_target="center", targets=["crop"]), "no_flip", "needs the \\(y0, x0, h, w\\) crop box"),
+    ],
+)
+def test_parameter_prediction_option_errors(kwargs, context_specs, match):
+    args = dict(targets=["crop", "color", "flip"], mode="difference", hidden_units=[8])
+    args.update(kwargs)
+    specs = _augself_specs() if context_specs else None
+    if context_specs == "no_flip":
+        specs = {v: [s for s in view if s.key != "flip"] for v, view in specs.items()}
+    with pytest.raises(ValueError, match=match):
+        ParameterPrediction(**args).setup(_params_context(specs))
+
+
+def test_parameter_prediction_target_scales_from_the_config():
+    from train_helpers import load_config
+
+    from keras_eqssl.methods.objectives.parameter_prediction import parse_target_scales
+
+    config = load_config("augself")
+    built = ParameterPrediction.from_config_section(config.model.params, config)
+    np.testing.assert_allclose(built.target_scales["color"], [0.8, 0.8, 0.8, 0.2], rtol=1e-6)
+    config.augment.jitter.hue = 0.2
+    np.testing.assert_allclose(parse_target_scales("jitter", config)["color"][3], 0.4, rtol=1e-6)
+    assert parse_target_scales("color=1/2/3/4, crop=0.5") == {"color": [1.0, 2.0, 3.0, 4.0], "crop": [0.5]}
+    assert parse_target_scales("") is None
+    with pytest.raises(ValueError, match="key=a/b"):
+        parse_target_scales("color")
+    restored = ParameterPrediction.from_config(built.get_config())
+    for key in ("heads", "symmetric", "crop_target", "target_scales", "output_activation", "reduction"):
+        assert getattr(restored, key) == getattr(built, key), key
+
+
+def test_augself_objective_contract(tmp_path):
+    from method_helpers import simclr_specs
+
+    run_objective_test(make_augself, simclr_batch, tmp_path, split=None, replicas=False, param_specs=simclr_specs())
