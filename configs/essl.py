@@ -7,6 +7,11 @@ weight 0.4). No split: E-SSL's rotation head reads the whole representation.
 docs/methods/essl.md.
 
     keras-eqssl-train --config=configs/essl.py
+
+E-SSL's CIFAR-10 rotated crop (scale 0.2-1, flip, jitter and grayscale on the crop) and pair (no blur):
+
+    keras-eqssl-train --config=configs/essl.py --config.augment.essl.scale="(0.2, 1.0)" \
+        --config.augment.essl.chain=True --config.augment.crop.scale="(0.2, 1.0)" --config.augment.blur.p=0.0
 """
 
 from keras_eqssl.default_config import method_config

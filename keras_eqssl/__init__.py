@@ -32,9 +32,9 @@ _EXPORTS = {
     "keras_eqssl.errors": ("InputError",),
     "keras_eqssl.export": ("Encoder", "export_checkpoint", "export_encoder", "load_encoder"),
     "keras_eqssl.methods": (
-        "BYOL", "BarlowTwins", "CrossAttentionReconstruction", "ESSL", "GTSAModel", "Invariance", "OBJECTIVES",
-        "Objective", "PairModel", "ParameterPrediction", "SIE", "SSLModel", "STL", "ScheduledAdamW", "SimCLR",
-        "SimSiam", "VICReg",
+        "BYOL", "BarlowTwins", "CoupledSGD", "CrossAttentionReconstruction", "ESSL", "GTSAModel", "Invariance",
+        "OBJECTIVES", "Objective", "PairModel", "ParameterPrediction", "SIE", "SSLModel", "STL", "ScheduledAdamW",
+        "SimCLR", "SimSiam", "VICReg",
     ),
     "keras_eqssl.methods.callbacks": (
         "CheckpointWriteError", "Checkpointer", "NonFiniteLossError", "ReconstructionImages", "StopOnNonFinite",
@@ -48,7 +48,8 @@ _EXPORTS = {
     "keras_eqssl.nn": (
         "MLP", "VIT_PRESETS", "Backbone", "ConvDecoder", "ConvPredictor", "ConvProjector", "CrossAttention",
         "DINOHead", "FusedBatchNormalization", "LinearHypernetwork", "ResNetBackbone", "VisionTransformer", "available_backbones",
-        "backbone_from_name", "roi_align",
+        "backbone_from_name", "load_backbone_weights", "load_mlp_weights", "load_resnet_weights", "load_vit_weights", "read_state_dict",
+        "roi_align", "state_dict_from",
     ),
 }  # fmt: skip
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

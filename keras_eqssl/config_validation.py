@@ -20,6 +20,7 @@ from keras_eqssl.probes.results import KNOWN_FAMILIES, PARTS, PROBE_HEADS
 # (`Objective.choices`, `config_problems`), which the config's sections are built from.
 BACKBONE_NAMES = ("resnet18", "resnet34", "resnet50", "vit_s16", "vit_b16", "vit_tiny")
 INVARIANCE_NAMES = ("simclr", "vicreg", "barlow", "simsiam", "byol")
+SWITCHES = ("auto", "on", "off")  # "auto": the component's own default
 
 
 class ConfigError(InputError, ValueError):
@@ -182,6 +183,9 @@ def _value_rules() -> dict[str, Callable]:
         "model.backbone": _one_of(BACKBONE_NAMES),
         "model.stem": _one_of(("imagenet", "cifar", "sie")),
         "model.width": lambda v: "must be > 0" if v <= 0 else None,
+        "model.zero_init_residual": _one_of(SWITCHES),
+        "model.projector_last_bias": _one_of(SWITCHES),
+        "model.normalization": _one_of(("auto", "imagenet", "stl10")),
         "model.split": _split,
         "model.invariance": _one_of(INVARIANCE_NAMES),
         "model.projector": _units,
@@ -191,6 +195,7 @@ def _value_rules() -> dict[str, Callable]:
         "optim.name": _one_of(("adam", "adamw", "sgd", "lamb")),
         "optim.lr": lambda v: "must be > 0" if v <= 0 else None,
         "optim.weight_decay": lambda v: "must be >= 0" if v < 0 else None,
+        "optim.weight_decay_mode": _one_of(("decoupled", "coupled")),
         "optim.schedule": _one_of(("constant", "cosine")),
         "optim.warmup_steps": _non_negative_int,
         "optim.weight_decay_end": lambda v: (
@@ -225,7 +230,11 @@ def _gtsa_rules() -> dict[str, Callable]:
                 if tuple(v) != (0, 0) and min(v) < 1
                 else None
             ),
-            "model.gtsa.sampling_ratio": _positive_int,
+            "model.gtsa.sampling_ratio": lambda v: (
+                "must be an int >= 1, or -1 for torchvision's adaptive count"
+                if v != -1 and (int(v) != v or v < 1)
+                else None
+            ),
             "model.gtsa.match_fraction": lambda v: "must be in (0, 1]" if not 0 < v <= 1 else None,
             "model.gtsa.projection_units": _non_negative_int,
             "model.gtsa.rotation_units": _units,
@@ -362,6 +371,12 @@ def _check_together(config) -> None:
         raise ConfigError(
             f"config.train.checkpoint_every={train.checkpoint_every} must divide config.train.steps={train.steps} "
             "(or be >= it): checkpoints mark the ends of equal Keras epochs."
+        )
+    optim = config.get("optim")
+    if optim is not None and optim.get("weight_decay_mode", "decoupled") == "coupled" and optim.name != "sgd":
+        raise ConfigError(
+            f"config.optim.weight_decay_mode='coupled' (torch's L2 term inside SGD's momentum) is for "
+            f"config.optim.name='sgd'; received config.optim.name={optim.name!r} (set weight_decay_mode='decoupled')"
         )
     per_execution = train.get("steps_per_execution", 1) if train is not None else 1
     if train is not None and min(train.checkpoint_every, train.steps) % per_execution:

@@ -82,16 +82,23 @@ def get_config() -> ml_collections.ConfigDict:
             rotate=True,  # each crop turned by k * 90 degrees (False: the DINO-like baseline's crops)
         )
     )
-    a.essl = ml_collections.ConfigDict(dict(size=32, scale=(0.05, 0.14)))
+    # chain=True: the rotated crop also gets the view chain's flip, jitter and grayscale (no blur), as E-SSL's CIFAR code
+    a.essl = ml_collections.ConfigDict(dict(size=32, scale=(0.05, 0.14), chain=False))
 
     m = c.model = ml_collections.ConfigDict()
     m.method = "pair"  # pair (PairModel: invariance + objectives) | gtsa (GTSAModel: student/teacher on multi-crops)
     m.backbone = "resnet18"  # see keras_eqssl.nn.available_backbones()
     m.stem = "cifar"  # ResNets: imagenet | cifar | sie
     m.width = 0.25  # channel multiplier (1.0 = the paper's width)
+    # ResNets: each block's last BN starts with gamma 0 (torchvision's zero_init_residual); auto = on for the sie stem
+    m.zero_init_residual = "auto"  # auto | on | off
+    # The per-channel (x - mean) / std of the input: auto (the renders' statistics on threedie, else
+    # ImageNet's) | imagenet | stl10 (the official STL code's STL10 statistics)
+    m.normalization = "auto"
     m.split = (64, 64)  # (d_inv, d_equi): first d_inv channels invariant, next d_equi equivariant; (0, 0) = no split
     m.invariance = "vicreg"  # simclr | vicreg | barlow | simsiam | byol
     m.projector = "512-512-512"  # hidden-...-output units, VICReg's --mlp format; "" = none
+    m.projector_last_bias = "auto"  # auto (the loss's own: off for VICReg and Barlow) | on | off (STL's code)
     m.predictor = "128-512"  # simsiam / byol predictor units
     m.temperature = 0.1  # simclr
     m.vicreg = ml_collections.ConfigDict(dict(sim_weight=25.0, std_weight=25.0, cov_weight=1.0))
@@ -118,7 +125,7 @@ def get_config() -> ml_collections.ConfigDict:
             dino_weight=0.0,
             correspondence_warmup_steps=0,
             roi_sizes=(0, 0),
-            sampling_ratio=2,
+            sampling_ratio=-1,  # torchvision's adaptive count (GTSA's roi_align default)
             match_fraction=0.5,
             projection_units=0,
             rotation_units="",
@@ -136,6 +143,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.optim.name = "adamw"  # adam | adamw | sgd | lamb
     c.optim.lr = 1e-3
     c.optim.weight_decay = 1e-6
+    # sgd: "decoupled" shrinks w by lr * wd * w outside the momentum (Keras SGD); "coupled" adds wd * w
+    # to the gradient before the momentum (torch.optim.SGD, the official STL recipe: CoupledSGD)
+    c.optim.weight_decay_mode = "decoupled"
     c.optim.weight_decay_end = -1.0  # adamw: >= 0 = cosine from weight_decay to this over the run (DINO, GTSA)
     c.optim.decay_matrices_only = False  # adamw: no weight decay on biases and norms (DINO, GTSA)
     c.optim.clipnorm = 0.0  # > 0: clip each variable's gradient to this norm (GTSA: 3.0)

@@ -200,6 +200,7 @@ def test_argument_errors():
         (dict(trans_weight=-1), "trans_weight"),
         (dict(temperature=0), "temperature"),
         (dict(features="tokens"), "features"),
+        (dict(hypernetwork_init="he_normal"), "hypernetwork_init"),
         (dict(transform_units=[]), "transform_units"),
     ]:
         with pytest.raises(ValueError, match=match):
@@ -218,8 +219,9 @@ def test_config_section_and_problems():
         "transform_units": "128-128",
         "transform_projector_units": "128-128",
         "features": "equivariant",
+        "hypernetwork_init": "torch_linear",
     }
-    assert STL.choices == {"features": ("equivariant", "all")}
+    assert STL.choices == {"features": ("equivariant", "all"), "hypernetwork_init": ("torch_linear", "glorot_uniform")}
     assert set(STL.resume_apply) == {"weight", "equi_weight", "trans_weight", "temperature"}
 
     config = get_config()
@@ -239,9 +241,13 @@ def test_config_section_and_problems():
 
 # --- 7. serialisation and the PairModel contract ---------------------------------------------------
 def test_get_config_round_trip():
-    layer = STL(weight=0.5, equi_weight=0.8, trans_weight=0.2, temperature=0.3, features="all", **TINY)
+    layer = STL(
+        weight=0.5, equi_weight=0.8, trans_weight=0.2, temperature=0.3, features="all",
+        hypernetwork_init="glorot_uniform", **TINY,
+    )  # fmt: skip
     config = layer.get_config()
-    for key in ("weight", "equi_weight", "trans_weight", "temperature", "features", "synchronized", *TINY):
+    for key in ("weight", "equi_weight", "trans_weight", "temperature", "features", "hypernetwork_init", "synchronized",
+                *TINY):  # fmt: skip
         assert key in config
     assert STL.from_config(config).get_config() == config
 
@@ -251,3 +257,61 @@ def test_pair_model_contract(split, tmp_path):
     model = make_pair_model("simclr", objectives=[STL(**TINY)], split=split)
     assert "stl_equi" in model._term_metric_names() and "stl_trans" in model._term_metric_names()
     run_pair_model_test(model, random_pair_batch(batch=B), tmp_path)
+
+
+# --- 8. the official code's initialisation and recipe (tools/parity/stl.py checks the numbers) ------
+@pytest.mark.parametrize("init", ["torch_linear", "glorot_uniform"])
+def test_hypernetwork_init(init):
+    """torch's nn.Linear default is uniform(+-1/sqrt(k)); Keras's glorot is uniform(+-sqrt(6/(k + d*d)))."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    d, k = 32, 16
+    layer = STL(**{**TINY, "transform_units": [16, k]}, hypernetwork_init=init)
+    layer.setup(ModelContext(image_size=(16, 16), grid_size=(4, 4), has_spatial_map=True, feature_dim=d,
+                             invariant_dim=d, equivariant_dim=d))  # fmt: skip
+    kernel = np.asarray(layer.hypernetwork.weights_from_code.kernel)
+    bound = 1 / np.sqrt(k) if init == "torch_linear" else np.sqrt(6 / (k + d * d))
+    assert kernel.shape == (k, d * d)
+    assert np.abs(kernel).max() <= bound and np.abs(kernel).max() > 0.99 * bound
+    assert abs(kernel.std() - bound / np.sqrt(3)) < 0.02 * bound  # uniform(-b, b) has std b / sqrt(3)
+    assert layer.hypernetwork.get_config()["kernel_initializer"] == init
+
+
+def test_stl_config_follows_the_official_recipe():
+    """configs/stl.py: torch's coupled SGD, zero-init residual BNs, a bias-free last projector layer, torch's init."""
+    import importlib.util
+    import pathlib
+
+    from keras_eqssl.config_validation import validate
+    from keras_eqssl.methods import CoupledSGD
+    from keras_eqssl.methods.factory import model_from_config, optimizer_from_config
+
+    path = pathlib.Path(__file__).parents[1] / "configs" / "stl.py"
+    spec = importlib.util.spec_from_file_location("stl_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config()
+    config.model.width, config.augment.size, config.data.batch_size = 0.0625, 32, 8
+    config.model.projector, config.model.stl.projector_units = "16-8", "16-8"
+    config.model.stl.transform_units = config.model.stl.transform_projector_units = "8-8"
+    validate(config)
+    assert (config.optim.weight_decay_mode, config.model.zero_init_residual) == ("coupled", "on")
+    assert (config.model.projector_last_bias, config.model.stl.hypernetwork_init) == ("off", "torch_linear")
+
+    optimizer = optimizer_from_config(config)
+    assert isinstance(optimizer, CoupledSGD) and optimizer.momentum == 0.9 and not optimizer.nesterov
+    assert optimizer.weight_decay == pytest.approx(5e-4)
+    model = model_from_config(config)
+    assert not model.invariance.projector.dense_layers[-1].use_bias
+    assert model.backbone.zero_init_residual
+    last_gammas = [w for w in model.backbone.weights if w.path.endswith("_bn2/gamma") and "stack" in w.path]
+    assert last_gammas and all(not np.any(np.asarray(g)) for g in last_gammas)
+    assert model.objectives[0].hypernetwork.kernel_initializer == "torch_linear"
+    assert model.mean == pytest.approx((0.485, 0.456, 0.406))  # normalization "auto": ImageNet's on photos
+
+    config.model.normalization = "stl10"  # the official code's STL10 statistics
+    config.model.zero_init_residual, config.model.projector_last_bias = "off", "on"
+    model = model_from_config(config)
+    assert model.mean == pytest.approx((0.43, 0.42, 0.39)) and model.std == pytest.approx((0.27, 0.26, 0.27))
+    assert not model.backbone.zero_init_residual and model.invariance.projector.dense_layers[-1].use_bias

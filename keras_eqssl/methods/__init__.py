@@ -1,6 +1,7 @@
 """Training methods on one base, `SSLModel`: `PairModel` = backbone + an invariance loss + equivariance objectives."""
 
 from keras_eqssl.methods.context import RELATIVE_SPECS, ModelContext
+from keras_eqssl.methods.coupled_sgd import CoupledSGD
 from keras_eqssl.methods.gtsa import GTSAModel
 from keras_eqssl.methods.invariance import BYOL, INVARIANCES, BarlowTwins, Invariance, SimCLR, SimSiam, VICReg
 from keras_eqssl.methods.objectives import (
@@ -22,6 +23,7 @@ __all__ = [
     "OBJECTIVES",
     "RELATIVE_SPECS",
     "BarlowTwins",
+    "CoupledSGD",
     "ESSL",
     "GTSAModel",
     "CrossAttentionReconstruction",

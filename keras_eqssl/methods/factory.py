@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from keras_eqssl.config_validation import ConfigError, check_method, check_objectives
+from keras_eqssl.methods.coupled_sgd import CoupledSGD
 from keras_eqssl.methods.gtsa import GTSAModel
 from keras_eqssl.methods.invariance import INVARIANCES
 from keras_eqssl.methods.objectives import OBJECTIVES
@@ -14,10 +15,32 @@ from keras_eqssl.methods.scheduled_adamw import ScheduledAdamW
 from keras_eqssl.methods.ssl_model import SSLModel
 from keras_eqssl.nn.registry import backbone_from_name
 
+# STL10's per-channel statistics, as the official STL code normalises its inputs (main.py).
+STL10_MEAN, STL10_STD = (0.43, 0.42, 0.39), (0.27, 0.26, 0.27)
+
+
+def normalization_from_config(config) -> tuple[tuple, tuple]:
+    """`(mean, std)` of `config.model.normalization`: "auto" = the renders' statistics on threedie, else ImageNet's."""
+    name = config.model.get("normalization", "auto")
+    if name == "stl10":
+        return STL10_MEAN, STL10_STD
+    if name == "auto" and config.data.source == "threedie":
+        from keras_eqssl.data.threedie import THREEDIE_MEAN, THREEDIE_STD
+
+        return THREEDIE_MEAN, THREEDIE_STD
+    return IMAGENET_MEAN, IMAGENET_STD
+
+
+def _switch(value: str) -> bool | None:
+    """A config switch "auto" | "on" | "off" -> None (the component's default) | True | False."""
+    return {"auto": None, "on": True, "off": False}[value]
+
 
 def _invariance(m, synchronized: bool):
     name = m.invariance
     common = dict(projector_units=parse_units(m.projector), synchronized=synchronized)
+    if _switch(m.get("projector_last_bias", "auto")) is not None:
+        common["projector_last_bias"] = _switch(m.projector_last_bias)
     if name == "simclr":
         return INVARIANCES[name](temperature=m.temperature, **common)
     if name == "vicreg":
@@ -118,12 +141,9 @@ def _model_from_config(config, param_specs, synchronized: bool) -> SSLModel:
     backbone_kwargs = {}
     if m.backbone.startswith("resnet"):
         backbone_kwargs = dict(stem=m.stem, width=m.width, synchronized=sync, fused_bn=m.get("fused_bn", True))
+        backbone_kwargs["zero_init_residual"] = _switch(m.get("zero_init_residual", "auto"))
     backbone = backbone_from_name(m.backbone, **backbone_kwargs)
-    if config.data.source == "threedie":
-        from keras_eqssl.data.threedie import THREEDIE_MEAN as mean
-        from keras_eqssl.data.threedie import THREEDIE_STD as std
-    else:
-        mean, std = IMAGENET_MEAN, IMAGENET_STD
+    mean, std = normalization_from_config(config)
     if m.get("method", "pair") == "gtsa":
         check_method(config)
         return _gtsa_from_config(config, backbone, mean, std)
@@ -143,7 +163,11 @@ def _model_from_config(config, param_specs, synchronized: bool) -> SSLModel:
 
 
 def optimizer_from_config(config) -> keras.optimizers.Optimizer:
-    """The optimizer of `config.optim`, with linear warmup then a constant or cosine learning rate."""
+    """The optimizer of `config.optim`, with linear warmup then a constant or cosine learning rate.
+
+    `sgd` has momentum 0.9; its weight decay is Keras's decoupled shrink (`optim.weight_decay_mode=
+    "decoupled"`) or torch's L2 term inside the momentum (`"coupled"`: `CoupledSGD`).
+    """
     o = config.optim
     steps = config.train.steps
     if o.schedule == "cosine":
@@ -169,6 +193,8 @@ def optimizer_from_config(config) -> keras.optimizers.Optimizer:
         )  # fmt: skip
     if o.name == "adamw":
         return keras.optimizers.AdamW(lr, weight_decay=o.weight_decay, **clip)
+    if o.name == "sgd" and o.get("weight_decay_mode", "decoupled") == "coupled":
+        return CoupledSGD(lr, momentum=0.9, weight_decay=o.weight_decay, **clip)  # torch.optim.SGD's update
     if o.name == "sgd":
         return keras.optimizers.SGD(lr, momentum=0.9, weight_decay=o.weight_decay or None, **clip)
     if o.name == "lamb":
