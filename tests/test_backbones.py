@@ -75,9 +75,10 @@ def test_sie_stride_on_second_conv():
         assert sie.get_layer(f"stack{stack}_block0_conv2").strides == (2, 2)
         assert imagenet.get_layer(f"stack{stack}_block0_conv1").strides == (2, 2)
         assert imagenet.get_layer(f"stack{stack}_block0_conv2").strides == (1, 1)
-    # 'same' stem: 256 -> 128 (conv) -> 64 (pool) -> ... -> 8x8 (research notes, section 3.5).
-    assert sie.get_layer("stem_conv").padding == "same"
-    assert sie.get_layer("stem_pool").padding == "same"
+    # SIE's explicit pads, (2, 3) before the 7x7/2 conv and (0, 1) before the 3x3/2 pool ('same' on even sizes):
+    # 256 -> 128 (conv) -> 64 (pool) -> ... -> 8x8 (research notes, section 3.5).
+    assert sie.get_layer("stem_conv_pad").padding == ((2, 3), (2, 3))
+    assert sie.get_layer("stem_pool_pad").padding == ((0, 1), (0, 1))
     assert sie.grid_size(256) == (8, 8)
 
 
@@ -192,6 +193,118 @@ def test_bicubic_matrix_is_tf_image_resize(size, new_size):
     expected = tf.image.resize(grid, [new_size, new_size + 2], method="bicubic")[0]
     rows, cols = bicubic_matrix(size, new_size), bicubic_matrix(size + 1, new_size + 2)
     np.testing.assert_allclose(tf.einsum("Hh,hwd,Ww->HWd", rows, grid[0], cols), expected, atol=1e-5)
+
+
+def _torch_bicubic_reference(size: int, new_size: int) -> np.ndarray:
+    """PyTorch's upsample_bicubic2d (align_corners=False, a=-0.75) at DINO's scale factor, one output at a time."""
+    a, scale = -0.75, size / (new_size + 0.1)
+
+    def kernel(x):
+        x = abs(x)
+        if x <= 1:
+            return ((a + 2) * x - (a + 3)) * x * x + 1
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a if x < 2 else 0.0
+
+    matrix = np.zeros((new_size, size))
+    for j in range(new_size):
+        u = scale * (j + 0.5) - 0.5
+        base = int(np.floor(u))
+        for k in range(-1, 3):
+            matrix[j, min(max(base + k, 0), size - 1)] += kernel(u - (base + k))
+    return matrix
+
+
+@pytest.mark.parametrize("size, new_size", [(14, 6), (12, 6), (4, 7), (14, 14), (6, 2)])
+def test_dino_bicubic_matrix_is_torch_interpolate_at_dinos_scale(size, new_size):
+    from keras_eqssl.nn.class_token_position_embedding import dino_bicubic_matrix
+
+    expected = _torch_bicubic_reference(size, new_size)
+    np.testing.assert_allclose(dino_bicubic_matrix(size, new_size).numpy(), expected, atol=1e-6)
+    assert np.allclose(expected.sum(axis=1), 1.0)  # an interpolation: rows sum to 1
+
+
+@pytest.mark.parametrize("interpolation", ["dino", "tf"])
+def test_vit_position_interpolation_static_and_dynamic_grids_agree(interpolation):
+    import tensorflow as tf
+
+    vit = VisionTransformer(**{**VIT_PRESETS["vit_tiny"], "position_interpolation": interpolation})
+    images = random_images(2, 48)
+    traced = tf.function(lambda x: vit(x)["tokens"], input_signature=[tf.TensorSpec((None, None, None, 3))])
+    np.testing.assert_allclose(traced(images), vit(images)["tokens"], atol=1e-5)
+    emb = vit.get_layer("class_token_position_embedding")
+    assert emb.interpolation == interpolation and vit.get_config()["position_interpolation"] == interpolation
+
+
+def test_vit_config_saved_before_the_option_keeps_tfs_resize():
+    config = VisionTransformer(**VIT_PRESETS["vit_tiny"]).get_config()
+    del config["position_interpolation"]
+    assert VisionTransformer.from_config(config).position_interpolation == "tf"
+    from keras_eqssl.nn import ClassTokenPositionEmbedding
+
+    layer_config = ClassTokenPositionEmbedding(4).get_config()
+    del layer_config["interpolation"]
+    assert ClassTokenPositionEmbedding.from_config(layer_config).interpolation == "tf"
+
+
+def test_vit_dino_position_interpolation_is_the_reference_resize():
+    vit = VisionTransformer(**VIT_PRESETS["vit_tiny"])  # 4 x 4 table; 48 px is a 6 x 6 grid
+    emb = vit.get_layer("class_token_position_embedding")
+    table = emb.position_embedding.numpy()[0]
+    grid = table[1:].reshape(4, 4, -1)
+    m = _torch_bicubic_reference(4, 6)
+    expected = np.concatenate([table[:1], np.einsum("Hh,hwd,Ww->HWd", m, grid, m).reshape(36, -1)])
+    np.testing.assert_allclose(emb._positions(6, 6, 6, 6).numpy()[0], expected, atol=1e-6)
+
+
+def test_vit_timm_init():
+    vit = VisionTransformer(patch_size=8, hidden_dim=64, depth=2, num_heads=2, mlp_dim=256, image_size=32)
+    block = vit.get_layer("block0")
+    kernels = np.concatenate([np.ravel(block.mlp_in.kernel), np.ravel(block.mlp_out.kernel),
+                              np.ravel(block.attention._query_dense.kernel)])  # fmt: skip
+    assert abs(kernels.std() - 0.02) < 0.002 and abs(kernels.mean()) < 0.002
+    assert np.all(np.asarray(block.mlp_in.bias) == 0) and np.all(np.asarray(block.attention._query_dense.bias) == 0)
+    conv = vit.get_layer("patch_embedding")
+    bound = 1 / np.sqrt(8 * 8 * 3)  # torch's Conv2d default: U(+-1/sqrt(fan_in)) for kernel and bias
+    for w in (np.asarray(conv.kernel), np.asarray(conv.bias)):
+        assert np.abs(w).max() <= bound and np.abs(w).max() > 0.8 * bound
+    glorot = VisionTransformer(patch_size=8, hidden_dim=64, depth=2, num_heads=2, mlp_dim=256, image_size=32,
+                               init="glorot")  # fmt: skip
+    limit = np.sqrt(6 / (64 + 256))
+    assert np.abs(np.asarray(glorot.get_layer("block0").mlp_in.kernel)).max() > 0.8 * limit
+    assert np.all(np.asarray(glorot.get_layer("patch_embedding").bias) == 0)
+    assert vit.get_config()["init"] == "timm" and glorot.get_config()["init"] == "glorot"
+    assert VisionTransformer.from_config(glorot.get_config()).init == "glorot"
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [(dict(init="xavier"), "Received: init='xavier'"), (dict(position_interpolation="area"), "interpolation='area'")],
+)
+def test_vit_bad_init_and_interpolation(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        VisionTransformer(**{**VIT_PRESETS["vit_tiny"], **kwargs})
+
+
+def test_vit_drop_path_is_timms_stochastic_depth():
+    from keras_eqssl.nn.transformer_encoder_block import TransformerEncoderBlock
+
+    vit = VisionTransformer(**{**VIT_PRESETS["vit_tiny"], "depth": 3, "drop_path_rate": 0.2})
+    assert [vit.get_layer(f"block{i}").drop_path_rate for i in range(3)] == pytest.approx([0.0, 0.1, 0.2])
+    assert VisionTransformer.from_config(vit.get_config()).drop_path_rate == 0.2
+    images = random_images(4, 32)
+    plain = VisionTransformer(**{**VIT_PRESETS["vit_tiny"], "depth": 3})
+    plain.set_weights(vit.get_weights())
+    np.testing.assert_allclose(vit(images, training=False)["tokens"], plain(images)["tokens"], atol=1e-6)
+    assert not np.allclose(vit(images, training=True)["tokens"], plain(images)["tokens"], atol=1e-3)
+    # per example: the whole branch is kept (scaled by 1 / keep) or dropped, with probability rate
+    block = TransformerEncoderBlock(2, 8, drop_path_rate=0.25)
+    dropped = np.asarray(block._drop_path(np.ones((4000, 3, 2), "float32"), training=True))
+    per_example = dropped.reshape(4000, -1)
+    assert np.all(per_example == per_example[:, :1])
+    np.testing.assert_allclose(np.unique(per_example), [0.0, 1 / 0.75], rtol=1e-6)
+    assert abs((per_example[:, 0] == 0).mean() - 0.25) < 0.03
+    with pytest.raises(ValueError, match="drop_path_rate=1.0"):
+        TransformerEncoderBlock(2, 8, drop_path_rate=1.0)
 
 
 def test_vit_resized_positions_compile_with_xla():

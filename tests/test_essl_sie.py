@@ -229,3 +229,128 @@ def test_sie_pair_model_contract(tmp_path):
     assert sorted(results) == sorted(reloaded)
     for key, value in results.items():
         np.testing.assert_allclose(reloaded[key], value, rtol=1e-6, err_msg=key)
+
+
+# --- parity with the official code: the pieces the parity tools rely on -------------------------------
+
+
+def _sie_state_dict(blocks, widths, rng) -> dict:
+    """SIE's ResNet names and torch layouts (OIHW, BN weight/bias/running stats), a downsample in every first block."""
+    sd = {}
+
+    def conv(key, o, i, k):
+        sd[f"{key}.weight"] = rng.normal(size=(o, i, k, k)).astype("float32")
+
+    def bn(key, c):
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            sd[f"{key}.{name}"] = rng.uniform(0.5, 1.5, size=c).astype("float32")
+        sd[f"{key}.num_batches_tracked"] = np.array(3, "int64")
+
+    conv("conv1", widths[0], 3, 7)
+    bn("bn1", widths[0])
+    c_in = widths[0]
+    for s, (n, c) in enumerate(zip(blocks, widths)):
+        for b in range(n):
+            key = f"layer{s + 1}.{b}"
+            conv(f"{key}.conv1", c, c_in if b == 0 else c, 3)
+            bn(f"{key}.bn1", c)
+            conv(f"{key}.conv2", c, c, 3)
+            bn(f"{key}.bn2", c)
+            if b == 0:
+                conv(f"{key}.downsample.0", c, c_in, 1)
+                bn(f"{key}.downsample.1", c)
+        c_in = c
+    return sd
+
+
+def _keras_name(key: str) -> tuple[str, str]:
+    """SIE torch key -> (our layer name, our weight name)."""
+    names = {"weight": "kernel", "running_mean": "moving_mean", "running_var": "moving_variance"}
+    stem, last = key.rsplit(".", 1)
+    if stem in ("conv1", "bn1"):
+        layer = {"conv1": "stem_conv", "bn1": "stem_bn"}[stem]
+    else:
+        stage, block, *rest = stem.split(".")
+        layer = f"stack{int(stage[5:]) - 1}_block{block}_"
+        layer += {"downsample.0": "shortcut_conv", "downsample.1": "shortcut_bn"}.get(".".join(rest), rest[0])
+    is_bn = "bn" in layer
+    weight = {"weight": "gamma", "bias": "beta"}.get(last, names.get(last)) if is_bn else names[last]
+    return layer, weight
+
+
+def test_load_sie_resnet_weights_puts_every_tensor_in_its_variable():
+    from keras_eqssl.nn import ResNetBackbone
+    from keras_eqssl.nn.torch_weights_sie import load_sie_resnet_weights
+
+    blocks, widths = [2, 1], [8, 16]
+    sd = _sie_state_dict(blocks, widths, np.random.default_rng(0))
+    backbone = ResNetBackbone(blocks, stem="sie", width=0.125, stackwise_num_filters=[64, 128])
+    report = load_sie_resnet_weights(backbone, {f"module.backbone.{k}": v for k, v in sd.items()}, "module.backbone.")
+    assert not report.unused and len(report.loaded) == len(sd)
+    for key, value in sd.items():
+        if key.endswith("num_batches_tracked"):
+            continue
+        layer, weight = _keras_name(key)
+        ours = np.asarray(getattr(backbone.get_layer(layer), weight))
+        expected = value.transpose(2, 3, 1, 0) if value.ndim == 4 else value  # OIHW -> HWIO
+        np.testing.assert_array_equal(ours, expected, err_msg=key)
+    assert len(backbone.weights) == sum(1 for k in sd if not k.endswith("num_batches_tracked"))
+
+
+def test_load_sie_resnet_weights_refuses_other_layouts():
+    from keras_eqssl.nn import ResNetBackbone
+    from keras_eqssl.nn.torch_weights_sie import load_sie_resnet_weights
+
+    sd = _sie_state_dict([1, 1], [8, 16], np.random.default_rng(0))
+    with pytest.raises(ValueError, match="stem='sie'"):
+        load_sie_resnet_weights(ResNetBackbone([1, 1], stem="cifar", width=0.125), sd)
+    torchvision_like = {k: v for k, v in sd.items() if not k.startswith("layer1.0.downsample")}
+    backbone = ResNetBackbone([1, 1], stem="sie", width=0.125, stackwise_num_filters=[64, 128])
+    with pytest.raises(ValueError, match="layer1.0: SIE's ResNet has a projection shortcut"):
+        load_sie_resnet_weights(backbone, torchvision_like)
+
+
+def test_sie_stem_pads_like_sie_on_odd_sizes():
+    """SIE pads its 7x7/2 conv by (2, 3) whatever the size: 65 px -> 32 -> pool 16 -> 8 -> 4 -> 2 (Keras' 'same'
+    would give 33 -> 17 -> 9 -> 5 -> 3). The stem's output is checked against a NumPy convolution."""
+    from keras_eqssl.nn import ResNetBackbone
+
+    backbone = ResNetBackbone([1, 1, 1, 1], stem="sie", width=0.0625)
+    x = np.random.default_rng(0).normal(size=(1, 65, 65, 3)).astype("float32")
+    assert tuple(backbone(x)["feature_map"].shape) == (1, 2, 2, 32)
+    conv = backbone.get_layer("stem_conv")
+    stem = keras.Model(backbone.input, conv.output)
+    padded = np.pad(x, ((0, 0), (2, 3), (2, 3), (0, 0)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (7, 7), axis=(1, 2))[:, ::2, ::2]
+    expected = np.einsum("nhwcij,ijco->nhwo", windows, np.asarray(conv.kernel))
+    np.testing.assert_allclose(np.asarray(stem(x)), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("chain", [False, True])
+def test_rotated_crop_policy_rotates_counter_clockwise_and_chains(chain):
+    """rot{k} = np.rot90(rot0, k) (E-SSL's rotate_images: flip(3).transpose(2, 3) for k = 1, counter-clockwise);
+    with `chain` the crop also records the flip / colour / grayscale draws that all four rotations share."""
+    from keras_eqssl.augment.policies import RotatedCropPolicy
+    from keras_eqssl.augment.policies.pairs import simclr
+
+    kwargs = dict(chain=dict(flip_p=0.5, jitter_p=0.8, grayscale_p=0.2, blur_p=0.0)) if chain else {}
+    policy = RotatedCropPolicy(simclr(16), size=8, scale=(0.2, 1.0), **kwargs)
+    images = (np.random.default_rng(0).random((4, 16, 16, 3)) * 255).astype("uint8")
+    views, params = policy(images, seed=3)
+    for k in range(4):
+        np.testing.assert_array_equal(np.asarray(views[f"rot{k}"]), np.rot90(np.asarray(views["rot0"]), k, axes=(1, 2)))
+        np.testing.assert_array_equal(np.asarray(params[f"rot{k}"]["rot90"]), np.full((4, 1), k))
+    assert ("color" in params["rot0"]) == chain and "crop" in params["rot0"]
+    assert sorted(params["rot0"]) == sorted(s.key for s in policy.param_specs()["rot0"])
+    assert policy.get_config()["chain"] == kwargs.get("chain")
+
+
+def test_essl_chain_from_config():
+    from keras_eqssl.augment.policies.factory import policy_from_config
+
+    config = get_config()
+    config.augment.policy = "essl"
+    config.augment.essl.update(dict(size=8, scale=(0.2, 1.0), chain=True))
+    policy = policy_from_config(config.augment)
+    assert policy.get_config()["chain"]["blur_p"] == 0.0
+    assert {"crop", "flip", "color", "grayscale", "rot90"} <= {s.key for s in policy.param_specs()["rot3"]}

@@ -126,3 +126,15 @@ def test_normalize():
     np.testing.assert_allclose(
         x[0, 0], (128 / 255 - np.array([0.5016, 0.5037, 0.5060])) / [0.1030, 0.0999, 0.0969], atol=1e-5
     )
+
+
+def test_jpeg_decode_matches_pil(tmp_path):
+    """The 3DIEBench reader decodes JPEGs with libjpeg's accurate DCT, as PIL / torchvision (SIE's loader)."""
+    Image = pytest.importorskip("PIL.Image")
+    from keras_eqssl.data.image_files import decode_jpeg_checked
+
+    pixels = (np.random.default_rng(0).random((8, 8, 3)) * 255).astype("uint8")
+    path = str(tmp_path / "image_0.jpg")
+    Image.fromarray(pixels).resize((64, 64), Image.BILINEAR).save(path, quality=90)
+    ours = decode_jpeg_checked(tf.io.read_file(path), tf.constant(path)).numpy()
+    np.testing.assert_array_equal(ours, np.asarray(Image.open(path).convert("RGB")))

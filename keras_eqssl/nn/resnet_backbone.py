@@ -36,7 +36,7 @@ class ResNetBackbone(Backbone):
       BN + ReLU and no max-pool; the blocks as in `"imagenet"`. Output stride 8.
     - `"sie"`: the ResNet of SIE (Garrido et al., "Self-supervised learning of Split Invariant
       Equivariant representations", ICML 2023; facebookresearch/SIE `src/resnet.py`): 7x7/2 conv
-      and 3x3/2 max-pool with `'same'` padding (SIE's explicit asymmetric pads), the stride on
+      and 3x3/2 max-pool with SIE's explicit asymmetric pads (2, 3) and (0, 1), the stride on
       the SECOND 3x3 conv of a basic block, a projection shortcut in the first block of EVERY
       stage (even the first), and the last BN gamma of every block initialised to zero
       (`zero_init_residual=True`). At 256x256 input the feature map is 8x8x512 (ResNet-18).
@@ -129,11 +129,18 @@ class ResNetBackbone(Backbone):
 
         # --- graph ---------------------------------------------------------------------------
         bn = dict(momentum=bn_momentum, epsilon=bn_epsilon, synchronized=bool(synchronized), fused=bool(fused_bn))
-        torch_padding = stem != "sie"  # SIE's explicit pads are exactly Keras' 'same'
+        # SIE's blocks pad a strided 3x3 conv by (0, 1, 0, 1): Keras' 'same' wherever SIE runs (even sizes).
+        torch_padding = stem != "sie"
         inputs = keras.Input(shape=image_shape, name="images")
         stem_filters = scaled_filters(64, width)
         if stem == "cifar":
             x = _conv(inputs, stem_filters, 3, 1, torch_padding, "stem_conv")
+        elif stem == "sie":
+            # SIE's F.pad(x, (2, 3, 2, 3)): Keras' 'same' on even sizes, one row/column fewer on odd ones.
+            x = keras.layers.ZeroPadding2D(((2, 3), (2, 3)), name="stem_conv_pad")(inputs)
+            x = keras.layers.Conv2D(
+                stem_filters, 7, 2, use_bias=False, kernel_initializer=_CONV_INIT, name="stem_conv"
+            )(x)
         else:
             x = _conv(inputs, stem_filters, 7, 2, torch_padding, "stem_conv")
         x = FusedBatchNormalization(**bn, name="stem_bn")(x)
@@ -143,7 +150,9 @@ class ResNetBackbone(Backbone):
             x = keras.layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
             x = keras.layers.MaxPooling2D(3, 2, name="stem_pool")(x)
         elif stem == "sie":
-            x = keras.layers.MaxPooling2D(3, 2, padding="same", name="stem_pool")(x)
+            # SIE pads (0, 1, 0, 1) with -1e4; zeros are the same after the ReLU.
+            x = keras.layers.ZeroPadding2D(((0, 1), (0, 1)), name="stem_pool_pad")(x)
+            x = keras.layers.MaxPooling2D(3, 2, name="stem_pool")(x)
 
         expansion = 4 if block_type == "bottleneck" else 1
         in_channels = stem_filters

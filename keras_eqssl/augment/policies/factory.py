@@ -54,7 +54,13 @@ def policy_from_config(cfg) -> Policy:
             grayscale_p=cfg.grayscale.p, blur_sigma=tuple(cfg.blur.sigma), blur_p=cfg.blur.p, rotate=g.rotate,
         )  # fmt: skip
     if name == "essl":
+        chain = None
+        if cfg.essl.get("chain", False):  # E-SSL CIFAR: flip, jitter, grayscale on the rotated crop; no blur
+            chain = dict(
+                flip_p=cfg.flip.p, jitter=_jitter(cfg), jitter_p=cfg.jitter.p, grayscale_p=cfg.grayscale.p, blur_p=0.0
+            )
         return RotatedCropPolicy(
-            simclr(size, blur_p=cfg.blur.p, **_chain_kwargs(cfg)), size=cfg.essl.size, scale=tuple(cfg.essl.scale)
-        )
+            simclr(size, blur_p=cfg.blur.p, **_chain_kwargs(cfg)), size=cfg.essl.size, scale=tuple(cfg.essl.scale),
+            chain=chain,
+        )  # fmt: skip
     raise ValueError(f"config.augment.policy={name!r} is not a known policy; choose one of {POLICIES}.")
