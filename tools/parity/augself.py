@@ -44,7 +44,6 @@ import types
 
 import common
 import numpy as np
-from sie import randomise_batch_norms
 from variable_map import variable_map
 
 REPOSITORY = "hankook/AugSelf"
@@ -120,12 +119,6 @@ def check_config(objective, invariance) -> None:
         raise SystemExit("configs/augself.py should train without a split (AugSelf reads the whole representation)")
 
 
-def torch_layout(value, shape) -> np.ndarray:
-    """`common.torch_layout`, also for square Dense kernels (which it leaves untransposed)."""
-    value = np.asarray(value)
-    return value.T if value.ndim == 2 else common.torch_layout(value, shape)
-
-
 def main() -> int:
     parser = common.parser(__doc__.split("\n\n")[0])
     args = parser.parse_args()
@@ -170,7 +163,7 @@ def main() -> int:
     ss_predictor = models.load_ss_predictor(features, ss_objective)
     modules = {"backbone": backbone, "projector": projector, **{f"ss.{k}": v for k, v in ss_predictor.items()}}
     official = torch.nn.ModuleDict({k.replace(".", "_"): m for k, m in modules.items()})
-    randomise_batch_norms(official, args.seed)
+    common.randomise_batch_norms(official, args.seed)
     initial = copy.deepcopy(official.state_dict())
     # copies: numpy_state_dict's arrays share memory with the torch tensors the official step updates in place
     sd = {f"{name}.{k}": v.copy() for name, m in modules.items() for k, v in common.numpy_state_dict(m).items()}
@@ -264,7 +257,7 @@ def main() -> int:
     load_all(sd)
     variables = list(trainable.values())
     grads = dict(zip(trainable, common.keras_gradients(lambda: our_terms()[0], variables)))
-    cmp.compare_many("gradients", [(n, torch_layout(grads[n], theirs_grads[n].shape), theirs_grads[n])
+    cmp.compare_many("gradients", [(n, common.torch_layout(grads[n], theirs_grads[n].shape), theirs_grads[n])
                                    for n in torch_params], common.GRAD_TOL)  # fmt: skip
     cmp.compare("gradients", "ours only: hidden Dense biases before BN", np.concatenate([grads[n] for n in inert]),
                 np.zeros(sum(v.size for v in inert.values())), common.GRAD_TOL,
@@ -273,7 +266,7 @@ def main() -> int:
     load_all(sd)
     optimizer = CoupledSGD(lr, momentum=MOMENTUM, weight_decay=WD)
     optimizer.apply_gradients([(grads[n], v) for n, v in trainable.items()])
-    cmp.compare_many("step", [(n, torch_layout(np.asarray(trainable[n]), theirs_after[n].shape),
+    cmp.compare_many("step", [(n, common.torch_layout(np.asarray(trainable[n]), theirs_after[n].shape),
                                theirs_after[n]) for n in torch_params], common.GRAD_TOL,
                      note=f"SGD lr {lr:g} (0.03 x {BATCH} / 256), momentum 0.9, L2 5e-4 on every parameter "
                      "(CoupledSGD)")  # fmt: skip

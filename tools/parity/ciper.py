@@ -40,8 +40,6 @@ import types
 
 import common
 import numpy as np
-from augself import torch_layout
-from sie import randomise_batch_norms
 from variable_map import variable_map
 
 REPOSITORY = "trieschlab/AASSL (a re-implementation of CIPER, not the CIPER authors' code)"
@@ -136,7 +134,7 @@ def main() -> int:
     modules = [ssl_module.Ssl(ns, fabric, net=net), ciper_module.Ciper(ns, fabric, net=net)]
     for i, (name, child) in enumerate(net.named_children()):
         if name != "ciper_action_bn":  # affine=False: nothing to randomise
-            randomise_batch_norms(child, args.seed + i)
+            common.randomise_batch_norms(child, args.seed + i)
     initial = copy.deepcopy(net.state_dict())
     sd = {k: v.copy() for k, v in common.numpy_state_dict(net).items()}  # copies: the step updates net in place
     train_t = torch.nn.Sequential(K.Normalize(mean=torch.tensor((0.5,) * 3), std=torch.tensor((0.5,) * 3)))
@@ -221,7 +219,7 @@ def main() -> int:
     # Linear biases right before a BatchNorm: their gradient is 0 in exact arithmetic (BN removes the mean),
     # so both sides hold float noise; measured against the largest gradient of the network instead.
     pre_bn = ["projector.net.0.bias", "action_predictor.net.0.bias"]
-    cmp.compare_many("gradients", [(n, torch_layout(grads[n], theirs_grads[n].shape), theirs_grads[n])
+    cmp.compare_many("gradients", [(n, common.torch_layout(grads[n], theirs_grads[n].shape), theirs_grads[n])
                                    for n in torch_params if n not in pre_bn], common.GRAD_TOL)  # fmt: skip
     scale = max(float(np.abs(g).max()) for g in theirs_grads.values())
     noise = max(float(np.abs(grads[n] - theirs_grads[n]).max()) for n in pre_bn)
@@ -232,7 +230,8 @@ def main() -> int:
         load_all(sd)
         optimizer.apply_gradients([(gradients[n], v) for n, v in trainable.items()])
         pairs = [
-            (n, torch_layout(np.asarray(trainable[n]), theirs_after[n].shape), theirs_after[n]) for n in torch_params
+            (n, common.torch_layout(np.asarray(trainable[n]), theirs_after[n].shape), theirs_after[n])
+            for n in torch_params
         ]
         cmp.compare_many("step", pairs, common.GRAD_TOL, note=note)
         cmp.rows[-1].ok = cmp.rows[-1].ok or explained

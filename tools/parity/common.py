@@ -68,8 +68,26 @@ def seed_everything(seed: int) -> None:
 
 
 def numpy_state_dict(module) -> dict[str, np.ndarray]:
-    """A torch module's state dict as float32 NumPy arrays (what `keras_eqssl.nn` loaders take)."""
-    return {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+    """A torch module's state dict as NumPy copies (what `keras_eqssl.nn` loaders take).
+
+    Copies: `tensor.numpy()` shares memory, which an official optimizer step changes in place.
+    """
+    return {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}
+
+
+def randomise_batch_norms(module, seed: int) -> None:
+    """BN weight, bias and statistics away from (1, 0, 0, 1): zero-init residual branches would hide errors."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)) and m.weight is not None:
+                n = m.num_features
+                m.weight.copy_(0.5 + torch.rand(n, generator=gen))
+                m.bias.copy_(0.1 * torch.randn(n, generator=gen))
+                m.running_mean.copy_(0.1 * torch.randn(n, generator=gen))
+                m.running_var.copy_(0.5 + torch.rand(n, generator=gen))
 
 
 def nchw(images: np.ndarray):
@@ -85,16 +103,24 @@ def to_numpy(x) -> np.ndarray:
     return np.asarray(x)
 
 
-def torch_layout(keras_value: np.ndarray, torch_shape: tuple[int, ...]) -> np.ndarray:
-    """A Keras weight (or its gradient) in torch's layout: conv HWIO -> OIHW, dense (in, out) -> (out, in)."""
+def torch_layout(keras_value, torch_shape: tuple[int, ...]) -> np.ndarray:
+    """A Keras weight (or its gradient) in torch's layout: conv HWIO -> OIHW, every 2-D kernel (in, out) -> (out, in)."""
     v = np.asarray(keras_value)
     if v.ndim == 4:
         v = v.transpose(3, 2, 0, 1)
-    elif v.ndim == 2 and v.shape != tuple(torch_shape):
+    elif v.ndim == 2:
         v = v.T
-    if v.shape != tuple(torch_shape):
-        v = v.reshape(torch_shape)
-    return v
+    return v.reshape(torch_shape)
+
+
+def keras_layout(torch_value, keras_shape: tuple[int, ...]) -> np.ndarray:
+    """The inverse of `torch_layout`: OIHW -> HWIO, (out, in) -> (in, out)."""
+    v = np.asarray(torch_value)
+    if v.ndim == 4:
+        v = v.transpose(2, 3, 1, 0)
+    elif v.ndim == 2:
+        v = v.T
+    return v.reshape(keras_shape)
 
 
 @dataclasses.dataclass
@@ -133,7 +159,14 @@ class Comparison:
         self.rows.append(Row(section, name, max_abs, max_rel, tol, ok or explained, note))
         return max_rel
 
-    def compare_many(self, section: str, pairs: Iterable[tuple[str, object, object]], tol: float, note: str = ""):
+    def compare_many(
+        self,
+        section: str,
+        pairs: Iterable[tuple[str, object, object]],
+        tol: float,
+        note: str = "",
+        explained: bool = False,
+    ):
         """One row for a group (e.g. all gradients): the worst member, named in the note."""
         worst, worst_name, worst_abs = -1.0, "", 0.0
         for name, ours, theirs in pairs:
@@ -147,7 +180,7 @@ class Comparison:
                 worst, worst_name, worst_abs = rel, name, diff
         ok = bool(np.isfinite(worst) and worst <= tol)
         label = f"worst: {worst_name}" + (f"; {note}" if note else "")
-        self.rows.append(Row(section, "all", worst_abs, worst, tol, ok, label))
+        self.rows.append(Row(section, "all", worst_abs, worst, tol, ok or explained, label))
         return worst
 
     def record(
