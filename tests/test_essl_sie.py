@@ -278,14 +278,13 @@ def _keras_name(key: str) -> tuple[str, str]:
     return layer, weight
 
 
-def test_load_sie_resnet_weights_puts_every_tensor_in_its_variable():
-    from keras_eqssl.nn import ResNetBackbone
-    from keras_eqssl.nn.torch_weights_sie import load_sie_resnet_weights
+def test_load_resnet_weights_puts_every_sie_tensor_in_its_variable():
+    from keras_eqssl.nn import ResNetBackbone, load_resnet_weights
 
     blocks, widths = [2, 1], [8, 16]
     sd = _sie_state_dict(blocks, widths, np.random.default_rng(0))
     backbone = ResNetBackbone(blocks, stem="sie", width=0.125, stackwise_num_filters=[64, 128])
-    report = load_sie_resnet_weights(backbone, {f"module.backbone.{k}": v for k, v in sd.items()}, "module.backbone.")
+    report = load_resnet_weights(backbone, {f"module.backbone.{k}": v for k, v in sd.items()}, "module.backbone.")
     assert not report.unused and len(report.loaded) == len(sd)
     for key, value in sd.items():
         if key.endswith("num_batches_tracked"):
@@ -297,17 +296,18 @@ def test_load_sie_resnet_weights_puts_every_tensor_in_its_variable():
     assert len(backbone.weights) == sum(1 for k in sd if not k.endswith("num_batches_tracked"))
 
 
-def test_load_sie_resnet_weights_refuses_other_layouts():
-    from keras_eqssl.nn import ResNetBackbone
-    from keras_eqssl.nn.torch_weights_sie import load_sie_resnet_weights
+def test_load_resnet_weights_refuses_a_checkpoint_of_another_layout():
+    from keras_eqssl.nn import ResNetBackbone, load_resnet_weights
 
     sd = _sie_state_dict([1, 1], [8, 16], np.random.default_rng(0))
-    with pytest.raises(ValueError, match="stem='sie'"):
-        load_sie_resnet_weights(ResNetBackbone([1, 1], stem="cifar", width=0.125), sd)
+    with pytest.raises(ValueError, match=r"conv1\.weight: shape"):  # SIE's 7x7 stem into a 3x3 one
+        load_resnet_weights(ResNetBackbone([1, 1], stem="cifar", width=0.125), sd)
+    with pytest.raises(ValueError, match=r"layer1\.0: the state dict has a projection shortcut"):
+        load_resnet_weights(ResNetBackbone([1, 1], stem="imagenet", width=0.125), sd)
     torchvision_like = {k: v for k, v in sd.items() if not k.startswith("layer1.0.downsample")}
     backbone = ResNetBackbone([1, 1], stem="sie", width=0.125, stackwise_num_filters=[64, 128])
-    with pytest.raises(ValueError, match="layer1.0: SIE's ResNet has a projection shortcut"):
-        load_sie_resnet_weights(backbone, torchvision_like)
+    with pytest.raises(ValueError, match=r"layer1\.0: the state dict lacks a projection shortcut"):
+        load_resnet_weights(backbone, torchvision_like)
 
 
 def test_sie_stem_pads_like_sie_on_odd_sizes():

@@ -1,7 +1,7 @@
 """Load PyTorch weights (a state dict of NumPy arrays) into keras_eqssl backbones and heads.
 
-The names are those of the authors' code: torchvision's `resnet18`/`resnet50` for
-`ResNetBackbone(stem="imagenet"|"cifar")`, timm's / DINO's `VisionTransformer` for
+The names are those of the authors' code: torchvision's `resnet18`/`resnet50` (and SIE's and the
+CIFAR variants, which name their tensors the same way) for `ResNetBackbone`, timm's / DINO's `VisionTransformer` for
 `VisionTransformer`, and `nn.Sequential` Linear/BatchNorm stacks for `MLP`. Every assignment checks
 the shape and names the torch key when it does not fit; what was loaded, left unused or left
 missing comes back in a `LoadReport`. Read the state dict with `read_state_dict` (no torch needed).
@@ -94,17 +94,21 @@ def _sample(state_dict: Mapping[str, np.ndarray], n: int = 6) -> str:
 
 
 def load_resnet_weights(backbone, state_dict: Mapping[str, np.ndarray], prefix: str = "") -> LoadReport:
-    """Loads torchvision ResNet weights (`conv1`, `bn1`, `layer1.0.conv1`, ...) into a `ResNetBackbone`.
+    """Loads torchvision-named ResNet weights (`conv1`, `bn1`, `layer1.0.conv1`, ...) into a `ResNetBackbone`.
 
-    Works for `stem="imagenet"` (torchvision's layout, any depth, basic or bottleneck blocks) and
-    `stem="cifar"` (a 3x3 `conv1`, as solo-learn and the CIFAR code of E-SSL/AugSelf use). The
-    classifier `fc.*` is left unused. BatchNorm running statistics are loaded too, so inference
-    outputs match torch's `eval()` outputs.
+    One naming serves the three stems: torchvision's `resnet18`/`resnet50` for `stem="imagenet"`,
+    the CIFAR variants (a 3x3 `conv1`, as solo-learn and the CIFAR code of E-SSL and AugSelf) for
+    `stem="cifar"`, and SIE's `src/resnet.py` for `stem="sie"`. The layouts behind the names differ
+    where a block has a projection shortcut (`downsample`): torchvision only where the shape
+    changes, SIE in the first block of every stage. A state dict whose shortcuts are not where the
+    backbone's are is refused, naming the block, so a checkpoint of one layout never loads into
+    the other. The classifier `fc.*` is left unused. BatchNorm running statistics are loaded too,
+    so inference outputs match torch's `eval()` outputs.
 
     Args:
         backbone: a built `ResNetBackbone`.
         state_dict: name -> array, e.g. from `state_dict_from(read_state_dict(path))`.
-        prefix: the prefix of the backbone's names in `state_dict` (`"backbone."`, `"encoder."`).
+        prefix: the prefix of the backbone's names in `state_dict` (`"backbone."`, `"module.backbone."`).
 
     Returns:
         A `LoadReport`; every backbone weight is loaded or a `KeyError`/`ValueError` names the key.
@@ -112,30 +116,33 @@ def load_resnet_weights(backbone, state_dict: Mapping[str, np.ndarray], prefix: 
     Examples:
 
     ```python
-    import numpy as np
-    from keras_eqssl.nn import ResNetBackbone, load_resnet_weights
+    from keras_eqssl.nn import ResNetBackbone, load_resnet_weights, read_state_dict, state_dict_from
 
-    backbone = ResNetBackbone([2, 2, 2, 2], width=0.125)
-    report = load_resnet_weights(backbone, torch_weights, prefix="backbone.")
+    backbone = ResNetBackbone([2, 2, 2, 2], stem="sie")
+    weights = state_dict_from(read_state_dict("SIE/model.pth"), key="model")  # DDP names: module.backbone.*
+    print(load_resnet_weights(backbone, weights, prefix="backbone."))
     ```
     """
-    if getattr(backbone, "stem", None) not in ("imagenet", "cifar"):
-        raise ValueError(
-            f"load_resnet_weights reads torchvision's layout, for stem='imagenet' or 'cifar'; "
-            f"received stem={getattr(backbone, 'stem', None)!r}"
-        )
     loader = TorchWeightLoader(state_dict, prefix)
     loader.conv2d(backbone.get_layer("stem_conv"), "conv1")
     loader.batch_norm(backbone.get_layer("stem_bn"), "bn1")
-    bottleneck = backbone.block_type == "bottleneck"
+    names = {layer.name for layer in backbone.layers}
+    convs = 3 if backbone.block_type == "bottleneck" else 2
     for stack, blocks in enumerate(backbone.stackwise_num_blocks):
         for block in range(blocks):
             ours, theirs = f"stack{stack}_block{block}", f"layer{stack + 1}.{block}"
-            for i in range(1, 4 if bottleneck else 3):
+            for i in range(1, convs + 1):
                 loader.conv2d(backbone.get_layer(f"{ours}_conv{i}"), f"{theirs}.conv{i}")
                 loader.batch_norm(backbone.get_layer(f"{ours}_bn{i}"), f"{theirs}.bn{i}")
-            names = {layer.name for layer in backbone.layers}
-            if f"{ours}_shortcut_conv" in names:
+            shortcut = f"{ours}_shortcut_conv" in names
+            if shortcut != loader.has(f"{theirs}.downsample.0.weight"):
+                raise ValueError(
+                    f"{prefix}{theirs}: the state dict {'lacks' if shortcut else 'has'} a projection shortcut "
+                    f"(downsample) where ResNetBackbone(stem={backbone.stem!r}) {'has' if shortcut else 'has none'}: "
+                    "a checkpoint of another layout (SIE's ResNet has one in the first block of every stage, "
+                    "torchvision's only where the shape changes)"
+                )
+            if shortcut:
                 loader.conv2d(backbone.get_layer(f"{ours}_shortcut_conv"), f"{theirs}.downsample.0")
                 loader.batch_norm(backbone.get_layer(f"{ours}_shortcut_bn"), f"{theirs}.downsample.1")
     return loader.finish(backbone)
@@ -234,7 +241,7 @@ def load_backbone_weights(backbone, state_dict: Mapping[str, np.ndarray], prefix
     """Loads torch weights into a backbone of either kind: `load_resnet_weights` or `load_vit_weights`.
 
     Args:
-        backbone: a `ResNetBackbone` (stem "imagenet" or "cifar") or a `VisionTransformer`.
+        backbone: a `ResNetBackbone` (any stem) or a `VisionTransformer`.
         state_dict: name -> array.
         prefix: the backbone's prefix in `state_dict`. `None` finds it: the shortest prefix ending
             in "." under which the backbone's first weight (`conv1.weight` / `patch_embed.proj.weight`) is.

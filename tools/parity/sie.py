@@ -7,7 +7,7 @@ Written against facebookresearch/SIE at commit 54541cf (`src/models.py` class `S
 small `--mlp 64-64-64` expander (32-32-32 per part), on a batch of 4 pairs of 64 px renders that
 the official `Dataset3DIEBench` reads from a tiny 3DIEBench-format folder this tool writes. Its
 weights (BatchNorm parameters and statistics randomised, so no branch starts at zero) go into
-ours through `load_sie_resnet_weights`, `load_mlp_weights` and `TorchWeightLoader`. Rows:
+ours through `load_resnet_weights`, `load_mlp_weights` and `TorchWeightLoader`. Rows:
 
 - augment: the views (JPEG decode + SIE's normalisation) and the rotation conditioning
   `R1^-1 R2` that our 3DIEBench pipeline computes, against `Dataset3DIEBench.__getitem__`;
@@ -110,9 +110,8 @@ def main() -> int:
     from keras_eqssl.data.threedie import normalize_3diebench, pair_element
     from keras_eqssl.methods import SIE, PairModel, VICReg
     from keras_eqssl.methods.factory import optimizer_from_config
-    from keras_eqssl.nn import ResNetBackbone, load_mlp_weights
+    from keras_eqssl.nn import ResNetBackbone, load_mlp_weights, load_resnet_weights
     from keras_eqssl.nn.torch_weights import TorchWeightLoader
-    from keras_eqssl.nn.torch_weights_sie import load_sie_resnet_weights
 
     common.seed_everything(args.seed)
     models, resnet, dataset = common.import_official(args.official, "src.models", "src.resnet", "src.dataset")
@@ -178,7 +177,7 @@ def main() -> int:
     model.compute_losses(batch, training=False)  # builds every layer
 
     def load_all(state):
-        load_sie_resnet_weights(backbone, state, "backbone.")
+        load_resnet_weights(backbone, state, "backbone.")
         load_mlp_weights(invariance.projector, state, "projector_inv.")
         load_mlp_weights(ours_sie.projector, state, "projector_equi.")
         loader = TorchWeightLoader(state, "predictor.")
