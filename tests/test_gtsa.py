@@ -227,6 +227,91 @@ def test_weight_decay_skips_biases_and_norms():
     assert float(opt.weight_decay_at(2)) == pytest.approx(0.75)
 
 
+def _layer_norm(x, gamma, beta, eps=1e-5):
+    mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * gamma + beta
+
+
+def _gelu(x):
+    from math import erf
+
+    return 0.5 * x * (1 + np.vectorize(erf)(x / np.sqrt(2)))
+
+
+def test_rotation_head_is_gtsas_rot_predictor():
+    """[Linear-LN-GELU] x 2, Linear-LN with no GELU, Linear(4): GTSA's rot_predictor, checked in NumPy."""
+    model = make_gtsa(rotation_units=(12, 10, 6))
+    mlp, logits = model.rotation_head.layers
+    x = np.random.default_rng(0).normal(size=(3, 32)).astype("float32")
+    h = x
+    for i, (dense, norm) in enumerate(zip(mlp.dense_layers, mlp.norm_layers)):
+        h = _layer_norm(
+            h @ np.asarray(dense.kernel) + np.asarray(dense.bias), np.asarray(norm.gamma), np.asarray(norm.beta)
+        )
+        h = _gelu(h) if i < 2 else h
+    expected = h @ np.asarray(logits.kernel) + np.asarray(logits.bias)
+    np.testing.assert_allclose(np.asarray(model.rotation_head(x)), expected, atol=1e-5)
+    assert [d.units for d in mlp.dense_layers] == [12, 10, 6] and logits.units == 4
+    # PyTorch's default nn.Linear init, as GTSA's rot_predictor: kernel and bias U(+-1/sqrt(fan_in))
+    for dense, fan_in in zip([*mlp.dense_layers, logits], (32, 12, 10, 6)):
+        for w in (np.asarray(dense.kernel), np.asarray(dense.bias)):
+            assert np.abs(w).max() <= fan_in**-0.5 and np.abs(w).max() > 0.5 * fan_in**-0.5
+
+
+def test_teacher_momentum_is_gtsas_next_step_momentum():
+    """The update after step k uses tau(k + 1): GTSA moves the teacher at the start of step k + 1."""
+    model = make_gtsa(total_steps=10, teacher_base_momentum=0.99)
+    model.compile(optimizer=ScheduledAdamW(0.1))
+    for k in (0, 4, 9):
+        model.optimizer.iterations.assign(k)
+        expected = 1 - (1 - 0.99) * (np.cos(np.pi * min(k + 1, 10) / 10) + 1) / 2
+        assert float(model.teacher_momentum()) == pytest.approx(expected, abs=1e-6)
+
+
+def test_teacher_runs_without_the_students_drop_path():
+    vit = VisionTransformer(**{**VIT_PRESETS["vit_tiny"], "drop_path_rate": 0.1})
+    model = GTSAModel(vit, num_local=NUM_LOCAL, image_size=GLOBAL, local_size=LOCAL)
+    assert model.backbone.get_layer("block1").drop_path_rate == pytest.approx(0.1)
+    assert model.teacher_backbone.drop_path_rate == 0.0
+    assert all(model.teacher_backbone.get_layer(f"block{i}").drop_path_rate == 0.0 for i in range(2))
+    images = np.random.default_rng(0).random((2, GLOBAL, GLOBAL, 3)).astype("float32")
+    first = model.teacher_backbone(images, training=True)["tokens"]
+    np.testing.assert_array_equal(first, model.teacher_backbone(images, training=True)["tokens"])
+
+
+def test_sampling_ratio_takes_torchvisions_adaptive_count():
+    assert make_gtsa().sampling_ratio == -1
+    assert make_gtsa(sampling_ratio=2).get_config()["sampling_ratio"] == 2
+    for bad in (0, -2, 1.5):
+        with pytest.raises(ValueError, match="sampling_ratio must be an int >= 1 or -1"):
+            make_gtsa(sampling_ratio=bad)
+
+
+@pytest.mark.parametrize("torch_epsilon", [True, False])
+def test_scheduled_adamw_step_is_torchs_adamw(torch_epsilon):
+    """Three steps against torch.optim.AdamW's update in NumPy (Keras' epsilon placement with torch_epsilon=False)."""
+    rng = np.random.default_rng(0)
+    w0 = rng.normal(size=(3, 4)).astype("float32")
+    grads = [rng.normal(size=(3, 4)).astype("float32") * s for s in (1e-2, 1e-7, 3.0)]
+    eps = 1e-8 if torch_epsilon else 1e-7
+    opt = ScheduledAdamW(0.01, weight_decay=0.1, weight_decay_end=0.3, decay_steps=4, torch_epsilon=torch_epsilon,
+                         epsilon=eps)  # fmt: skip
+    w = keras.Variable(w0, name="kernel")
+    expected, m, v = w0.astype("float64"), 0.0, 0.0
+    for k, g in enumerate(grads):
+        opt.apply_gradients([(tf.constant(g), w)])
+        wd = 0.3 + (0.1 - 0.3) * (1 + np.cos(np.pi * k / 4)) / 2
+        expected = expected * (1 - 0.01 * wd)
+        m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g.astype("float64") ** 2
+        c1, c2 = 1 - 0.9 ** (k + 1), 1 - 0.999 ** (k + 1)
+        if torch_epsilon:
+            expected = expected - 0.01 / c1 * m / (np.sqrt(v) / np.sqrt(c2) + eps)
+        else:
+            expected = expected - 0.01 * np.sqrt(c2) / c1 * m / (np.sqrt(v) + eps)
+        np.testing.assert_allclose(np.asarray(w), expected, rtol=1e-5, atol=1e-7)
+    assert ScheduledAdamW.from_config(opt.get_config()).torch_epsilon == torch_epsilon
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("make", [make_gtsa, make_dino], ids=["gtsa", "dino_baseline"])
 def test_one_step_on_two_replicas_equals_one_device(make):

@@ -2,6 +2,7 @@
 
 import doctest
 import importlib
+import math
 
 import numpy as np
 import pytest
@@ -38,24 +39,34 @@ def _bilinear(img: np.ndarray, y: float, x: float) -> np.ndarray:
     )
 
 
-def roi_align_reference(fmap: np.ndarray, boxes: np.ndarray, k: int, s: int) -> np.ndarray:
-    """`(N, k, k, C)`: torchvision roi_align(aligned=True, spatial_scale=1) of normalised yxyx boxes."""
+def roi_align_reference(fmap: np.ndarray, boxes: np.ndarray, k: int, s: int, aligned: bool = True) -> np.ndarray:
+    """`(N, k, k, C)`: torchvision roi_align(spatial_scale=1) of normalised yxyx boxes.
+
+    `s = -1`: torchvision's adaptive count, `ceil(roi_h / k)` by `ceil(roi_w / k)` samples per bin.
+    """
     fmap, boxes = np.asarray(fmap, np.float64), np.asarray(boxes, np.float64)
     n, h, w, c = fmap.shape
     out = np.zeros((n, k, k, c))
+    shift = 0.5 if aligned else 0.0
     for b in range(n):
         y0, x0, y1, x1 = boxes[b] * [h, w, h, w]
-        start_y, start_x = y0 - 0.5, x0 - 0.5
-        bin_h, bin_w = (y1 - y0) / k, (x1 - x0) / k
+        start_y, start_x = y0 - shift, x0 - shift
+        roi_h, roi_w = y1 - y0, x1 - x0
+        if not aligned:
+            roi_h, roi_w = max(roi_h, 1.0), max(roi_w, 1.0)
+        bin_h, bin_w = roi_h / k, roi_w / k
+        sy = s if s > 0 else int(math.ceil(roi_h / k))
+        sx = s if s > 0 else int(math.ceil(roi_w / k))
+        count = max(sy * sx, 1)
         for i in range(k):
             for j in range(k):
                 acc = np.zeros(c)
-                for iy in range(s):
-                    y = start_y + i * bin_h + (iy + 0.5) * bin_h / s
-                    for ix in range(s):
-                        x = start_x + j * bin_w + (ix + 0.5) * bin_w / s
+                for iy in range(sy):
+                    y = start_y + i * bin_h + (iy + 0.5) * bin_h / sy
+                    for ix in range(sx):
+                        x = start_x + j * bin_w + (ix + 0.5) * bin_w / sx
                         acc += _bilinear(fmap[b], y, x)
-                out[b, i, j] = acc / (s * s)
+                out[b, i, j] = acc / count
     return out
 
 
@@ -186,6 +197,49 @@ def test_low_precision_map_keeps_its_dtype(rng, dtype):
     np.testing.assert_allclose(tf.cast(out, tf.float32).numpy(), expected, atol=0.1 if dtype == tf.bfloat16 else 0.01)
 
 
+# --- torchvision's adaptive sampling (sampling_ratio=-1) and aligned=False ---------------------
+@pytest.mark.parametrize("hw", [(12, 12), (14, 9), (6, 6)])
+@pytest.mark.parametrize("output_size", [1, 3, 4, 10])
+@pytest.mark.parametrize("aligned", [True, False])
+def test_adaptive_sampling_matches_torchvision_loop(rng, hw, output_size, aligned):
+    fmap = rng.normal(size=(6, *hw, 3)).astype("float32")
+    boxes = np.concatenate([_random_boxes(rng, 6), BORDER_BOXES[[0, 2, 5]]], axis=0)
+    fmap = np.concatenate([fmap, fmap[:3]], axis=0)
+    out = roi_align(fmap, boxes, output_size, sampling_ratio=-1, aligned=aligned)
+    expected = roi_align_reference(fmap, boxes, output_size, -1, aligned=aligned)
+    np.testing.assert_allclose(out.numpy(), expected, atol=1e-5)
+
+
+def test_adaptive_sampling_varies_per_box(rng):
+    """A wide box gets more samples than a narrow one: the reference with s fixed differs from the adaptive one."""
+    fmap = rng.normal(size=(2, 12, 12, 2)).astype("float32")
+    boxes = np.array([[0.0, 0.0, 1.0, 1.0], [0.2, 0.3, 0.4, 0.45]], "float32")
+    out = roi_align(fmap, boxes, 2, sampling_ratio=-1).numpy()
+    np.testing.assert_allclose(out[0], roi_align_reference(fmap[:1], boxes[:1], 2, 6)[0], atol=1e-5)
+    np.testing.assert_allclose(out[1], roi_align_reference(fmap[1:], boxes[1:], 2, 2)[0], atol=1e-5)
+    assert not np.allclose(out[0], roi_align_reference(fmap[:1], boxes[:1], 2, 2)[0], atol=1e-3)
+
+
+def test_adaptive_sampling_dynamic_size_and_xla(rng):
+    fmap = rng.normal(size=(3, 9, 7, 2)).astype("float32")
+    boxes = _random_boxes(rng, 3)
+    expected = roi_align_reference(fmap, boxes, 3, -1)
+    dynamic = tf.function(
+        lambda m, b: roi_align(m, b, 3, sampling_ratio=-1),
+        input_signature=[tf.TensorSpec((None, None, None, 2)), tf.TensorSpec((None, 4))],
+    )
+    np.testing.assert_allclose(dynamic(fmap, boxes).numpy(), expected, atol=1e-5)
+    inside = np.clip(boxes, 0.0, 1.0)
+    xla = tf.function(lambda m, b: roi_align(m, b, 3, sampling_ratio=-1), jit_compile=True)
+    np.testing.assert_allclose(xla(fmap, inside).numpy(), roi_align_reference(fmap, inside, 3, -1), atol=1e-5)
+
+
+def test_aligned_false_matches_torchvision_loop_fixed_ratio(rng):
+    fmap = rng.normal(size=(6, 7, 7, 2)).astype("float32")
+    out = roi_align(fmap, BORDER_BOXES, 3, sampling_ratio=2, aligned=False)
+    np.testing.assert_allclose(out.numpy(), roi_align_reference(fmap, BORDER_BOXES, 3, 2, aligned=False), atol=1e-5)
+
+
 # --- bad input --------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "fmap_shape, boxes_shape, kwargs, match",
@@ -195,7 +249,8 @@ def test_low_precision_map_keeps_its_dtype(rng, dtype):
         ((3, 7, 7, 4), (3, 4, 1), {}, r"boxes.*\(N, 4\)"),
         ((3, 7, 7, 4), (2, 4), {}, r"one box per map.*\(3, 7, 7, 4\).*\(2, 4\)"),
         ((3, 7, 7, 4), (3, 4), {"output_size": 0}, r"output_size must be >= 1; received output_size=0"),
-        ((3, 7, 7, 4), (3, 4), {"sampling_ratio": 0}, r"sampling_ratio must be >= 1; received sampling_ratio=0"),
+        ((3, 7, 7, 4), (3, 4), {"sampling_ratio": 0}, r"sampling_ratio must be >= 1, or -1.*received sampling_ratio=0"),
+        ((3, 7, 7, 4), (3, 4), {"sampling_ratio": -2}, r"must be >= 1, or -1.*received sampling_ratio=-2"),
     ],
 )
 def test_bad_input_raises(fmap_shape, boxes_shape, kwargs, match):

@@ -18,7 +18,7 @@ def roi_cosine(
     quarter_turns,
     valid=None,
     output_size: int = 4,
-    sampling_ratio: int = 2,
+    sampling_ratio: int = -1,
 ) -> tf.Tensor:
     """Negative cosine, cell by cell, between two views' features of the region both crops saw (GTSA, Kim et al. 2023).
 
@@ -41,7 +41,8 @@ def roi_cosine(
             quarter turns counter-clockwise (any integer; taken mod 4).
         valid: `(B,)` 1 where the crops overlap, 0 where they do not (None: all).
         output_size: k, the RoIAlign grid (GTSA: 10 for a 14 x 14 map, 4 for 6 x 6).
-        sampling_ratio: samples per bin along each axis.
+        sampling_ratio: samples per bin along each axis, or -1 (GTSA's) for torchvision's adaptive
+            count (see `roi_align`).
 
     Returns:
         Scalar float32; the mean over valid examples of the global batch (`/ R` per replica), 0

@@ -9,7 +9,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_eqssl.losses.dino import dino_center_update, dino_loss
-from keras_eqssl.losses.ema import ema_copy
+from keras_eqssl.losses.ema import byol_momentum, ema_copy
 from keras_eqssl.losses.patch_correspondence import patch_correspondence
 from keras_eqssl.losses.roi_cosine import roi_cosine
 from keras_eqssl.losses.rotation_prediction import rotation_prediction
@@ -18,6 +18,7 @@ from keras_eqssl.nn.backbone import Backbone
 from keras_eqssl.nn.conv_projector import ConvPredictor, ConvProjector
 from keras_eqssl.nn.dino_head import DINOHead
 from keras_eqssl.nn.mlp import MLP
+from keras_eqssl.nn.transformer_encoder_block import TransformerEncoderBlock
 
 GLOBAL_VIEWS = ("g1", "g2")
 # GTSA's RoIAlign grid for a 14 x 14 (global) and a 6 x 6 (local) student map: scaled to other grids.
@@ -27,6 +28,24 @@ _POLICY_HINT = 'make the batches with config.augment.policy="gtsa" (MultiCropPol
 
 def _mean_tokens(outputs: dict):
     return ops.mean(outputs["tokens"], axis=1)
+
+
+def _without_drop_path(network) -> None:
+    """Turns stochastic depth off in every block of `network`: GTSA's (and DINO's) teacher runs them all."""
+    if getattr(network, "drop_path_rate", 0.0):
+        network.drop_path_rate = 0.0
+        for layer in network.layers:
+            if isinstance(layer, TransformerEncoderBlock):
+                layer.drop_path_rate = 0.0
+
+
+def _torch_linear_init(head) -> None:
+    """Re-draws every Dense of `head` as PyTorch's default `nn.Linear` (kernel and bias U(+-1/sqrt(fan_in))):
+    GTSA's rotation head is a plain `nn.Sequential` that its `_init_weights` never visits."""
+    for dense in (d for d in head._flatten_layers() if isinstance(d, keras.layers.Dense)):
+        bound = float(dense.kernel.shape[0]) ** -0.5
+        for weight in (dense.kernel, dense.bias):
+            weight.assign(keras.initializers.RandomUniform(-bound, bound)(weight.shape, weight.dtype))
 
 
 @keras.saving.register_keras_serializable(package="keras_eqssl")
@@ -41,8 +60,9 @@ class GTSAModel(SSLModel):
 
     The student backbone sees all views; a conv projector and a conv predictor run on its patch
     grid. The teacher (an EMA copy of the backbone and projector, momentum `teacher_base_momentum`
-    -> 1 on a cosine) sees the two global views. For every (teacher global view q, student view
-    v != q), 2 (N + 1) pairs:
+    -> 1 on a cosine, without the student's stochastic depth) sees the two global views. GTSA's
+    student ViT drops paths at rate 0.1 (`VisionTransformer(drop_path_rate=0.1)`). For every
+    (teacher global view q, student view v != q), 2 (N + 1) pairs:
 
     - crop loss (`crop_weight`): `roi_cosine` of the student's predictor map and the teacher's
       projector map over the region they share, the teacher's RoIAlign turned by the
@@ -72,10 +92,13 @@ class GTSAModel(SSLModel):
         correspondence_warmup_steps: optimizer steps before the correspondence loss counts.
         roi_sizes: `(global, local)` RoIAlign grid sides; None scales GTSA's (10, 4) for 14 x 14
             and 6 x 6 maps to this backbone's grids.
-        sampling_ratio: RoIAlign samples per bin and axis.
+        sampling_ratio: RoIAlign samples per bin and axis; -1 (GTSA's, torchvision's default):
+            `ceil(box side in cells / grid side)` per box, see `roi_align`.
         match_fraction: kept matches as a fraction of the student's tokens (GTSA: 1/2).
         projection_units: channels of the projector's output and the predictor (None: 2 x C).
-        rotation_units: hidden units of the rotation head (None: (2C, 2C, 128)).
+        rotation_units: hidden units of the rotation head (None: (2C, 2C, 128)); each hidden
+            Dense is followed by a LayerNorm and, but for the last, a GELU; then a Dense(4). Its
+            Dense layers start as PyTorch's default Linear, as GTSA's.
         dino_units, dino_hidden_units, dino_bottleneck_units: DINO head sizes.
         student_temperature, teacher_temperature, center_momentum: DINO's loss.
         mean, std, total_steps, teacher_base_momentum: see `SSLModel`.
@@ -109,7 +132,7 @@ class GTSAModel(SSLModel):
         dino_weight: float = 0.0,
         correspondence_warmup_steps: int = 0,
         roi_sizes: Sequence[int] | None = None,
-        sampling_ratio: int = 2,
+        sampling_ratio: int = -1,
         match_fraction: float = 0.5,
         projection_units: int | None = None,
         rotation_units: Sequence[int] | None = None,
@@ -149,6 +172,12 @@ class GTSAModel(SSLModel):
                 f"GTSAModel: num_local and correspondence_warmup_steps must be >= 0; received {num_local}, "
                 f"{correspondence_warmup_steps}"
             )
+        if (
+            isinstance(sampling_ratio, bool)
+            or int(sampling_ratio) != sampling_ratio
+            or not (int(sampling_ratio) >= 1 or int(sampling_ratio) == -1)
+        ):
+            raise ValueError(f"GTSAModel: sampling_ratio must be an int >= 1 or -1; received {sampling_ratio!r}")
         if not 0.0 < match_fraction <= 1.0:
             raise ValueError(f"GTSAModel: match_fraction must be in (0, 1]; received {match_fraction}")
         grids = (backbone.grid_size(image_size), backbone.grid_size(int(local_size)))
@@ -193,10 +222,23 @@ class GTSAModel(SSLModel):
             self.predictor.build((None, None, None, self.projection_units))
         self.rotation_head = None
         if self.rotation_weight:
-            self.rotation_head = MLP(
-                [*self.rotation_units, 4], norm="layer", activation="gelu", name="rotation_head", dtype=policy
+            # GTSA's rot_predictor: [Linear-LN-GELU] x 2, Linear-LN (no GELU), Linear(4).
+            self.rotation_head = keras.Sequential(
+                [
+                    MLP(
+                        self.rotation_units,
+                        norm="layer",
+                        activation="gelu",
+                        last_batch_norm=True,
+                        name="rotation_mlp",
+                        dtype=policy,
+                    ),
+                    keras.layers.Dense(4, name="rotation_logits", dtype=policy),
+                ],
+                name="rotation_head",
             )
             self.rotation_head.build((None, dim))
+            _torch_linear_init(self.rotation_head)
         self.dino_head = self.teacher_dino_head = self.dino_center = None
         if self.dino_weight:
             self.dino_head = DINOHead(
@@ -207,6 +249,7 @@ class GTSAModel(SSLModel):
                 shape=(self.dino_units,), initializer="zeros", trainable=False, name="dino_center", dtype="float32"
             )
         self.teacher_backbone = ema_copy(backbone, f"teacher_{backbone.name}")
+        _without_drop_path(self.teacher_backbone)
         if self.projector is not None:
             self.teacher_projector = ema_copy(self.projector, "teacher_projector")
         if self.dino_head is not None:
@@ -251,6 +294,14 @@ class GTSAModel(SSLModel):
         if self.teacher_dino_head is not None:
             pairs.append((self.teacher_dino_head, self.dino_head))
         return pairs
+
+    def teacher_momentum(self):
+        """tau(k + 1) for the update that follows optimizer step k: GTSA's code moves the teacher at the
+        start of step k + 1, with that step's momentum, towards the weights step k made; the teacher a
+        step sees is the same here, updated right after the optimizer instead."""
+        if self.total_steps is None:
+            return super().teacher_momentum()
+        return byol_momentum(self.optimizer.iterations + 1, self.total_steps, self.teacher_base_momentum)
 
     def _check_batch(self, batch) -> None:
         if not isinstance(batch, dict) or "views" not in batch:

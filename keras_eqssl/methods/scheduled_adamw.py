@@ -22,12 +22,21 @@ class ScheduledAdamW(keras.optimizers.AdamW):
     Per-variable gradient clipping (GTSA clips each parameter's gradient to norm 3) is Keras's
     `clipnorm`, which clips every gradient on its own.
 
+    `torch_epsilon=True` (the default) adds `epsilon` as `torch.optim.AdamW` does, to the
+    bias-corrected root `sqrt(v / (1 - beta_2^k))`, with torch's `epsilon=1e-8`: DINO's and GTSA's
+    update exactly. Keras adds it to `sqrt(v)` before the correction (`torch_epsilon=False`, Keras'
+    1e-7), which at step 1 is an epsilon 1 / sqrt(1 - 0.999) = 32 times larger in torch's terms, so
+    parameters whose gradients are tiny (an attention key bias, whose gradient is 0 in exact
+    arithmetic) move differently.
+
     Args:
         learning_rate: float or schedule, as for AdamW.
         weight_decay: the decay at step 0.
         weight_decay_end: the decay at `decay_steps` and after (None: constant `weight_decay`).
         decay_steps: length of the cosine (needed with `weight_decay_end`).
         matrices_only: decay only variables of rank >= 2 that are not biases.
+        epsilon: Adam's epsilon (torch's 1e-8 by default).
+        torch_epsilon: add `epsilon` after the bias correction, as torch (see above).
         **kwargs: the other `keras.optimizers.AdamW` arguments (`clipnorm`, betas, ...).
 
     Example:
@@ -47,6 +56,8 @@ class ScheduledAdamW(keras.optimizers.AdamW):
         weight_decay_end: float | None = None,
         decay_steps: int | None = None,
         matrices_only: bool = False,
+        epsilon: float = 1e-8,
+        torch_epsilon: bool = True,
         **kwargs,
     ):
         if weight_decay < 0 or (weight_decay_end is not None and weight_decay_end < 0):
@@ -56,7 +67,10 @@ class ScheduledAdamW(keras.optimizers.AdamW):
             )
         if weight_decay_end is not None and (decay_steps is None or decay_steps < 1):
             raise ValueError(f"ScheduledAdamW: weight_decay_end needs decay_steps >= 1; received {decay_steps}")
-        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, **kwargs)
+        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, epsilon=epsilon, **kwargs)
+        if torch_epsilon and self.amsgrad:
+            raise ValueError("ScheduledAdamW: torch_epsilon=True does not support amsgrad")
+        self.torch_epsilon = bool(torch_epsilon)
         self.weight_decay_end = None if weight_decay_end is None else float(weight_decay_end)
         self.decay_steps = None if decay_steps is None else int(decay_steps)
         self.matrices_only = bool(matrices_only)
@@ -75,6 +89,21 @@ class ScheduledAdamW(keras.optimizers.AdamW):
             return False
         return self._use_weight_decay(variable)
 
+    def update_step(self, gradient, variable, learning_rate):
+        if not self.torch_epsilon:
+            return super().update_step(gradient, variable, learning_rate)
+        lr = ops.cast(learning_rate, variable.dtype)
+        gradient = ops.cast(gradient, variable.dtype)
+        step = ops.cast(self.iterations + 1, variable.dtype)
+        correction_1 = 1 - ops.power(ops.cast(self.beta_1, variable.dtype), step)
+        root_correction_2 = ops.sqrt(1 - ops.power(ops.cast(self.beta_2, variable.dtype), step))
+        m = self._momentums[self._get_variable_index(variable)]
+        v = self._velocities[self._get_variable_index(variable)]
+        self.assign_add(m, ops.multiply(ops.subtract(gradient, m), 1 - self.beta_1))
+        self.assign_add(v, ops.multiply(ops.subtract(ops.square(gradient), v), 1 - self.beta_2))
+        denominator = ops.add(ops.divide(ops.sqrt(v), root_correction_2), self.epsilon)
+        self.assign_sub(variable, ops.divide(ops.multiply(m, lr / correction_1), denominator))
+
     def _apply_weight_decay(self, variables):
         if self.weight_decay is None:
             return
@@ -87,6 +116,9 @@ class ScheduledAdamW(keras.optimizers.AdamW):
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(
-            weight_decay_end=self.weight_decay_end, decay_steps=self.decay_steps, matrices_only=self.matrices_only
+            weight_decay_end=self.weight_decay_end,
+            decay_steps=self.decay_steps,
+            matrices_only=self.matrices_only,
+            torch_epsilon=self.torch_epsilon,
         )
         return config

@@ -19,6 +19,11 @@ class TransformerEncoderBlock(keras.layers.Layer):
         mlp_dim: int. Hidden units of the MLP (4 x the token dimension in ViT).
         layer_norm_epsilon: float. Epsilon of both LayerNorms.
         dropout_rate: float. Dropout on the attention weights and after each MLP layer.
+        drop_path_rate: float. Stochastic depth (Huang et al., ECCV 2016), as timm's / DINO's
+            `DropPath`: in training each example skips each residual branch with this
+            probability, and a kept branch is scaled by 1 / (1 - rate).
+        kernel_initializer: initializer of every kernel (q, k, v, output, MLP); biases start at 0.
+            `VisionTransformer` passes N(0, 0.02^2), timm's and DINO's.
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Examples:
@@ -31,7 +36,14 @@ class TransformerEncoderBlock(keras.layers.Layer):
     """
 
     def __init__(
-        self, num_heads: int, mlp_dim: int, layer_norm_epsilon: float = 1e-6, dropout_rate: float = 0.0, **kwargs
+        self,
+        num_heads: int,
+        mlp_dim: int,
+        layer_norm_epsilon: float = 1e-6,
+        dropout_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
     ):
         if num_heads < 1 or mlp_dim < 1:
             raise ValueError(
@@ -39,11 +51,16 @@ class TransformerEncoderBlock(keras.layers.Layer):
             )
         if not 0.0 <= dropout_rate < 1.0:
             raise ValueError(f"`dropout_rate` must be in [0, 1). Received: dropout_rate={dropout_rate}")
+        if not 0.0 <= drop_path_rate < 1.0:
+            raise ValueError(f"`drop_path_rate` must be in [0, 1). Received: drop_path_rate={drop_path_rate}")
         super().__init__(**kwargs)
+        self.drop_path_rate = float(drop_path_rate)
+        self.seed_generator = keras.random.SeedGenerator(0) if self.drop_path_rate else None
         self.num_heads = int(num_heads)
         self.mlp_dim = int(mlp_dim)
         self.layer_norm_epsilon = float(layer_norm_epsilon)
         self.dropout_rate = float(dropout_rate)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
     def build(self, input_shape):
         dim = input_shape[-1]
@@ -56,13 +73,26 @@ class TransformerEncoderBlock(keras.layers.Layer):
             epsilon=self.layer_norm_epsilon, name="norm1", dtype=self.dtype_policy
         )
         self.attention = keras.layers.MultiHeadAttention(
-            self.num_heads, dim // self.num_heads, dropout=self.dropout_rate, name="attention", dtype=self.dtype_policy
+            self.num_heads,
+            dim // self.num_heads,
+            dropout=self.dropout_rate,
+            kernel_initializer=self.kernel_initializer,
+            name="attention",
+            dtype=self.dtype_policy,
         )
         self.norm2 = keras.layers.LayerNormalization(
             epsilon=self.layer_norm_epsilon, name="norm2", dtype=self.dtype_policy
         )
-        self.mlp_in = keras.layers.Dense(self.mlp_dim, activation="gelu", name="mlp_in", dtype=self.dtype_policy)
-        self.mlp_out = keras.layers.Dense(dim, name="mlp_out", dtype=self.dtype_policy)
+        self.mlp_in = keras.layers.Dense(
+            self.mlp_dim,
+            activation="gelu",
+            kernel_initializer=self.kernel_initializer,
+            name="mlp_in",
+            dtype=self.dtype_policy,
+        )
+        self.mlp_out = keras.layers.Dense(
+            dim, kernel_initializer=self.kernel_initializer, name="mlp_out", dtype=self.dtype_policy
+        )
         self.dropout = keras.layers.Dropout(self.dropout_rate, dtype=self.dtype_policy)
         self.norm1.build(input_shape)
         self.attention.build(input_shape, input_shape)
@@ -70,11 +100,19 @@ class TransformerEncoderBlock(keras.layers.Layer):
         self.mlp_in.build(input_shape)
         self.mlp_out.build((*input_shape[:-1], self.mlp_dim))
 
+    def _drop_path(self, branch, training):
+        if not self.drop_path_rate or not training:
+            return branch
+        keep = 1.0 - self.drop_path_rate
+        shape = (keras.ops.shape(branch)[0],) + (1,) * (len(branch.shape) - 1)
+        mask = keras.ops.floor(keep + keras.random.uniform(shape, seed=self.seed_generator, dtype=branch.dtype))
+        return branch / keep * mask
+
     def call(self, x, training=None):
         y = self.norm1(x)
-        x = x + self.attention(y, y, training=training)
+        x = x + self._drop_path(self.attention(y, y, training=training), training)
         y = self.dropout(self.mlp_in(self.norm2(x)), training=training)
-        return x + self.dropout(self.mlp_out(y), training=training)
+        return x + self._drop_path(self.dropout(self.mlp_out(y), training=training), training)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -86,5 +124,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
             mlp_dim=self.mlp_dim,
             layer_norm_epsilon=self.layer_norm_epsilon,
             dropout_rate=self.dropout_rate,
+            drop_path_rate=self.drop_path_rate,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
         )
         return config

@@ -12,6 +12,7 @@ from keras_eqssl.nn.tokens_to_grid import TokensToGrid
 from keras_eqssl.nn.transformer_encoder_block import TransformerEncoderBlock
 
 POOLINGS = ("cls", "mean")
+INITS = ("timm", "glorot")
 
 # Keyword presets for `VisionTransformer(**VIT_PRESETS[name])` (see also `backbone_from_name`).
 VIT_PRESETS = {
@@ -30,6 +31,10 @@ class VisionTransformer(Backbone):
     `patch_size` strided conv embeds patches, a learned CLS token and learned position embeddings
     are added (resized bicubically when the patch grid differs from `image_size / patch_size`,
     so any input size works), then `depth` pre-norm Transformer blocks and a final LayerNorm.
+    `init="timm"` initialises as timm's and DINO's ViT (and GTSA's copy of it): every Linear kernel
+    N(0, 0.02^2) (their `trunc_normal_(std=.02)` truncates at +-2, 100 std: a normal), biases 0,
+    LayerNorms 1 / 0, the patch conv as PyTorch's default Conv2d (kernel and bias
+    U(+-1/sqrt(fan_in))), the CLS token and positions truncated normal with std 0.02.
     `VisionTransformer(**VIT_PRESETS["vit_s16"])` is ViT-S/16 (21.7M parameters).
 
     Outputs (see `Backbone`): `"tokens"` `(B, h*w, D)` are the normalised patch tokens (CLS
@@ -48,6 +53,13 @@ class VisionTransformer(Backbone):
         pooling: str. `"cls"` or `"mean"`: what `"pooled"` is.
         layer_norm_epsilon: float. Epsilon of every LayerNorm (1e-6 as in timm).
         dropout_rate: float. Dropout inside the blocks (0 for SSL pretraining).
+        drop_path_rate: float. Stochastic depth of the last block; block i gets
+            `drop_path_rate * i / (depth - 1)` (timm's and DINO's rule). GTSA's student: 0.1.
+        init: str. `"timm"` (the default: timm's, DINO's and GTSA's init, above) or `"glorot"`
+            (Keras' defaults: Glorot-uniform kernels, zero biases).
+        position_interpolation: str. How the positions are resized for another grid: `"dino"` (the
+            default: DINO's and GTSA's PyTorch bicubic) or `"tf"` (`tf.image.resize`); see
+            `ClassTokenPositionEmbedding`.
         image_shape: tuple. Input shape; `(None, None, 3)` accepts any size.
         name: str. The model name.
 
@@ -76,6 +88,9 @@ class VisionTransformer(Backbone):
         pooling: str = "cls",
         layer_norm_epsilon: float = 1e-6,
         dropout_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        init: str = "timm",
+        position_interpolation: str = "dino",
         image_shape: Sequence[int | None] = (None, None, 3),
         name: str = "vit",
         **kwargs,
@@ -94,6 +109,8 @@ class VisionTransformer(Backbone):
             raise ValueError(
                 f"`image_size` must be a multiple of `patch_size`. Received: image_size={image_size}, patch_size={patch_size}"
             )
+        if init not in INITS:
+            raise ValueError(f"`init` must be one of {INITS}. Received: init={init!r}")
         if pooling not in POOLINGS:
             raise ValueError(f"`pooling` must be one of {POOLINGS}. Received: pooling={pooling!r}")
         image_shape = tuple(image_shape)
@@ -105,13 +122,27 @@ class VisionTransformer(Backbone):
 
         # --- graph ---------------------------------------------------------------------------
         inputs = keras.Input(shape=image_shape, name="images")
-        patches = keras.layers.Conv2D(hidden_dim, patch_size, patch_size, padding="valid", name="patch_embedding")(
-            inputs
-        )
-        x = ClassTokenPositionEmbedding(image_size // patch_size, name="class_token_position_embedding")(patches)
+        conv_init, kernel_init = {}, "glorot_uniform"
+        if init == "timm":
+            bound = (patch_size * patch_size * image_shape[-1]) ** -0.5  # torch's Conv2d default
+            uniform = keras.initializers.RandomUniform(-bound, bound)
+            conv_init = dict(kernel_initializer=uniform, bias_initializer=uniform)
+            kernel_init = keras.initializers.RandomNormal(stddev=0.02)
+        patches = keras.layers.Conv2D(
+            hidden_dim, patch_size, patch_size, padding="valid", name="patch_embedding", **conv_init
+        )(inputs)
+        x = ClassTokenPositionEmbedding(
+            image_size // patch_size, interpolation=position_interpolation, name="class_token_position_embedding"
+        )(patches)
         for i in range(depth):
             x = TransformerEncoderBlock(
-                num_heads, mlp_dim, layer_norm_epsilon=layer_norm_epsilon, dropout_rate=dropout_rate, name=f"block{i}"
+                num_heads,
+                mlp_dim,
+                layer_norm_epsilon=layer_norm_epsilon,
+                dropout_rate=dropout_rate,
+                drop_path_rate=drop_path_rate * i / max(depth - 1, 1),
+                kernel_initializer=kernel_init,
+                name=f"block{i}",
             )(x)
         x = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="norm")(x)
         tokens = x[:, 1:]
@@ -134,6 +165,9 @@ class VisionTransformer(Backbone):
         self.pooling = pooling
         self.layer_norm_epsilon = float(layer_norm_epsilon)
         self.dropout_rate = float(dropout_rate)
+        self.drop_path_rate = float(drop_path_rate)
+        self.init = init
+        self.position_interpolation = position_interpolation
         self.image_shape = image_shape
         self._feature_dim = self.hidden_dim
         self._feature_stride = self.patch_size
@@ -141,6 +175,11 @@ class VisionTransformer(Backbone):
     def grid_size(self, image_size: int | tuple[int, int]) -> tuple[int, int]:
         height, width = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
         return height // self.patch_size, width // self.patch_size
+
+    @classmethod
+    def from_config(cls, config: dict):
+        # A config saved before `position_interpolation` existed was trained with TF's resize.
+        return cls(**{"position_interpolation": "tf", **config})
 
     def get_config(self) -> dict:
         config = super().get_config()
@@ -154,6 +193,9 @@ class VisionTransformer(Backbone):
             pooling=self.pooling,
             layer_norm_epsilon=self.layer_norm_epsilon,
             dropout_rate=self.dropout_rate,
+            drop_path_rate=self.drop_path_rate,
+            init=self.init,
+            position_interpolation=self.position_interpolation,
             image_shape=list(self.image_shape),
         )
         return config
