@@ -58,6 +58,11 @@ POLICY_CASES = [
         gtsa, {"g1": (16, GTSA_KEYS), "g2": (16, GTSA_KEYS), "l1": (8, GTSA_KEYS), "l2": (8, GTSA_KEYS)}, id="gtsa"
     ),
     pytest.param(
+        lambda: gtsa(pil_ops=True),
+        {"g1": (16, GTSA_KEYS), "g2": (16, GTSA_KEYS), "l1": (8, GTSA_KEYS), "l2": (8, GTSA_KEYS)},
+        id="gtsa_pil_ops",
+    ),
+    pytest.param(
         lambda: RotatedCropPolicy(simclr(16), size=8),
         {
             "v1": (16, CHAIN_KEYS),
@@ -359,3 +364,11 @@ def test_essl_rotated_views_are_rot90_of_rot0():
     for v in ("v1", "v2"):
         assert_params_equal(params[v], base_params[v], what=v)
         assert np.array_equal(views[v].numpy(), base_views[v].numpy())
+
+
+def test_gtsa_pil_ops_uses_the_pil_conventions():
+    policy = gtsa(pil_ops=True)
+    jitter, _, blur = (op.op if hasattr(op, "op") else op for op in policy.colour.ops)
+    assert policy.global_crop.convention == policy.local_crop.convention == "torchvision"
+    assert jitter.convention == "pil" and blur.truncate == 3.0 and blur.padding == "symmetric"
+    assert gtsa().global_crop.convention != "torchvision"

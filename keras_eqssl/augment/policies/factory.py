@@ -52,6 +52,7 @@ def policy_from_config(cfg) -> Policy:
             local_scale=tuple(g.local_scale), ratio=tuple(cfg.crop.ratio), min_overlap_global=g.min_overlap_global,
             min_overlap_local=g.min_overlap_local, jitter=_jitter(cfg), jitter_p=cfg.jitter.p,
             grayscale_p=cfg.grayscale.p, blur_sigma=tuple(cfg.blur.sigma), blur_p=cfg.blur.p, rotate=g.rotate,
+            pil_ops=g.get("pil_ops", False),
         )  # fmt: skip
     if name == "essl":
         chain = None
