@@ -52,7 +52,9 @@ def numpy_mlp(mlp, x, training: bool = False) -> np.ndarray:
                 mean, var = x.mean(axis=0), x.var(axis=0)  # biased, over the batch
             else:
                 mean, var = np.asarray(norm.moving_mean, np.float64), np.asarray(norm.moving_variance, np.float64)
-            x = (x - mean) / np.sqrt(var + norm.epsilon) * np.asarray(norm.gamma) + np.asarray(norm.beta)
+            x = (x - mean) / np.sqrt(var + norm.epsilon)
+            if norm.gamma is not None:  # MLP(last_norm_affine=False): no scale and shift
+                x = x * np.asarray(norm.gamma) + np.asarray(norm.beta)
         if i < last:
             x = np.maximum(x, 0.0)
     return x

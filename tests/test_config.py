@@ -119,6 +119,9 @@ def test_wrong_type_is_named():
         ("model.recon.weight", lambda c: setattr(c.model.recon, "weight", float("inf")), "finite"),
         ("augment.blur.sigma", lambda c: setattr(c.augment.blur, "sigma", (0.1, float("nan"))), "finite"),
         ("data.batch_size", lambda c: setattr(c.data, "batch_size", 1), "at least 2 pairs"),
+        ("model.negatives", lambda c: setattr(c.model, "negatives", "same_view"), "must be one of"),
+        ("model.projector_last_bn", lambda c: setattr(c.model, "projector_last_bn", "layer"), "must be one of"),
+        ("model.negatives", lambda c: setattr(c.model, "negatives", "cross_view"), "SimCLR's options"),  # vicreg
     ],
 )
 def test_impossible_values_name_the_field(field, mutate, expect):

@@ -30,6 +30,13 @@ def _numpy_cross_attention(q, kv, scale):
         (dict(units=[64, 64, 16], use_last_bias=False), (4, 24), (4, 16), 5 + 8),
         # SimSiam-style BN after the last Dense; tokens (B, N, d)
         (dict(units=[32, 8], last_batch_norm=True), (4, 5, 24), (4, 5, 8), 4 + 8),
+        # E-SSL's projector end: a BN without gamma and beta (moving statistics only)
+        (
+            dict(units=[32, 8], use_last_bias=False, last_batch_norm=True, last_norm_affine=False),
+            (4, 24),
+            (4, 8),
+            3 + 6,
+        ),
         # a single linear layer
         (dict(units=[8]), (4, 24), (4, 8), 2),
         # E-SSL's head: LayerNorm (gamma + beta) instead of BN
@@ -76,6 +83,29 @@ def test_mlp_layer_norm_is_per_example():
     np.testing.assert_allclose(np.asarray(mlp(x, training=True)), alone, atol=1e-6)
     with pytest.raises(ValueError, match="norm must be one of"):
         MLP([8], norm="group")
+
+
+def test_mlp_non_affine_last_batch_norm_matches_numpy():
+    # torch's BatchNorm1d(affine=False): (y - mean) / sqrt(var + eps) over the batch, biased variance, no gamma/beta.
+    mlp = MLP([16, 6], use_last_bias=False, last_batch_norm=True, last_norm_affine=False, bn_epsilon=1e-5)
+    x = _rand(10, 5)
+    out = np.asarray(mlp(x, training=True), np.float64)
+    last, bn = mlp.norm_layers
+    assert last.gamma is not None and bn.gamma is None and bn.beta is None
+    assert mlp.get_config()["last_norm_affine"] is False
+    assert MLP.from_config(mlp.get_config()).last_norm_affine is False
+    hidden = np.maximum(np.asarray(last(mlp.dense_layers[0](x), training=True), np.float64), 0.0)
+    y = hidden @ np.asarray(mlp.dense_layers[1].kernel, np.float64)
+    expected = (y - y.mean(0)) / np.sqrt(y.var(0) + 1e-5)
+    np.testing.assert_allclose(out, expected, atol=1e-4)
+    np.testing.assert_allclose(out.mean(0), 0.0, atol=1e-5)
+    # eval mode: the moving statistics only, still without scale and shift
+    mean, var = np.asarray(bn.moving_mean), np.asarray(bn.moving_variance)
+    y_eval = np.maximum(np.asarray(last(mlp.dense_layers[0](x), training=False), np.float64), 0.0)
+    y_eval = y_eval @ np.asarray(mlp.dense_layers[1].kernel, np.float64)
+    np.testing.assert_allclose(np.asarray(mlp(x, training=False)), (y_eval - mean) / np.sqrt(var + 1e-5), atol=1e-4)
+    with pytest.raises(ValueError, match="last_norm_affine=False"):
+        MLP([16, 6], last_norm_affine=False)
 
 
 # --- LinearHypernetwork -------------------------------------------------------------------------------

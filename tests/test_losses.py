@@ -63,6 +63,47 @@ def test_nt_xent_random_batch_matches_dense_formula(rng):
     run_loss_test(nt_xent, (z1, z2), expected=expected, rtol=1e-5)
 
 
+def _np_cross_view_info_nce(z1, z2, t) -> float:
+    """E-SSL's `info_nce_loss(z1, z2) / 2 + info_nce_loss(z2, z1) / 2` in float64 NumPy."""
+    a = z1 / np.linalg.norm(z1, axis=1, keepdims=True)
+    b = z2 / np.linalg.norm(z2, axis=1, keepdims=True)
+
+    def one_way(u, v):  # cross-entropy of the rows of u @ v.T / t with labels 0..N-1
+        logits = u @ v.T / t
+        log_prob = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        return -np.diag(log_prob).mean()
+
+    return one_way(a, b) / 2 + one_way(b, a) / 2
+
+
+def test_nt_xent_cross_view_matches_numpy_info_nce(rng):
+    z1, z2 = rng.normal(size=(6, 5)).astype("float32"), rng.normal(size=(6, 5)).astype("float32")
+    expected = _np_cross_view_info_nce(z1.astype(np.float64), z2.astype(np.float64), 0.5)
+    kwargs = {"temperature": 0.5, "negatives": "cross_view"}
+    run_loss_test(nt_xent, (z1, z2), kwargs, expected=expected, rtol=1e-5, bad_args=BAD_PAIRS)
+    # a different loss from NT-Xent: same-view negatives are left out
+    assert abs(float(nt_xent(z1, z2, temperature=0.5)) - expected) > 1e-2
+
+
+def test_nt_xent_cross_view_two_pairs_by_hand():
+    # N = 2: -log(e^{s11/t} / (e^{s11/t} + e^{s12/t})) for each anchor, over both directions.
+    z1 = np.array([[1.0, 0.0], [0.0, 1.0]], "float32")
+    z2 = np.array([[1.0, 0.0], [1.0, 1.0]], "float32")
+    t, c = 1.0, 1 / math.sqrt(2)
+    terms = [
+        -math.log(math.exp(1) / (math.exp(1) + math.exp(c))),  # z1_0: positive z2_0 (1), negative z2_1 (c)
+        -math.log(math.exp(c) / (math.exp(0) + math.exp(c))),  # z1_1: positive z2_1 (c), negative z2_0 (0)
+        -math.log(math.exp(1) / (math.exp(1) + math.exp(0))),  # z2_0: positive z1_0 (1), negative z1_1 (0)
+        -math.log(math.exp(c) / (math.exp(c) + math.exp(c))),  # z2_1: positive z1_1 (c), negative z1_0 (c)
+    ]
+    assert float(nt_xent(z1, z2, temperature=t, negatives="cross_view")) == pytest.approx(sum(terms) / 4, rel=1e-6)
+
+
+def test_nt_xent_rejects_bad_negatives():
+    with pytest.raises(ValueError, match="negatives"):
+        nt_xent(np.ones((2, 2)), np.ones((2, 2)), negatives="same_view")
+
+
 def test_nt_xent_rejects_bad_temperature():
     with pytest.raises(ValueError, match="temperature=0"):
         nt_xent(np.ones((2, 2)), np.ones((2, 2)), temperature=0)

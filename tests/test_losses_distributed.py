@@ -117,6 +117,8 @@ def _parameter_case():
 CASES = {
     "nt_xent": lambda: _pair_case(nt_xent),
     "nt_xent_uneven_split": lambda: _pair_case(nt_xent, UNEVEN),
+    "nt_xent_cross_view": lambda: _pair_case(lambda a, b: nt_xent(a, b, negatives="cross_view")),
+    "nt_xent_cross_view_uneven_split": lambda: _pair_case(lambda a, b: nt_xent(a, b, negatives="cross_view"), UNEVEN),
     "vicreg": lambda: _pair_case(vicreg),
     "vicreg_sie_weights": lambda: _pair_case(lambda a, b: vicreg(a, b, 10.0, 10.0, 1.0)),
     "barlow_twins": lambda: _pair_case(barlow_twins),
@@ -129,6 +131,9 @@ CASES = {
 # Negative controls: the same comparison without gathering across replicas must fail.
 CONTROLS = {
     "nt_xent_without_gather": lambda: _pair_case(lambda a, b: nt_xent(a, b, gather_distributed=False)),
+    "nt_xent_cross_view_without_gather": lambda: _pair_case(
+        lambda a, b: nt_xent(a, b, negatives="cross_view", gather_distributed=False)
+    ),
     "vicreg_without_gather": lambda: _pair_case(lambda a, b: vicreg(a, b, gather_distributed=False)),
     "barlow_twins_without_gather": lambda: _pair_case(lambda a, b: barlow_twins(a, b, gather_distributed=False)),
 }

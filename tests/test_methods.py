@@ -119,6 +119,22 @@ def test_pair_model_contract_with_real_views_and_parameter_prediction(tmp_path):
     run_pair_model_test(model, policy_pair_batch(batch=8), tmp_path, run_eagerly=True)
 
 
+def test_pair_model_contract_simclr_with_essl_options(tmp_path):
+    # E-SSL's SimCLR: cross-view InfoNCE and a projector ending in a BN without gamma and beta; saved and reloaded.
+    inv = SimCLR(
+        [16, 6], temperature=0.5, negatives="cross_view", projector_last_bias=False, projector_last_bn="non_affine"
+    )
+    loaded = run_pair_model_test(
+        make_pair_model(inv), random_pair_batch(batch=8, seed=3, specs={}), tmp_path, run_eagerly=True
+    )
+    assert (loaded.invariance.negatives, loaded.invariance.projector_last_bn) == ("cross_view", "non_affine")
+    assert loaded.invariance.projector.norm_layers[-1].gamma is None
+    with pytest.raises(ValueError, match="negatives must be one of"):
+        SimCLR([16, 6], negatives="same_view")
+    with pytest.raises(ValueError, match="projector_last_bn must be one of"):
+        SimCLR([16, 6], projector_last_bn="layer")
+
+
 # --- 2. hand computations -----------------------------------------------------------------------
 @pytest.mark.parametrize(
     "make, loss",
@@ -126,8 +142,10 @@ def test_pair_model_contract_with_real_views_and_parameter_prediction(tmp_path):
         (lambda: VICReg([16, 6], sim_weight=3.0, std_weight=7.0, cov_weight=2.0), lambda z1, z2: losses.vicreg(z1, z2, 3.0, 7.0, 2.0)),
         (lambda: SimCLR([16, 6], temperature=0.3), lambda z1, z2: losses.nt_xent(z1, z2, temperature=0.3)),
         (lambda: BarlowTwins([16, 6], lambd=0.05), lambda z1, z2: losses.barlow_twins(z1, z2, lambd=0.05)),
+        (lambda: SimCLR([16, 6], temperature=0.5, negatives="cross_view", projector_last_bias=False, projector_last_bn="non_affine"),
+         lambda z1, z2: losses.nt_xent(z1, z2, temperature=0.5, negatives="cross_view")),
     ],
-    ids=["vicreg", "simclr", "barlow"],
+    ids=["vicreg", "simclr", "barlow", "simclr_essl_options"],
 )  # fmt: skip
 def test_invariance_equals_loss_of_numpy_projections(make, loss):
     layer = make()

@@ -16,7 +16,8 @@ class MLP(keras.layers.Layer):
     The head of SimCLR (Chen et al., ICML 2020), BYOL (Grill et al., NeurIPS 2020), VICReg (Bardes
     et al., ICLR 2022) and SIE (Garrido et al., ICML 2023): every hidden layer is a Dense followed
     by BatchNormalization and ReLU; the last layer is a Dense with no BN or activation (SimSiam's
-    projector adds a BN after it: `last_batch_norm=True`). `MLP([2048, 2048, 256])` maps
+    projector adds a BN after it: `last_batch_norm=True`; E-SSL's ends in a BN without learnable
+    scale and shift, torch's `BatchNorm1d(affine=False)`: `last_norm_affine=False` too). `MLP([2048, 2048, 256])` maps
     `(B, d) -> (B, 256)` with two hidden layers of 2048. Any leading dimensions work:
     `(B, N, d) -> (B, N, 256)`, with BN statistics taken over all of them.
 
@@ -27,6 +28,9 @@ class MLP(keras.layers.Layer):
         units: list of int. Output units of each Dense; the last entry is the output dimension.
         use_last_bias: bool. Whether the last Dense has a bias (VICReg/SIE: False).
         last_batch_norm: bool. Whether a BN (no ReLU) follows the last Dense (SimSiam).
+        last_norm_affine: bool. Whether that last norm has a learnable scale and shift (gamma,
+            beta). `False` (needs `last_batch_norm=True`): it only standardises, as torch's
+            `BatchNorm1d(affine=False)` at the end of E-SSL's projector.
         synchronized: bool. Synchronise BN statistics across replicas.
         activation: str. The hidden activation.
         bn_momentum: float. Keras BatchNormalization momentum (0.9 = torch's 0.1).
@@ -49,6 +53,7 @@ class MLP(keras.layers.Layer):
         units: Sequence[int],
         use_last_bias: bool = True,
         last_batch_norm: bool = False,
+        last_norm_affine: bool = True,
         synchronized: bool = False,
         activation: str = "relu",
         bn_momentum: float = 0.9,
@@ -61,11 +66,14 @@ class MLP(keras.layers.Layer):
             raise ValueError(f"`units` must be a non-empty list of positive ints. Received: units={units}")
         if norm not in NORMS:
             raise ValueError(f"MLP: norm must be one of {NORMS}; received {norm!r}")
+        if not last_norm_affine and not last_batch_norm:
+            raise ValueError("MLP: last_norm_affine=False is for the last norm; it needs last_batch_norm=True")
         super().__init__(**kwargs)
         self.units = units
         self.norm = norm
         self.use_last_bias = bool(use_last_bias)
         self.last_batch_norm = bool(last_batch_norm)
+        self.last_norm_affine = bool(last_norm_affine)
         self.synchronized = bool(synchronized)
         self.activation = activation
         self.bn_momentum = float(bn_momentum)
@@ -81,14 +89,18 @@ class MLP(keras.layers.Layer):
                 )
             )
             if not last or self.last_batch_norm:
-                self.norm_layers.append(self._norm_layer(i))
+                self.norm_layers.append(self._norm_layer(i, affine=self.last_norm_affine or not last))
 
-    def _norm_layer(self, i: int) -> keras.layers.Layer:
+    def _norm_layer(self, i: int, affine: bool = True) -> keras.layers.Layer:
         if self.norm == "layer":
-            return keras.layers.LayerNormalization(epsilon=self.bn_epsilon, name=f"ln{i}", dtype=self.dtype_policy)
+            return keras.layers.LayerNormalization(
+                epsilon=self.bn_epsilon, center=affine, scale=affine, name=f"ln{i}", dtype=self.dtype_policy
+            )
         return keras.layers.BatchNormalization(
             momentum=self.bn_momentum,
             epsilon=self.bn_epsilon,
+            center=affine,
+            scale=affine,
             synchronized=self.synchronized,
             name=f"bn{i}",
             dtype=self.dtype_policy,
@@ -123,6 +135,7 @@ class MLP(keras.layers.Layer):
             units=list(self.units),
             use_last_bias=self.use_last_bias,
             last_batch_norm=self.last_batch_norm,
+            last_norm_affine=self.last_norm_affine,
             synchronized=self.synchronized,
             activation=self.activation,
             bn_momentum=self.bn_momentum,

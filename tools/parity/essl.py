@@ -8,6 +8,9 @@ rebuilds `ssl_loop`'s `forward_step` (a closure) from the same official function
 the official `Branch` (ResNet-18 CIFAR, projector `--dim_proj 64,32` instead of 2048,2048, the
 2048-wide rotation head), BN parameters and statistics randomised; its weights go into ours through
 `load_resnet_weights` and `TorchWeightLoader`. Batch: 4 pairs of 32 px images and 4 rotated 16 px crops.
+Our side is `SimCLR` with E-SSL's options (`config.model`: `negatives="cross_view"`,
+`projector_last_bn="non_affine"`, `projector_last_bias="off"`, `temperature=0.5`); one row keeps our
+default NT-Xent (`negatives="all"`) beside the official loss, marked explained.
 
 Command (the checkout is a plain clone of rdangovs/essl):
 
@@ -43,9 +46,10 @@ def main() -> int:
     import torch.nn.functional as F
 
     from keras_eqssl.augment.geometric import rot90
+    from keras_eqssl.losses import nt_xent
     from keras_eqssl.methods import ESSL, PairModel, SimCLR
     from keras_eqssl.methods.coupled_sgd import CoupledSGD
-    from keras_eqssl.nn import MLP, ResNetBackbone, load_resnet_weights
+    from keras_eqssl.nn import ResNetBackbone, load_resnet_weights
     from keras_eqssl.nn.torch_weights import TorchWeightLoader
 
     torch.Tensor.cuda = lambda self, *a, **k: self  # the official functions move tensors to the GPU; CPU here
@@ -75,10 +79,10 @@ def main() -> int:
 
     # --- ours --------------------------------------------------------------------------------------
     backbone = ResNetBackbone([2, 2, 2, 2], stem="cifar")
-    simclr = SimCLR(projector_units=list(PROJ), temperature=TEMPERATURE, projector_last_bias=False)
-    # E-SSL's projector: Linear(no bias)-BN-ReLU-Linear(no bias)-BN(affine=False); the closest MLP has a BN with
-    # gamma = 1, beta = 0 at the end (and a hidden bias a BN cancels), so the forward is the same.
-    simclr.projector = MLP(list(PROJ), use_last_bias=False, last_batch_norm=True, name="projector")
+    # E-SSL's SimCLR: cross-view InfoNCE at temperature 0.5; its projector Linear(no bias)-BN-ReLU-Linear(no bias)-
+    # BN(affine=False). Our hidden Dense keeps a bias (zero here): the BN after it cancels it, in value and gradient.
+    simclr = SimCLR(projector_units=list(PROJ), temperature=TEMPERATURE, negatives="cross_view",
+                    projector_last_bias=False, projector_last_bn="non_affine")  # fmt: skip
     essl = ESSL(weight=LMBD, hidden_units=(2048, 2048))
     model = PairModel(backbone, simclr, objectives=[essl], image_size=SIZE, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
     model.compute_losses(batch, training=False)
@@ -91,11 +95,7 @@ def main() -> int:
         hidden.bias.assign(np.zeros(hidden.bias.shape, np.float32))
         loader.batch_norm(simclr.projector.norm_layers[0], "1")
         loader.assign(last.kernel, loader.take("3.weight").T, "3.weight")
-        out_bn = simclr.projector.norm_layers[1]
-        out_bn.gamma.assign(np.ones(out_bn.gamma.shape, np.float32))
-        out_bn.beta.assign(np.zeros(out_bn.beta.shape, np.float32))
-        loader.assign(out_bn.moving_mean, loader.take("4.running_mean"), "4.running_mean")
-        loader.assign(out_bn.moving_variance, loader.take("4.running_var"), "4.running_var")
+        loader.batch_norm(simclr.projector.norm_layers[1], "4")  # no gamma, beta: running statistics only
         head = TorchWeightLoader(state, "predictor2.")
         for dense, key in zip(essl.head.dense_layers, ("0", "3", "6")):
             head.dense(dense, key)
@@ -137,7 +137,8 @@ def main() -> int:
         z1 = simclr.project(pair["invariant"]["v1"], training=True)
         logits, _ = essl.logits(pair, training=True)
         _, terms = model.compute_losses(batch, training=True)
-        return dict(b1=pair["features"]["v1"], z1=z1, logits=logits, terms=terms)
+        z2 = simclr.project(pair["invariant"]["v2"], training=True)
+        return dict(b1=pair["features"]["v1"], z1=z1, z2=z2, logits=logits, terms=terms)
 
     load_all(sd)
     ours = our_forward()
@@ -146,13 +147,14 @@ def main() -> int:
     cmp.compare("loss", "rotation logits (4B rotated crops, one BN batch)", ours["logits"], theirs["logits"],
                 common.OUTPUT_TOL)  # fmt: skip
     cmp.compare("loss", "rotation cross-entropy", ours["terms"]["essl"], theirs["rot"], common.LOSS_TOL)
-    cmp.compare("loss", "SimCLR: ours nt_xent vs info_nce_loss", ours["terms"]["simclr"], theirs["simclr"],
-                common.LOSS_TOL, explained=True,
-                note="explained: E-SSL's info_nce_loss contrasts each z1 with the B z2 only (symmetrised); our "
-                "NT-Xent with all 2B - 1 others (same-view negatives too); no option for it in SimCLR yet")  # fmt: skip
+    cmp.compare("loss", "SimCLR: nt_xent(negatives='cross_view') vs info_nce_loss, symmetrised",
+                ours["terms"]["simclr"], theirs["simclr"], common.LOSS_TOL)  # fmt: skip
+    cmp.compare("loss", "SimCLR: our default nt_xent(negatives='all') vs info_nce_loss",
+                nt_xent(ours["z1"], ours["z2"], temperature=TEMPERATURE), theirs["simclr"], common.LOSS_TOL,
+                explained=True, note="explained: the library default (NT-Xent: each embedding against the 2B - 1 "
+                "others, same-view negatives too); config.model.negatives='cross_view' is E-SSL's")  # fmt: skip
     total = ours["terms"]["simclr"] + LMBD * ours["terms"]["essl"]
-    cmp.compare("loss", "total = SimCLR + 0.4 rotation", total, theirs["total"], common.LOSS_TOL, explained=True,
-                note="explained: differs by the SimCLR term only (row above)")  # fmt: skip
+    cmp.compare("loss", "total = SimCLR + 0.4 rotation", total, theirs["total"], common.LOSS_TOL)
 
     # --- gradients of the rotation term (all of E-SSL's own part), and of the total -----------------
     branch.load_state_dict(initial)
@@ -190,10 +192,32 @@ def main() -> int:
     sgd.step()
     after = common.numpy_state_dict(branch)
     load_all(sd)
-    ours_grads = dict(zip(trainable, common.keras_gradients(
-        lambda: our_forward()["terms"]["simclr"] + LMBD * our_forward()["terms"]["essl"], list(trainable.values()))))  # fmt: skip
-    cmp.compare_many("gradients", [(n, common.torch_layout(ours_grads[n], g.shape), g) for n, g in grads.items()],
-                   common.GRAD_TOL, note="explained: of the total; the SimCLR term differs (loss rows)", explained=True)  # fmt: skip
+
+    def our_total():
+        terms = our_forward()["terms"]
+        return terms["simclr"] + LMBD * terms["essl"]
+
+    ours_grads = dict(zip(trainable, common.keras_gradients(our_total, list(trainable.values()))))
+    ours_total = {n: common.torch_layout(ours_grads[n], g.shape) for n, g in grads.items()}
+    branch64.load_state_dict({k: v.double() if v.is_floating_point() else v for k, v in initial.items()})
+    branch64.zero_grad()
+    official_forward(branch64, torch.float64)["total"].backward()
+    total64 = {n: p.grad.numpy().copy() for n, p in branch64.named_parameters() if n in grads}
+    cmp.compare_many("gradients", [(n, grads[n], total64[n]) for n in grads], 1.0,
+                     note="reference: the official float32 gradients of the total vs the same in float64")  # fmt: skip
+    cmp.compare_many("gradients", [(n, ours_total[n], total64[n]) for n in grads], common.GRAD_TOL,
+                     note="ours (float32, E-SSL's SimCLR options) vs the official code in float64, gradients of the "
+                     "total")  # fmt: skip
+    cmp.compare_many("gradients", [(n, ours_total[n], grads[n]) for n in grads], common.GRAD_TOL, explained=True,
+                     note="explained: ours vs the official float32 gradients of the total: as for the rotation CE, the "
+                     "official float32 result is the one far from float64 (rows above; the first layers' BN biases)")  # fmt: skip
+    hidden_bias = simclr.projector.dense_layers[0].bias  # ours only: E-SSL's first projector Linear has no bias
+    load_all(sd)
+    (bias_grad,) = common.keras_gradients(our_total, [hidden_bias])
+    cmp.compare("gradients", "projector hidden Dense bias (ours only) vs 0", bias_grad,
+                np.zeros(hidden_bias.shape, np.float32), common.GRAD_TOL,
+                note="the BN after it cancels it: zero gradient (absolute difference), so it stays 0 as E-SSL's "
+                "Linear(bias=False)")  # fmt: skip
 
     # one step: torch SGD(momentum 0.9, coupled wd 5e-4) at the lr of step 1 of the warmup, on the official gradients
     official_g = {n: common.keras_layout(grads[n], tuple(trainable[n].shape)) for n in grads}
