@@ -34,7 +34,7 @@ _EXPORTS = {
     "keras_eqssl.methods": (
         "BYOL", "BarlowTwins", "CoupledSGD", "CrossAttentionReconstruction", "ESSL", "GTSAModel", "Invariance",
         "OBJECTIVES", "Objective", "PairModel", "ParameterPrediction", "SIE", "SSLModel", "STL", "ScheduledAdamW",
-        "SimCLR", "SimSiam", "VICReg",
+        "SimCLR", "SimSiam", "TorchAdam", "VICReg",
     ),
     "keras_eqssl.methods.callbacks": (
         "CheckpointWriteError", "Checkpointer", "NonFiniteLossError", "ReconstructionImages", "StopOnNonFinite",

@@ -21,6 +21,7 @@ from keras_eqssl.probes.results import KNOWN_FAMILIES, PARTS, PROBE_HEADS
 BACKBONE_NAMES = ("resnet18", "resnet34", "resnet50", "vit_s16", "vit_b16", "vit_tiny")
 INVARIANCE_NAMES = ("simclr", "vicreg", "barlow", "simsiam", "byol")
 SWITCHES = ("auto", "on", "off")  # "auto": the component's own default
+COUPLED = ("sgd", "adam")  # optimizers whose weight decay can be torch's L2 term (optim.weight_decay_mode)
 
 
 class ConfigError(InputError, ValueError):
@@ -191,6 +192,8 @@ def _value_rules() -> dict[str, Callable]:
         "model.projector": _units,
         "model.predictor": _units,
         "model.temperature": lambda v: "must be > 0" if v <= 0 else None,
+        "model.negatives": _one_of(("all", "cross_view")),
+        "model.projector_last_bn": _one_of(("auto", "none", "affine", "non_affine")),
         "model.byol_momentum": _probability,
         "optim.name": _one_of(("adam", "adamw", "sgd", "lamb")),
         "optim.lr": lambda v: "must be > 0" if v <= 0 else None,
@@ -361,6 +364,19 @@ def check_method(config) -> None:
         )
 
 
+def _check_simclr_options(model) -> None:
+    """`model.negatives` and `model.projector_last_bn` are SimCLR's: another invariance loss leaves them as they are."""
+    if model is None or model.get("method", "pair") != "pair" or model.get("invariance") == "simclr":
+        return
+    changed = {k: model[k] for k, default in (("negatives", "all"), ("projector_last_bn", "auto"))
+               if model.get(k, default) != default}  # fmt: skip
+    if changed:
+        raise ConfigError(
+            f"{', '.join(f'config.model.{k}={v!r}' for k, v in changed.items())}: SimCLR's options; "
+            f"config.model.invariance={model.get('invariance')!r} does not take them (use invariance='simclr')"
+        )
+
+
 def _check_together(config) -> None:
     """Rules that tie fields together."""
     train = config.get("train")
@@ -372,11 +388,14 @@ def _check_together(config) -> None:
             f"config.train.checkpoint_every={train.checkpoint_every} must divide config.train.steps={train.steps} "
             "(or be >= it): checkpoints mark the ends of equal Keras epochs."
         )
+    _check_simclr_options(config.get("model"))
     optim = config.get("optim")
-    if optim is not None and optim.get("weight_decay_mode", "decoupled") == "coupled" and optim.name != "sgd":
+    if optim is not None and optim.get("weight_decay_mode", "decoupled") == "coupled" and optim.name not in COUPLED:
         raise ConfigError(
-            f"config.optim.weight_decay_mode='coupled' (torch's L2 term inside SGD's momentum) is for "
-            f"config.optim.name='sgd'; received config.optim.name={optim.name!r} (set weight_decay_mode='decoupled')"
+            f"config.optim.weight_decay_mode='coupled' (torch's L2 term in the gradient) is for config.optim.name="
+            f"'sgd' (torch.optim.SGD) or 'adam' (torch.optim.Adam); received config.optim.name={optim.name!r} "
+            "(adamw's decay is decoupled, as torch.optim.AdamW's: set weight_decay_mode='decoupled', or name='adam' "
+            "for Adam with an L2 term)"
         )
     per_execution = train.get("steps_per_execution", 1) if train is not None else 1
     if train is not None and min(train.checkpoint_every, train.steps) % per_execution:

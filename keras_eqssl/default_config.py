@@ -80,6 +80,9 @@ def get_config() -> ml_collections.ConfigDict:
             min_overlap_global=0.02,
             min_overlap_local=0.01,
             rotate=True,  # each crop turned by k * 90 degrees (False: the DINO-like baseline's crops)
+            # Pillow's pixel arithmetic, as GTSA's code (torchvision crop convention, uint8 jitter, untruncated
+            # blur): docs/parity.md#augmentations; off by default: the crops are 4.5x slower
+            pil_ops=False,
         )
     )
     # chain=True: the rotated crop also gets the view chain's flip, jitter and grayscale (no blur), as E-SSL's CIFAR code
@@ -101,6 +104,11 @@ def get_config() -> ml_collections.ConfigDict:
     m.projector_last_bias = "auto"  # auto (the loss's own: off for VICReg and Barlow) | on | off (STL's code)
     m.predictor = "128-512"  # simsiam / byol predictor units
     m.temperature = 0.1  # simclr
+    # simclr: all (NT-Xent, 2B - 2 negatives per anchor) | cross_view (E-SSL's InfoNCE: the B - 1 of the other view)
+    m.negatives = "all"
+    # simclr: the projector's end: auto (the loss's own: none) | none | affine (a BN) | non_affine (a BN without
+    # gamma and beta, E-SSL's BatchNorm1d(affine=False))
+    m.projector_last_bn = "auto"
     m.vicreg = ml_collections.ConfigDict(dict(sim_weight=25.0, std_weight=25.0, cov_weight=1.0))
     m.barlow_lambda = 5e-3
     m.byol_momentum = 0.99  # base of BYOL's cosine EMA schedule
@@ -143,8 +151,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.optim.name = "adamw"  # adam | adamw | sgd | lamb
     c.optim.lr = 1e-3
     c.optim.weight_decay = 1e-6
-    # sgd: "decoupled" shrinks w by lr * wd * w outside the momentum (Keras SGD); "coupled" adds wd * w
-    # to the gradient before the momentum (torch.optim.SGD, the official STL recipe: CoupledSGD)
+    # adam and adamw follow torch.optim.Adam / AdamW (eps 1e-8 after the bias correction). "coupled" adds
+    # wd * w to the gradient: sgd = torch.optim.SGD (STL's recipe: CoupledSGD), adam = torch.optim.Adam (SIE's:
+    # TorchAdam). "decoupled" shrinks w by lr * wd * w outside the moments: adamw = torch.optim.AdamW, sgd =
+    # Keras SGD; adam then has no weight decay.
     c.optim.weight_decay_mode = "decoupled"
     c.optim.weight_decay_end = -1.0  # adamw: >= 0 = cosine from weight_decay to this over the run (DINO, GTSA)
     c.optim.decay_matrices_only = False  # adamw: no weight decay on biases and norms (DINO, GTSA)

@@ -67,6 +67,7 @@ def test_registered_with_config_sections():
         "cov_weight": 1.0,
         "pred_std_weight": 10.0,
         "projector_units": "512-512-512",
+        "joint_regularization": False,
     }
     cfg = get_config()
     assert ESSL.from_config_section(cfg.model.essl, cfg, synchronized=True).get_config()["hidden_units"] == [512, 512]
@@ -229,6 +230,95 @@ def test_sie_pair_model_contract(tmp_path):
     assert sorted(results) == sorted(reloaded)
     for key, value in results.items():
         np.testing.assert_allclose(reloaded[key], value, rtol=1e-6, err_msg=key)
+
+
+def test_sie_joint_regularization_matches_numpy():
+    """joint_regularization: std and cov of [z_inv, z_equi] (SIE's code), with the cross-covariance; the
+    invariance loss projects once and shares its projections; the total is SIE's."""
+    from keras_eqssl.methods import VICReg
+
+    sie = SIE(projector_units=[8, 6], std_weight=3.0, cov_weight=0.5, pred_std_weight=2.0, joint_regularization=True)
+    invariance = VICReg(projector_units=[8, 4], sim_weight=10.0, std_weight=0.0, cov_weight=0.0)
+    model = make_pair_model(invariance, objectives=[sie], split=(8, 8))
+    q = _quaternions(6)
+    batch = random_pair_batch(batch=6, specs={}, rel_rotation=q)
+    total, terms = model.compute_pair_losses(batch, training=False)
+
+    rep = [model(batch["views"][v], training=False) for v in ("v1", "v2")]
+    zi1, zi2 = (numpy_mlp(invariance.projector, r["invariant"]) for r in rep)
+    z1, z2 = (numpy_mlp(sie.projector, r["equivariant"]) for r in rep)
+    kernel = np.asarray(sie.hypernetwork.weights_from_code.kernel, np.float64)
+    z2_hat = np.einsum("bij,bj->bi", (q.astype(np.float64) @ kernel).reshape(6, 6, 6), z1)
+    x, y = np.concatenate([zi1, z1], 1), np.concatenate([zi2, z2], 1)  # (6, 4 + 6)
+    std = (_variance(x) + _variance(y)) / 2
+    cov = _covariance(x) + _covariance(y)
+    per_block = _covariance(z1) + _covariance(z2) + (_covariance(zi1) * 4 + _covariance(zi2) * 4) / 6
+    assert cov * 10 / 6 > per_block + 1e-6  # the inv-equi cross-covariance is in
+    mse, pred_std = ((z2_hat - z2) ** 2).mean(), _variance(z2_hat) / 2
+    inv = ((zi1 - zi2) ** 2).mean()
+    expected = 10.0 * inv + 0.45 * 10.0 * mse + 3.0 * std + 2.0 * pred_std + 0.5 * cov  # SIE's loss
+    for name, value in dict(sie_std=std, sie_cov=cov, sie_mse=mse, sie_pred_std=pred_std, vicreg=10.0 * inv).items():
+        np.testing.assert_allclose(float(terms[name]), value, rtol=1e-4, atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(float(total), expected, rtol=1e-4)
+
+    # one projection per view: the projector's BatchNorm moves once per view in a training step
+    bn = next(
+        layer for layer in invariance.projector._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)
+    )
+    before = np.asarray(bn.moving_mean).copy()
+    h = [model(batch["views"][v], training=True)["invariant"] for v in ("v1", "v2")]
+    model.compute_pair_losses(batch, training=True)
+    once = bn.moving_mean.numpy()
+    bn.moving_mean.assign(before)
+    for v in h:
+        invariance.project(v, training=True)
+    np.testing.assert_allclose(once, bn.moving_mean.numpy(), rtol=1e-5, atol=1e-6)
+
+    restored = SIE.from_config(sie.get_config())
+    assert restored.joint_regularization and restored.uses_invariant_projections
+    assert not SIE().uses_invariant_projections
+
+
+def test_sie_joint_regularization_saves(tmp_path):
+    from keras_eqssl.methods import VICReg
+
+    invariance = VICReg(projector_units=[8, 4], sim_weight=10.0, std_weight=0.0, cov_weight=0.0)
+    model = make_pair_model(invariance, objectives=[SIE(projector_units=[8, 6], joint_regularization=True)])
+    batch = random_pair_batch(batch=6, specs={}, rel_rotation=_quaternions(6))
+    path = str(tmp_path / "joint.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.objectives[0].joint_regularization
+    (total, terms), (total2, terms2) = (m.compute_pair_losses(batch, training=False) for m in (model, loaded))
+    np.testing.assert_allclose(float(total2), float(total), rtol=1e-6)
+    np.testing.assert_allclose(float(terms2["sie_cov"]), float(terms["sie_cov"]), rtol=1e-6)
+
+
+def test_sie_joint_regularization_errors():
+    from keras_eqssl.config_validation import ConfigError, validate
+
+    with pytest.raises(ValueError, match="VICReg"):
+        make_pair_model("simclr", objectives=[SIE(projector_units=[8], joint_regularization=True)], split=(8, 8))
+    sie = SIE(projector_units=[8], joint_regularization=True)
+    pair = {"pooled": {"v1": np.zeros((4, 8), "float32"), "v2": np.zeros((4, 8), "float32")},
+            "batch": {"rel_rotation": _quaternions(4)}}  # fmt: skip
+    make_pair_model("vicreg", objectives=[sie], split=(8, 8))  # builds the heads
+    with pytest.raises(ValueError, match="invariant_projections"):
+        sie(pair)
+
+    cfg = get_config()
+    cfg.data.threedie.rotation = 0.0
+    cfg.model.sie.update(enabled=True, joint_regularization=True)
+    (problem,) = SIE.config_problems(cfg)
+    assert "config.model.vicreg.std_weight=0" in problem and "cov_weight=0" in problem
+    with pytest.raises(ConfigError, match="vicreg.std_weight=0"):
+        validate(cfg)
+    cfg.model.vicreg.update(std_weight=0.0, cov_weight=0.0)
+    assert SIE.config_problems(cfg) == []
+    validate(cfg)
+    cfg.model.invariance = "simclr"
+    (problem,) = SIE.config_problems(cfg)
+    assert "config.model.invariance='vicreg'" in problem
 
 
 # --- parity with the official code: the pieces the parity tools rely on -------------------------------

@@ -16,6 +16,7 @@ from keras_eqssl.methods.objectives import (
 from keras_eqssl.methods.pair_model import PairModel
 from keras_eqssl.methods.scheduled_adamw import ScheduledAdamW
 from keras_eqssl.methods.ssl_model import SSLModel
+from keras_eqssl.methods.torch_adam import TorchAdam
 
 __all__ = [
     "BYOL",
@@ -38,5 +39,6 @@ __all__ = [
     "STL",
     "SimCLR",
     "SimSiam",
+    "TorchAdam",
     "VICReg",
 ]

@@ -13,6 +13,7 @@ from keras_eqssl.methods.objectives.base import parse_units
 from keras_eqssl.methods.pair_model import IMAGENET_MEAN, IMAGENET_STD, PairModel
 from keras_eqssl.methods.scheduled_adamw import ScheduledAdamW
 from keras_eqssl.methods.ssl_model import SSLModel
+from keras_eqssl.methods.torch_adam import TorchAdam
 from keras_eqssl.nn.registry import backbone_from_name
 
 # STL10's per-channel statistics, as the official STL code normalises its inputs (main.py).
@@ -42,7 +43,10 @@ def _invariance(m, synchronized: bool):
     if _switch(m.get("projector_last_bias", "auto")) is not None:
         common["projector_last_bias"] = _switch(m.projector_last_bias)
     if name == "simclr":
-        return INVARIANCES[name](temperature=m.temperature, **common)
+        last_bn = m.get("projector_last_bn", "auto")
+        if last_bn != "auto":
+            common["projector_last_bn"] = last_bn
+        return INVARIANCES[name](temperature=m.temperature, negatives=m.get("negatives", "all"), **common)
     if name == "vicreg":
         return INVARIANCES[name](**dict(m.vicreg), **common)
     if name == "barlow":
@@ -165,8 +169,14 @@ def _model_from_config(config, param_specs, synchronized: bool) -> SSLModel:
 def optimizer_from_config(config) -> keras.optimizers.Optimizer:
     """The optimizer of `config.optim`, with linear warmup then a constant or cosine learning rate.
 
-    `sgd` has momentum 0.9; its weight decay is Keras's decoupled shrink (`optim.weight_decay_mode=
-    "decoupled"`) or torch's L2 term inside the momentum (`"coupled"`: `CoupledSGD`).
+    - `adam`: `TorchAdam`, torch's update (eps 1e-8 after the bias correction); with
+      `optim.weight_decay_mode="coupled"` its weight decay is `torch.optim.Adam`'s L2 term in the
+      gradient, with `"decoupled"` there is none (Adam has no decoupled decay: that is `adamw`).
+    - `adamw`: `ScheduledAdamW`, `torch.optim.AdamW`'s update (decoupled decay, torch's epsilon), the
+      decay optionally on a cosine (`weight_decay_end`) and on matrices only (`decay_matrices_only`).
+    - `sgd`: momentum 0.9; its weight decay is Keras's decoupled shrink (`"decoupled"`) or torch's L2
+      term inside the momentum (`"coupled"`: `CoupledSGD`).
+    - `lamb`: Keras's.
     """
     o = config.optim
     steps = config.train.steps
@@ -183,17 +193,16 @@ def optimizer_from_config(config) -> keras.optimizers.Optimizer:
     else:
         lr = o.lr
     clip = dict(clipnorm=o.clipnorm) if o.get("clipnorm", 0.0) > 0 else {}
-    if o.name == "adam":
-        return keras.optimizers.Adam(lr, **clip)
-    if o.name == "adamw" and (o.get("weight_decay_end", -1.0) >= 0 or o.get("decay_matrices_only", False)):
-        end = o.weight_decay_end if o.weight_decay_end >= 0 else None
+    coupled = o.get("weight_decay_mode", "decoupled") == "coupled"
+    if o.name == "adam":  # torch.optim.Adam(lr, weight_decay=wd if coupled else 0)
+        return TorchAdam(lr, weight_decay=o.weight_decay if coupled else 0.0, weight_decay_mode="coupled", **clip)
+    if o.name == "adamw":  # torch.optim.AdamW, the decay optionally scheduled and masked (DINO, GTSA)
+        end = o.weight_decay_end if o.get("weight_decay_end", -1.0) >= 0 else None
         return ScheduledAdamW(
-            lr, weight_decay=o.weight_decay, weight_decay_end=end, decay_steps=steps,
-            matrices_only=o.decay_matrices_only, **clip,
+            lr, weight_decay=o.weight_decay, weight_decay_end=end, decay_steps=steps if end is not None else None,
+            matrices_only=o.get("decay_matrices_only", False), **clip,
         )  # fmt: skip
-    if o.name == "adamw":
-        return keras.optimizers.AdamW(lr, weight_decay=o.weight_decay, **clip)
-    if o.name == "sgd" and o.get("weight_decay_mode", "decoupled") == "coupled":
+    if o.name == "sgd" and coupled:
         return CoupledSGD(lr, momentum=0.9, weight_decay=o.weight_decay, **clip)  # torch.optim.SGD's update
     if o.name == "sgd":
         return keras.optimizers.SGD(lr, momentum=0.9, weight_decay=o.weight_decay or None, **clip)

@@ -52,6 +52,11 @@ class PairModel(SSLModel):
         loss = invariance(pooled_inv(v1), pooled_inv(v2))["total"]
                + sum_k objective_k.weight * objective_k(pair)["total"]
 
+    An objective whose `uses_invariant_projections` is True (SIE with `joint_regularization`) also
+    gets `pair["invariant_projections"]`, `{"v1": (B, D_inv), "v2": ...}`: the invariance loss's
+    projector outputs, computed once and handed to the invariance loss too (it must
+    `shares_projections`, as VICReg does).
+
     Every term is a metric (`loss`, e.g. `vicreg`, `vicreg_variance`, `recon`, `params_v1_crop`)
     that `fit` shows and `TensorBoard` logs. Invariance losses with an EMA target network (BYOL)
     get a target copy of the backbone, moved after every optimizer step with the cosine momentum
@@ -162,6 +167,13 @@ class PairModel(SSLModel):
         for obj in objectives:
             obj.setup(self.context)
             obj.built = True
+        users = [o.short_name for o in objectives if getattr(o, "uses_invariant_projections", False)]
+        if users and not invariance.shares_projections:
+            raise ValueError(
+                f"PairModel: the objectives {users} use the invariance loss's projections (pair['invariant_projections'])"
+                f", which {type(invariance).__name__} does not share; use VICReg."
+            )
+        self._shares_projections = bool(users)
 
         self.target_backbone = None
         if invariance.uses_target:
@@ -259,6 +271,11 @@ class PairModel(SSLModel):
     def compute_losses(self, batch: dict, training=False) -> tuple[tf.Tensor, dict]:
         """`(total, terms)`: the loss to minimise and every named term (per-replica scale, see losses)."""
         pair = self.pair_outputs(batch, training=training)
+        shared = {}
+        if self._shares_projections:  # projected once, for the invariance loss and the objectives that use them
+            projections = tuple(self.invariance.project(pair["invariant"][v], training=training) for v in VIEWS)
+            pair["invariant_projections"] = dict(zip(VIEWS, projections))
+            shared = {"projections": projections}
         target = None
         if self.target_backbone is not None:
             target = tuple(
@@ -270,7 +287,7 @@ class PairModel(SSLModel):
         terms, total = {}, None
         for prefix, layer, _ in self._parts():
             if isinstance(layer, Invariance):
-                out = layer(pair["invariant"]["v1"], pair["invariant"]["v2"], target, training=training)
+                out = layer(pair["invariant"]["v1"], pair["invariant"]["v2"], target, training=training, **shared)
                 weighted = out[TOTAL]
             else:
                 out = layer(pair, training=training)

@@ -7,6 +7,8 @@ import math
 import keras
 from keras import ops
 
+from keras_eqssl.methods.torch_adam import torch_adam_update
+
 
 @keras.saving.register_keras_serializable(package="keras_eqssl")
 class ScheduledAdamW(keras.optimizers.AdamW):
@@ -23,8 +25,9 @@ class ScheduledAdamW(keras.optimizers.AdamW):
     `clipnorm`, which clips every gradient on its own.
 
     `torch_epsilon=True` (the default) adds `epsilon` as `torch.optim.AdamW` does, to the
-    bias-corrected root `sqrt(v / (1 - beta_2^k))`, with torch's `epsilon=1e-8`: DINO's and GTSA's
-    update exactly. Keras adds it to `sqrt(v)` before the correction (`torch_epsilon=False`, Keras'
+    bias-corrected root `sqrt(v / (1 - beta_2^k))`, with torch's `epsilon=1e-8`
+    (`keras_eqssl.methods.torch_adam.torch_adam_update`): DINO's and GTSA's update exactly, and
+    with a constant decay `torch.optim.AdamW`'s (`config.optim.name="adamw"` builds this class). Keras adds it to `sqrt(v)` before the correction (`torch_epsilon=False`, Keras'
     1e-7), which at step 1 is an epsilon 1 / sqrt(1 - 0.999) = 32 times larger in torch's terms, so
     parameters whose gradients are tiny (an attention key bias, whose gradient is 0 in exact
     arithmetic) move differently.
@@ -92,17 +95,7 @@ class ScheduledAdamW(keras.optimizers.AdamW):
     def update_step(self, gradient, variable, learning_rate):
         if not self.torch_epsilon:
             return super().update_step(gradient, variable, learning_rate)
-        lr = ops.cast(learning_rate, variable.dtype)
-        gradient = ops.cast(gradient, variable.dtype)
-        step = ops.cast(self.iterations + 1, variable.dtype)
-        correction_1 = 1 - ops.power(ops.cast(self.beta_1, variable.dtype), step)
-        root_correction_2 = ops.sqrt(1 - ops.power(ops.cast(self.beta_2, variable.dtype), step))
-        m = self._momentums[self._get_variable_index(variable)]
-        v = self._velocities[self._get_variable_index(variable)]
-        self.assign_add(m, ops.multiply(ops.subtract(gradient, m), 1 - self.beta_1))
-        self.assign_add(v, ops.multiply(ops.subtract(ops.square(gradient), v), 1 - self.beta_2))
-        denominator = ops.add(ops.divide(ops.sqrt(v), root_correction_2), self.epsilon)
-        self.assign_sub(variable, ops.divide(ops.multiply(m, lr / correction_1), denominator))
+        torch_adam_update(self, gradient, variable, learning_rate)
 
     def _apply_weight_decay(self, variables):
         if self.weight_decay is None:

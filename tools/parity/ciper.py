@@ -24,8 +24,9 @@ get the same views, and the official `train_t` is its last op, `K.Normalize(0.5,
 `pandas` (dataset tables) are stubbed.
 
 Rows: backbone (pooled, eval and train mode), loss (SimCLR, CIPER's MSE, the total; our default
-per-key sum, explained), gradients of every parameter, and the weights after one AdamW step (with
-torch's epsilon 1e-8; the Keras default 1e-7 of `optimizer_from_config`, explained).
+per-key sum, explained), gradients of every parameter, and the weights after one AdamW step (torch's epsilon 1e-8:
+`ScheduledAdamW`, which `optimizer_from_config` builds for `optim.name="adamw"`; Keras' own `AdamW`,
+eps 1e-7 before the bias correction, explained).
 
     python tools/parity/ciper.py --official <checkout of trieschlab/AASSL> --json docs/parity/ciper.json
 """
@@ -104,6 +105,7 @@ def main() -> int:
     )  # fmt: skip
     if getattr(sys.modules.get("pandas"), "__file__", "stub") == "stub":
         del sys.modules["pandas"]  # the official modules keep their reference; Keras probes a real pandas
+    import keras
     import kornia.augmentation as K
     import tensorflow as tf
 
@@ -245,12 +247,11 @@ def main() -> int:
               "other way: up to 2 lr", explained=True)  # fmt: skip
     config = get_config()
     config.optim.update(name="adamw", lr=LR, weight_decay=WD, schedule="constant", warmup_steps=0)
-    step_rows(optimizer_from_config(config), official_grads, "explained: the official gradients; "
-              "optimizer_from_config's default AdamW is Keras' (eps 1e-7 added before the bias correction: 32 x "
-              "torch's at step 1); optim.weight_decay_end=1e-6 selects the torch-exact one", explained=True)  # fmt: skip
-    config.optim.weight_decay_end = WD
-    step_rows(optimizer_from_config(config), official_grads, "the official gradients; optimizer_from_config with "
-              "optim.weight_decay_end=1e-6 (ScheduledAdamW, torch's epsilon)")  # fmt: skip
+    step_rows(optimizer_from_config(config), official_grads, "the official gradients; optimizer_from_config's "
+              "optim.name='adamw' (ScheduledAdamW: torch.optim.AdamW's update, torch's epsilon)")  # fmt: skip
+    step_rows(keras.optimizers.AdamW(lr_now, weight_decay=WD), official_grads, "explained: the official gradients; "
+              "Keras' own AdamW (not what the factory builds): eps 1e-7 added before the bias correction, 32 x "
+              "torch's at step 1", explained=True)  # fmt: skip
     return cmp.finish(args.json)
 
 

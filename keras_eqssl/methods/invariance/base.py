@@ -20,6 +20,11 @@ class Invariance(keras.layers.Layer):
     following the replica convention of `keras_eqssl.losses` (global value / R); `"total"` is
     what the model minimises, the other keys are logged.
 
+    Losses with `shares_projections = True` (VICReg) also take `projections=(z1, z2)`, their
+    projector's outputs for h1, h2 computed once by the caller, and return
+    `projected_terms(z1, z2, target)`: `PairModel` does so when an objective uses the
+    projections too (SIE's joint regularisation).
+
     Args:
         projector_units: list of int. The projector MLP (`[]` for none: the loss sees `h`).
         projector_last_bias: bool. Whether the projector's last Dense has a bias (VICReg/SIE: no).
@@ -30,6 +35,8 @@ class Invariance(keras.layers.Layer):
     uses_target = False
     short_name = "ssl"
     term_names: tuple[str, ...] = (TOTAL,)  # the keys `call` returns, known before any call (for metrics)
+    # `projected_terms` exists: `PairModel` may project once and hand the projections to objectives (SIE's joint terms)
+    shares_projections = False
 
     def __init__(
         self,
@@ -57,14 +64,21 @@ class Invariance(keras.layers.Layer):
         if self.projector is not None:
             self.projector.build(feature_shape)
 
-    def call(self, h1, h2, target=None, training=None) -> dict:
-        terms = self.terms(h1, h2, target, training=training)
+    def call(self, h1, h2, target=None, training=None, projections=None) -> dict:
+        if projections is not None:  # (z1, z2): the projector's outputs, computed once by the caller
+            terms = self.projected_terms(projections[0], projections[1], target, training=training)
+        else:
+            terms = self.terms(h1, h2, target, training=training)
         if TOTAL not in terms:
             raise ValueError(f"{type(self).__name__}.terms must return a {TOTAL!r} entry; got {sorted(terms)}")
         return terms
 
     def terms(self, h1, h2, target, training=None) -> dict:
         raise NotImplementedError
+
+    def projected_terms(self, z1, z2, target, training=None) -> dict:
+        """`terms` from the projections `z1, z2 = project(h1), project(h2)` (losses with `shares_projections`)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot take its projections from the caller")
 
     def target_layers(self) -> list:
         """The heads the EMA target network copies (BYOL: the projector)."""

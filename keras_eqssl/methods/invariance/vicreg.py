@@ -25,6 +25,7 @@ class VICReg(Invariance):
 
     short_name = "vicreg"
     term_names = ("total", "invariance", "variance", "covariance")
+    shares_projections = True  # PairModel may project once and pass the projections (SIE's joint terms)
 
     def __init__(
         self,
@@ -39,7 +40,9 @@ class VICReg(Invariance):
         self.sim_weight, self.std_weight, self.cov_weight = float(sim_weight), float(std_weight), float(cov_weight)
 
     def terms(self, h1, h2, target, training=None) -> dict:
-        z1, z2 = self.project(h1, training), self.project(h2, training)
+        return self.projected_terms(self.project(h1, training), self.project(h2, training), target, training)
+
+    def projected_terms(self, z1, z2, target, training=None) -> dict:
         return dict(vicreg(z1, z2, self.sim_weight, self.std_weight, self.cov_weight))
 
     def get_config(self) -> dict:

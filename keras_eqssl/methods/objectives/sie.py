@@ -36,6 +36,7 @@ class SIE(Objective):
         mse      = 1 / (B D) * sum |z2_hat - z2|^2          (no stop-gradient: both sides learn)
         std      = [v(z1) + v(z2)] / 2          v(Z) = 1/D sum_j max(0, 1 - sqrt(Var(z^j) + 1e-4))
         cov      = c(z1) + c(z2)                c(Z) = 1/D sum_{i != j} Cov(Z)_ij^2
+                   (joint_regularization: v and c of [z_inv,k, z_k], width D_inv + D; see below)
         pred_std = v(z2_hat) / 2                SIE's std penalty on the predictor output
         total = equi_factor * sim_weight * mse + std_weight * std + pred_std_weight * pred_std
                 + cov_weight * cov              (times `weight` in `PairModel`)
@@ -46,12 +47,17 @@ class SIE(Objective):
 
     The invariant side is `PairModel`'s invariance loss: VICReg with sim 10, std 10, cov 1 on the
     invariant part (configs/sie.py), i.e. SIE's `sim_coeff * mse(z1_inv, z2_inv)` plus std/cov
-    on the invariant embeddings. How this composition differs from SIE: SIE applies std and cov
-    once to the concatenation [z_inv, z_equi] (width D_inv + D_equi), so it also penalises the
-    covariance between invariant and equivariant dimensions and normalises both terms by
-    D_inv + D_equi. Here they are applied per block: no inv-equi cross-covariance, and each block
-    is normalised by its own width (with equal widths, each block's std and cov weigh twice
-    SIE's share of them).
+    on the invariant embeddings. By default (`joint_regularization=False`) std and cov are
+    applied per block: no inv-equi cross-covariance, and each block is normalised by its own
+    width (with equal widths, each block's std and cov weigh twice SIE's share of them).
+
+    `joint_regularization=True` is SIE's code (`src/models.py`): std and cov of the
+    concatenations [z_inv,1, z1] and [z_inv,2, z2] (width D_inv + D), which also penalise the
+    covariance between invariant and equivariant dimensions. z_inv are the invariance loss's
+    projections, which `PairModel` hands over (`pair["invariant_projections"]`; the loss must be
+    VICReg), and that loss's own std and cov weights must be 0 (SIE's std/cov weights are
+    `std_weight` and `cov_weight` here): the invariance loss then carries only
+    `sim_weight * mse(z_inv,1, z_inv,2)`, and the total is SIE's.
 
     Args:
         weight: the weight `PairModel` gives the total (1: SIE's coefficients are inside).
@@ -63,6 +69,7 @@ class SIE(Objective):
         projector_units: g's units (SIE: `--mlp 2048-2048-2048` scaled by d_equi / C, i.e.
             1024-1024-1024 for ResNet-18's 256 + 256 split). The default mirrors the library's
             512-512-512 invariant projector.
+        joint_regularization: std and cov of [z_inv, z_equi] together, as SIE's code (see above).
         synchronized: synchronised BatchNorm in the projector under `tf.distribute`.
 
     Returns (call): `{"total", "mse", "std", "cov", "pred_std"}` (terms unweighted), float32.
@@ -88,7 +95,9 @@ class SIE(Objective):
     """
 
     short_name = "sie"
-    resume_apply = ("weight", "equi_factor", "sim_weight", "std_weight", "cov_weight", "pred_std_weight")
+    resume_apply = (
+        "weight", "equi_factor", "sim_weight", "std_weight", "cov_weight", "pred_std_weight", "joint_regularization",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -99,6 +108,7 @@ class SIE(Objective):
         cov_weight: float = 1.0,
         pred_std_weight: float = 10.0,
         projector_units=(512, 512, 512),
+        joint_regularization: bool = False,
         synchronized: bool = False,
         **kwargs,
     ):
@@ -117,8 +127,14 @@ class SIE(Objective):
         self.cov_weight = float(cov_weight)
         self.pred_std_weight = float(pred_std_weight)
         self.projector_units = units_argument("SIE", "projector_units", projector_units)
+        self.joint_regularization = bool(joint_regularization)
         self.synchronized = bool(synchronized)
         self.projector = self.hypernetwork = None
+
+    @property
+    def uses_invariant_projections(self) -> bool:
+        """Whether `PairModel` must hand over the invariance loss's projections (joint regularisation)."""
+        return self.joint_regularization
 
     @classmethod
     def config_problems(cls, config) -> list[str]:
@@ -143,6 +159,21 @@ class SIE(Objective):
                 "SIE predicts the equivariant part of a split representation: set config.model.split=(d_inv, d_equi); "
                 f"received config.model.split={split!r} (no split)."
             )
+        section = config.model.get("sie")
+        if section is not None and section.get("joint_regularization", False):
+            vicreg = config.model.get("vicreg")
+            if config.model.get("invariance") != "vicreg":
+                problems.append(
+                    "joint_regularization takes std and cov of [z_inv, z_equi] with the invariance loss's projections, "
+                    f"which only VICReg shares: set config.model.invariance='vicreg'; received {config.model.invariance!r}."
+                )
+            elif vicreg is not None and (vicreg.std_weight != 0 or vicreg.cov_weight != 0):
+                problems.append(
+                    "with joint_regularization the SIE objective applies std and cov to [z_inv, z_equi] "
+                    "(config.model.sie.std_weight / cov_weight), so VICReg's own would count twice: set "
+                    "config.model.vicreg.std_weight=0 and config.model.vicreg.cov_weight=0; received "
+                    f"{vicreg.std_weight!r} and {vicreg.cov_weight!r}."
+                )
         return problems
 
     def setup(self, context) -> None:
@@ -177,6 +208,15 @@ class SIE(Objective):
         z1, z2, z2_hat = self.embeddings(pair, training)
         error = ops.square(z2_hat - z2)
         mse = distributed.global_mean(ops.sum(error), ops.size(error))
+        if self.joint_regularization:  # SIE's code: the regularisers see [z_inv, z_equi] of each view
+            shared = pair.get("invariant_projections")
+            if shared is None:
+                raise ValueError(
+                    "SIE(joint_regularization=True) needs pair['invariant_projections'], the invariance loss's "
+                    "projections, which PairModel hands over (with a VICReg invariance loss)."
+                )
+            z1 = ops.concatenate([ops.cast(shared["v1"], "float32"), z1], axis=-1)  # after the MSE: (B, D_inv + D)
+            z2 = ops.concatenate([ops.cast(shared["v2"], "float32"), z2], axis=-1)
         regular = vicreg(z1, z2, eps=EPS)  # variance = [v(z1) + v(z2)] / 2, covariance = c(z1) + c(z2)
         std, cov = regular["variance"], regular["covariance"]
         pred_std = distributed.scale(_variance_and_covariance(distributed.all_gather(z2_hat), EPS)[0] / 2.0)
@@ -197,5 +237,6 @@ class SIE(Objective):
             "cov_weight": self.cov_weight,
             "pred_std_weight": self.pred_std_weight,
             "projector_units": list(self.projector_units),
+            "joint_regularization": self.joint_regularization,
             "synchronized": self.synchronized,
         }
