@@ -185,6 +185,7 @@ def _value_rules() -> dict[str, Callable]:
         "model.stem": _one_of(("imagenet", "cifar", "sie")),
         "model.width": lambda v: "must be > 0" if v <= 0 else None,
         "model.zero_init_residual": _one_of(SWITCHES),
+        "model.drop_path_rate": lambda v: None if 0.0 <= v < 1.0 else "must be in [0, 1)",
         "model.projector_last_bias": _one_of(SWITCHES),
         "model.normalization": _one_of(("auto", "imagenet", "stl10")),
         "model.split": _split,

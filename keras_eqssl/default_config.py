@@ -95,6 +95,7 @@ def get_config() -> ml_collections.ConfigDict:
     m.width = 0.25  # channel multiplier (1.0 = the paper's width)
     # ResNets: each block's last BN starts with gamma 0 (torchvision's zero_init_residual); auto = on for the sie stem
     m.zero_init_residual = "auto"  # auto | on | off
+    m.drop_path_rate = 0.0  # ViTs: stochastic depth, timm's per-block rule (GTSA's and DINO's student: 0.1)
     # The per-channel (x - mean) / std of the input: auto (the renders' statistics on threedie, else
     # ImageNet's) | imagenet | stl10 (the official STL code's STL10 statistics)
     m.normalization = "auto"

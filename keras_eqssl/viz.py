@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_eqssl.augment.augmix import AUGMIX_OPS, NO_OP
+from keras_eqssl.augment.augmix import AUGMIX_ALL_OPS, AUGMIX_OPS
 from keras_eqssl.augment.color import JITTER_OPS
 
 _COLOURS = ("tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:cyan", "tab:pink", "tab:olive")
 _SKIP = {"overlap", "overlap_valid", "crop_scale", "crop_ratio", "color_applied", "blur_applied"}
 
 
-def describe(params: dict[str, np.ndarray]) -> str:
-    """A few short lines describing one image's recorded parameters (numpy values, no batch dim)."""
+def describe(params: dict[str, np.ndarray], augmix_all_ops: bool = False) -> str:
+    """A few short lines describing one image's recorded parameters (numpy values, no batch dim).
+
+    `augmix_all_ops`: the AugMix op indices refer to `AUGMIX_ALL_OPS` (`AugMix(all_ops=True)`).
+    """
     lines = []
     for key, value in params.items():
         if key in _SKIP or key.startswith("augmix_"):
@@ -44,19 +47,24 @@ def describe(params: dict[str, np.ndarray]) -> str:
             lines.append(f"{key} {np.array2string(v, precision=2, separator=',')}")
     if "augmix_ops" in params:
         ops = params["augmix_ops"]
-        chains = ["+".join(AUGMIX_OPS[o][:5] for o in chain if o != NO_OP) or "-" for chain in ops]
+        # the unused-step index is the op list's length: 9 (the paper's list) or 13 (all_ops=True)
+        names = AUGMIX_ALL_OPS if augmix_all_ops else AUGMIX_OPS
+        chains = ["+".join(names[o][:5] for o in chain if o < len(names)) or "-" for chain in ops]
         lines.append(f"augmix mix={float(params['augmix_mix'][0]):.2f}")
         lines.append("chains " + " | ".join(chains))
     return "\n".join(lines)
 
 
-def draw_views_grid(images, views: dict, params: dict, path: str, rows: int = 4, title: str = "") -> str:
+def draw_views_grid(
+    images, views: dict, params: dict, path: str, rows: int = 4, title: str = "", augmix_all_ops: bool = False
+) -> str:
     """Writes a PNG grid: one row per source image; the source, then each view with its parameters.
 
     Args:
         images: (B, H, W, 3) source images (uint8 or float in [0, 1]).
         views: {view: (B, h, w, 3) float in [0, 1]}; params: {view: {key: (B, ...)}}.
         path: where to write the PNG. rows: number of source images shown.
+        augmix_all_ops: AugMix's recorded op indices refer to `AUGMIX_ALL_OPS` (see `describe`).
 
     Returns:
         `path`.
@@ -91,7 +99,15 @@ def draw_views_grid(images, views: dict, params: dict, path: str, rows: int = 4,
             ax.imshow(np.clip(np.asarray(views[name][r]), 0, 1))
             ax.set_title(name, fontsize=8, color=_COLOURS[c % len(_COLOURS)])
             row = {k: np.asarray(v[r]) for k, v in params[name].items()}
-            ax.text(0, -0.03, describe(row), transform=ax.transAxes, fontsize=6, va="top", family="monospace")
+            ax.text(
+                0,
+                -0.03,
+                describe(row, augmix_all_ops),
+                transform=ax.transAxes,
+                fontsize=6,
+                va="top",
+                family="monospace",
+            )
             ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=10)

@@ -122,6 +122,7 @@ def test_wrong_type_is_named():
         ("model.negatives", lambda c: setattr(c.model, "negatives", "same_view"), "must be one of"),
         ("model.projector_last_bn", lambda c: setattr(c.model, "projector_last_bn", "layer"), "must be one of"),
         ("model.negatives", lambda c: setattr(c.model, "negatives", "cross_view"), "SimCLR's options"),  # vicreg
+        ("model.drop_path_rate", lambda c: setattr(c.model, "drop_path_rate", 1.0), "[0, 1)"),
     ],
 )
 def test_impossible_values_name_the_field(field, mutate, expect):

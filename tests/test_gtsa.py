@@ -352,3 +352,15 @@ def test_doctests_run(module):
 
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0, result
+
+
+def test_config_drop_path_rate_reaches_the_student_not_the_teacher():
+    from train_helpers import load_config
+
+    from keras_eqssl.methods.factory import model_from_config
+
+    config = load_config("gtsa")
+    config.model.drop_path_rate = 0.1
+    model = model_from_config(config)
+    assert model.backbone.drop_path_rate == 0.1
+    assert model.teacher_backbone.drop_path_rate == 0.0

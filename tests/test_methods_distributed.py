@@ -72,7 +72,9 @@ class UnscaledVICReg(VICReg):
 
 # --- the models: name -> () -> PairModel (called once outside and once inside the strategy's scope)
 def _vit():
-    return backbone_from_name("vit_tiny")  # LayerNorm: per-example, the same on any split of the batch
+    # LayerNorm: per-example, the same on any split of the batch. Glorot's init: timm's N(0, 0.02) makes the
+    # tiny ViT's features nearly constant, where VICReg's variance terms are ill-conditioned in float32.
+    return backbone_from_name("vit_tiny", init="glorot")
 
 
 def _resnet(synchronized: bool):

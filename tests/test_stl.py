@@ -280,18 +280,14 @@ def test_hypernetwork_init(init):
 
 def test_stl_config_follows_the_official_recipe():
     """configs/stl.py: torch's coupled SGD, zero-init residual BNs, a bias-free last projector layer, torch's init."""
-    import importlib.util
-    import pathlib
+
+    from train_helpers import load_config
 
     from keras_eqssl.config_validation import validate
     from keras_eqssl.methods import CoupledSGD
     from keras_eqssl.methods.factory import model_from_config, optimizer_from_config
 
-    path = pathlib.Path(__file__).parents[1] / "configs" / "stl.py"
-    spec = importlib.util.spec_from_file_location("stl_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config()
+    config = load_config("stl")
     config.model.width, config.augment.size, config.data.batch_size = 0.0625, 32, 8
     config.model.projector, config.model.stl.projector_units = "16-8", "16-8"
     config.model.stl.transform_units = config.model.stl.transform_projector_units = "8-8"

@@ -21,6 +21,7 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     config = checked(_CONFIG)
 
+    from keras_eqssl.augment.augmix import AUGMIX_ALL_OPS
     from keras_eqssl.augment.policies import policy_from_config
     from keras_eqssl.data import source_from_config
     from keras_eqssl.viz import draw_views_grid
@@ -38,7 +39,11 @@ def main(argv):
     batch = next(iter(images.batch(_ROWS.value + _ROWS.value % 2)))
     views, params = policy(batch["image"], seed=config.seed, step=_STEP.value)
     title = f"policy={config.augment.policy}  seed={config.seed}  step={_STEP.value}"
-    path = draw_views_grid(batch["image"].numpy(), views, params, _OUT.value, rows=_ROWS.value, title=title)
+    specs = [s for view_specs in policy.param_specs().values() for s in view_specs if s.key == "augmix_ops"]
+    all_ops = any(s.high == len(AUGMIX_ALL_OPS) for s in specs)  # the unused-step index is the op list's length
+    path = draw_views_grid(
+        batch["image"].numpy(), views, params, _OUT.value, rows=_ROWS.value, title=title, augmix_all_ops=all_ops
+    )
     print(f"wrote {path}: {_ROWS.value} images x {len(views)} views ({', '.join(views)})")
 
 

@@ -146,6 +146,8 @@ def _model_from_config(config, param_specs, synchronized: bool) -> SSLModel:
     if m.backbone.startswith("resnet"):
         backbone_kwargs = dict(stem=m.stem, width=m.width, synchronized=sync, fused_bn=m.get("fused_bn", True))
         backbone_kwargs["zero_init_residual"] = _switch(m.get("zero_init_residual", "auto"))
+    elif m.backbone.startswith("vit"):
+        backbone_kwargs = dict(drop_path_rate=m.get("drop_path_rate", 0.0))
     backbone = backbone_from_name(m.backbone, **backbone_kwargs)
     mean, std = normalization_from_config(config)
     if m.get("method", "pair") == "gtsa":
