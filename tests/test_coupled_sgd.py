@@ -6,6 +6,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from optimizer_helpers import random_problem as _problem
+from optimizer_helpers import run_optimizer as _run
 
 from keras_eqssl.config_validation import ConfigError, validate
 from keras_eqssl.default_config import get_config
@@ -28,25 +30,11 @@ def torch_sgd_reference(weights, grads, lrs, momentum, weight_decay, nesterov=Fa
     return w
 
 
-def _problem(steps=12, seed=0):
-    rng = np.random.default_rng(seed)
-    weights = [rng.normal(size=(4, 3)).astype("float32"), rng.normal(size=(3,)).astype("float32")]
-    grads = [[rng.normal(size=w.shape).astype("float32") for w in weights] for _ in range(steps)]
-    return weights, grads
-
-
-def _run(optimizer, weights, grads, names=None):
-    variables = [keras.Variable(w, name=(names[i] if names else f"w{i}")) for i, w in enumerate(weights)]
-    for g in grads:
-        optimizer.apply_gradients(zip(g, variables))
-    return [np.asarray(v) for v in variables]
-
-
 @pytest.mark.parametrize(
     "momentum, weight_decay, nesterov", [(0.9, 5e-4, False), (0.9, 0.05, True), (0.0, 0.1, False), (0.5, 0.0, False)]
 )
 def test_matches_torch_sgd_reference(momentum, weight_decay, nesterov):
-    weights, grads = _problem()
+    weights, grads = _problem(steps=12)
     ours = _run(CoupledSGD(0.1, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov), weights, grads)
     expected = torch_sgd_reference(weights, grads, [0.1] * len(grads), momentum, weight_decay, nesterov)
     for a, b in zip(ours, expected):
@@ -80,7 +68,7 @@ def test_first_step_equals_decoupled_then_the_decay_goes_through_the_momentum():
 
 
 def test_excluded_variables_get_no_decay():
-    weights, grads = _problem()
+    weights, grads = _problem(steps=12)
     optimizer = CoupledSGD(0.1, momentum=0.9, weight_decay=0.1)
     optimizer.exclude_from_weight_decay(var_names=["bias"])
     ours = _run(optimizer, weights, grads, names=["kernel", "bias"])

@@ -6,6 +6,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from optimizer_helpers import random_problem as _problem
+from optimizer_helpers import run_optimizer as _run
 
 from keras_eqssl.config_validation import ConfigError, validate
 from keras_eqssl.default_config import get_config
@@ -33,20 +35,6 @@ def torch_adam_reference(weights, grads, lrs, weight_decay, mode, eps=1e-8, beta
             denominator = np.sqrt(v[i]) / np.sqrt(1 - b2**t) + eps
             w[i] = w[i] - lr / (1 - b1**t) * m[i] / denominator
     return w
-
-
-def _problem(steps=10, seed=0, scale=1.0):
-    rng = np.random.default_rng(seed)
-    weights = [rng.normal(size=(4, 3)).astype("float32"), rng.normal(size=(3,)).astype("float32")]
-    grads = [[(scale * rng.normal(size=w.shape)).astype("float32") for w in weights] for _ in range(steps)]
-    return weights, grads
-
-
-def _run(optimizer, weights, grads, names=None):
-    variables = [keras.Variable(w, name=(names[i] if names else f"w{i}")) for i, w in enumerate(weights)]
-    for g in grads:
-        optimizer.apply_gradients(zip(g, variables))
-    return [np.asarray(v) for v in variables]
 
 
 def _close(ours, expected, rtol=1e-5, atol=1e-6):

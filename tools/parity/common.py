@@ -16,12 +16,13 @@ import dataclasses
 import importlib
 import json
 import os
-import platform
 import subprocess
 import sys
 from collections.abc import Callable, Iterable
 
 import numpy as np
+
+from keras_eqssl.machine import cpu_model
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
@@ -227,17 +228,6 @@ class Comparison:
         self.print()
         self.write(json_path)
         return 0 if self.ok else 1
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _version(module: str) -> str:
