@@ -74,6 +74,10 @@ RUNS = {
         # its base is VICReg on the same pairs.
         Run("vicreg_rot0", "VICReg, no in-plane rotation", "vicreg", ("data.threedie.rotation=0.0",)),
         Run("sie", "SIE", "sie", (), "vicreg_rot0"),
+        # CIPER and AugSelf beside SimCLR (their invariance loss): CIPER on photos and renders,
+        # AugSelf on photos (its recipe: crop scale 0.2-1, temperature 0.2, no split)
+        Run("ciper", "CIPER", "ciper", (), "simclr"),
+        Run("augself", "AugSelf", "augself", (), "simclr"),
         # GTSA beside its DINO-like baseline (same tiny ViT, multi-crops, optimizer and budget)
         Run("gtsa_dino", "DINO-like (ViT-tiny)", "gtsa_dino"),
         Run("gtsa", "GTSA (ViT-tiny)", "gtsa", (), "gtsa_dino"),
@@ -99,22 +103,21 @@ RUNS = {
             ("model.recon.weight=5.0", "model.recon.reconstruct=both"),
             "vicreg",
         ),
+        # The rebuilt view reaches the decoder only through its pooled equivariant code: queries and
+        # keys/values from the other view, the target's mean token beside every fused token.
+        Run(
+            "vicreg_recon_code_only",
+            "VICReg + recon λ=5, code only",
+            "vicreg_recon",
+            ("model.recon.weight=5.0", "model.recon.query_from=source", "model.recon.target_code=True"),
+            "vicreg_recon_l5",
+        ),
     )
 }
-DEFAULT_RUNS = {  # the lambda sweep on the paper's protocol (photos); the branch vs its base on both;
-    # STL and E-SSL vs SimCLR on photos, SIE vs VICReg on renders
-    "photos": (
-        "vicreg",
-        "vicreg_recon_l0.1",
-        "vicreg_recon_l1",
-        "vicreg_recon_l5",
-        "simclr",
-        "simclr_recon_l5",
-        "stl",
-        "stl_augmix",
-        "essl",
-    ),
-    "renders": ("vicreg", "vicreg_recon_l5", "simclr", "simclr_recon_l5", "vicreg_rot0", "sie"),
+DEFAULT_RUNS = {  # CIPER and AugSelf vs SimCLR on photos; the branch (two wirings) vs VICReg and
+    # CIPER vs SimCLR on renders. More rows: --runs (e.g. stl,essl on photos, vicreg_rot0,sie on renders).
+    "photos": ("simclr", "ciper", "augself"),
+    "renders": ("vicreg", "vicreg_recon_l5", "vicreg_recon_code_only", "simclr", "ciper"),
     "multicrop": ("gtsa_dino", "gtsa"),
 }
 RANDOM_INIT = "random init"
@@ -181,12 +184,24 @@ def _train(run: Run, data: str, seed: int, args, workdir: pathlib.Path, random_i
         "--config.train.progress=False", *[f"--config.{s}" for s in sets],
     ]  # fmt: skip
     print(f"[compare] {data}/{run.name}/seed{seed}: training", flush=True)
+    start = time.perf_counter()
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if result.returncode:
         raise SystemExit(
             f"[compare] training {data}/{run.name} seed {seed} failed ({shlex.join(command)}):\n{result.stderr[-4000:]}"
         )
+    provenance = {**source_version(), "cpu": cpu_model(), "cores": usable_cores(), "command": shlex.join(command),
+                  "wall_seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+    (workdir / "provenance.json").write_text(json.dumps(provenance, indent=1) + "\n")
     return json.loads((workdir / "train_metrics.json").read_text())
+
+
+def source_version() -> dict:
+    """`{"commit": HEAD's hash, "dirty": whether tracked files differ from it}` of this checkout."""
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                            text=True).stdout  # fmt: skip
+    return {"commit": commit or "unknown", "dirty": bool(status.strip())}
 
 
 def _overridden_config(sets):
