@@ -74,6 +74,7 @@ def test_train_runs_a_short_training_and_saves_the_model(tmp_path):
     assert (tmp_path / "export" / "saved_model.pb").exists() and (tmp_path / "export_init" / "saved_model.pb").exists()
     report = (tmp_path / "report" / "report.md").read_text()
     assert "trained" in report and "random init" in report and "constant predictor" in report
+    assert "This report is one training run (seed 0)" in report and "one training run, seed 0" in result.stdout
     assert "params rotation R² (equi)" in result.stdout and " ± " in result.stdout
     assert (tmp_path / "report" / "reconstruction_recon_v2.png").read_bytes()[:8] == PNG_MAGIC
     assert (tmp_path / "checkpoints" / "ckpt-00000004.keras").exists()

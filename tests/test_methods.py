@@ -393,6 +393,27 @@ def test_target_code_gives_the_decoder_the_rebuilt_views_pooled_tokens(query_fro
     assert clone.target_code and clone.get_config() == layer.get_config()
 
 
+def test_code_only_wiring_reaches_the_decoder_only_through_the_pooled_code():
+    # query_from="source" + target_code: the rebuilt view's tokens in any order give the same
+    # reconstruction, and the gradient on them is the same at every position (that of their mean);
+    # the default wiring (queries from the rebuilt view) reads their layout.
+    rng = np.random.default_rng(4)
+    pair = _pair(seed=4, variables=True)
+    shuffled = {
+        **pair,
+        "tokens": {**pair["tokens"], "v2": tf.gather(pair["tokens"]["v2"], rng.permutation(16), axis=1)},
+    }
+    for query_from, uses_layout in (("source", False), ("target", True)):
+        layer = _recon(reconstruct="v2", query_from=query_from, target_code=True, target_size=8)
+        x_hat = np.asarray(layer.reconstruct_view(pair, "v2", training=False)[0])
+        x_shuffled = np.asarray(layer.reconstruct_view(shuffled, "v2", training=False)[0])
+        assert (not np.allclose(x_hat, x_shuffled, atol=1e-5)) == uses_layout, query_from
+        with tf.GradientTape() as tape:
+            loss = layer(pair, training=True)["total"]
+        g = np.asarray(tape.gradient(loss, pair["tokens"])["v2"])
+        assert np.allclose(g, g[:, :1], atol=1e-9) == (not uses_layout), query_from
+
+
 def test_reconstruct_both_is_the_mean_of_v1_and_v2():
     keras.utils.set_random_seed(0)  # the decoder's weights: v1 and v2 must give different losses
     layers = {r: _recon(reconstruct=r, target_size=8) for r in ("v1", "v2", "both")}

@@ -61,16 +61,31 @@ def test_compare_trains_seeds_and_writes_the_results_page(tmp_path):
     args = ["--data=renders", "--runs=vicreg,vicreg_recon_l5", "--seeds=0,1", "--steps=2", "--batch=16", "--repeats=2",
             "--set=data.threedie.num_objects=24", "--set=data.threedie.views=4", f"--out={tmp_path / 'runs'}",
             f"--docs={page}"]  # fmt: skip
-    result = subprocess.run(
+    first = subprocess.run(
+        [sys.executable, "tools/compare.py", *[a.replace("--seeds=0,1", "--seeds=0") for a in args]], cwd=ROOT,
+        env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr[-3000:]
+    result = subprocess.run(  # adds seed 1 to the comparison: seed 0 is read back, not retrained
         [sys.executable, "tools/compare.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "renders/vicreg/seed1: training" in result.stdout and "seed0: training" not in result.stdout
     md = page.read_text()
     assert "--seeds=0,1" in md and "## The rendered mini-3DIEBench" in md
     for row in ("| VICReg ", "| VICReg + recon λ=5 ", "| random init ", "| constant predictor "):
         assert row in md, row
     assert "- **VICReg + recon λ=5 vs VICReg**:" in md and (tmp_path / "results" / "renders.png").exists()
     assert len(list((tmp_path / "runs").rglob("eval*.json"))) == 6  # 2 runs x 2 seeds + the base's init x 2
+    page_json = json.loads((tmp_path / "results.json").read_text())  # every per-seed value, beside the page
+    section = page_json["sections"][0]
+    assert section["seeds"] == [0, 1] and all(len(v) == 2 for r in section["rows"] for v in r["values"].values())
+    assert len(page_json["commits"][0]) == 40 and page_json["cores"] >= 1 and "Holm" in md
+    provenance = json.loads((tmp_path / "runs" / "renders" / "vicreg" / "seed1" / "provenance.json").read_text())
+    assert provenance["commit"] == page_json["commits"][0] and "--config.seed=1" in provenance["command"]
+    check = subprocess.run([sys.executable, "tools/results_page.py", str(tmp_path / "results.json"), "--check"],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert check.returncode == 0, check.stdout + check.stderr
     again = subprocess.run(
         [sys.executable, "tools/compare.py", *args, "--only-done"], cwd=ROOT, env=env, capture_output=True,
         text=True, timeout=300,

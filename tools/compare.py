@@ -1,12 +1,19 @@
-"""The flagship comparison: each method with and without the reconstruction branch, several seeds.
+"""The comparisons with seeds: each method against its base and its init, on held-out data.
 
 For each data set (`--data`) and each run of the grid (`--runs`), trains one encoder per seed
 (`--seeds`) with the same budget, evaluates it with the probes on data no pretraining saw, and
-writes `docs/results.md`: per data set a table of mean ± std over the seeds, the paired differences
-of each "+ recon" run against its base (`*` = beyond the noise), a bar chart with error bars, and a
-plain verdict. The random-init row is the base method's network before training (same seeds).
+writes `docs/results.json` (every per-seed value, the commit and CPU of the runs, the command and
+the wall time) and, from it alone, `docs/results.md` (`tools/results_page.py`): per data set a
+table of mean ± std over the seeds, each run against the network at initialisation and against
+its base (paired by seed, with 95% t intervals, Holm–Bonferroni across the page:
+`keras_eqssl.probes.statistics`), a bar chart and a plain verdict. The random-init row is the
+first run's network before training (same seeds).
 
-    .venv/bin/python tools/compare.py --steps=150                        # the page in docs/results.md
+    .venv/bin/python tools/compare.py                                    # docs/results.md, 5 seeds, 150 steps
+    .venv/bin/python tools/compare.py --seeds=0,1,2,3,4,5,6              # adds seeds 5 and 6 to the runs done
+    .venv/bin/python tools/compare.py --only-done                        # rewrite the page from the runs done
+    .venv/bin/python tools/compare.py --data=renders --runs=vicreg_recon_l5 --steps=600 --seeds=0,1,2 \
+        --repeats=5 --out=runs/main_job --docs=docs/results_main_job.md --title="The main job over seeds"
     .venv/bin/python tools/compare.py --data=renders --seeds=0 --steps=50 --out=/tmp/cmp --docs=/tmp/cmp.md
 
 Data sets:
@@ -15,12 +22,13 @@ Data sets:
   regresses each family's parameter from `[f(I), f(g(I))]` on crops of the 4 `HELD_OUT_PHOTOS`,
   each cut into 4x4 tiles that never overlap (each probe repeat holds out a quarter of the tiles);
 - `renders`: the main job's data (the rendered mini-3DIEBench, pairs = two renders of an object,
-  each rotated in-plane by up to ±45°); probes on the val split's objects.
+  each rotated in-plane by up to ±45°); probes on the val split's objects;
+- `multicrop`: GTSA and its DINO-like baseline on their own multi-crops of the photos.
 
-Every (data, run, seed) keeps its workdir under `--out` with `eval.json`: a rerun skips what is
-done, so an interrupted comparison resumes and the page can be rewritten without training.
-The claim under test (Wang, Krajsek & Scharr, arXiv 2412.03314): the branch keeps the
-transformation parameters (rotation, blur, ...) in the representation.
+Every (data, run, seed) keeps its workdir under `--out` with `eval.json` and `provenance.json`
+(commit, CPU, command, wall time): a rerun skips what is done, so an interrupted comparison
+resumes where it stopped, more seeds add to the ones done, and the page can be rewritten without
+training. Runs are taken seed by seed, so an interrupted comparison has whole seeds.
 """
 
 from __future__ import annotations
@@ -121,6 +129,14 @@ DEFAULT_RUNS = {  # CIPER and AugSelf vs SimCLR on photos; the branch (two wirin
     "multicrop": ("gtsa_dino", "gtsa"),
 }
 RANDOM_INIT = "random init"
+# Within one model: (equivariant column, invariant column) pairs the page compares seed by seed.
+CONTRASTS = {"renders": (("params rotation R² (equi)", "params rotation R² (inv)"),)}
+# The README's "Results at a glance" columns per data set.
+GLANCE = {
+    "photos": ("rotation R²", "colour R²", "blur R²", "translation R²"),
+    "renders": ("3DIE colour R²", "3DIE rotation R²", "params rotation R²", "linear top-1"),
+    "multicrop": ("rotation R²", "crop R²", "photo top-1 (linear)"),
+}
 
 DATA = {
     "photos": dict(
@@ -129,10 +145,15 @@ DATA = {
             "augment.rotation.degrees=45.0", "augment.translation.pixels=2.0",
         ),
         title="Crops of real photos (scikit-image), combined augmentations",
+        short_title="Held-out photos",
     ),
-    "renders": dict(overrides=(), title="The rendered mini-3DIEBench (the main job's data)"),
+    "renders": dict(
+        overrides=(), title="The rendered mini-3DIEBench (the main job's data)", short_title="Mini-3DIEBench renders"
+    ),
     # GTSA's case: non-object-centric photos, multi-crops at 64 / 32 px (the configs' own data).
-    "multicrop": dict(overrides=(), title="Multi-crops of real photos: GTSA vs its DINO-like baseline"),
+    "multicrop": dict(
+        overrides=(), title="Multi-crops of real photos: GTSA vs its DINO-like baseline", short_title="GTSA multi-crops"
+    ),
 }  # fmt: skip
 EVAL_SIZE = {"photos": 32, "multicrop": 64}  # side of the held-out photo crops the probes see
 PHOTO_PROBE_IMAGES = 4000  # crops of the quadrants of the 4 held-out photos (a repeat fits on 3,000)
@@ -312,90 +333,87 @@ def run_one(data: str, run: Run, seed: int, first: bool, inputs: dict, args) -> 
     return trained, init
 
 
-def run_grid(datas: list[str], runs: dict[str, list[Run]], args) -> dict:
+def run_grid(datas: list[str], runs: dict[str, list[Run]], args) -> tuple[dict, list]:
     """Every (seed, data, run), seed by seed (an interrupted comparison has whole seeds):
-    `{data: {label: [ModelResults per seed]}}`, the base network at init under `RANDOM_INIT`."""
+    `({data: {label: {seed: ModelResults}}}, [each run's provenance])`, the base network at init
+    under `RANDOM_INIT`."""
     inputs: dict = {}
-    grid = {data: {RANDOM_INIT: [], **{run.label: [] for run in runs[data]}} for data in datas}
+    grid = {data: {RANDOM_INIT: {}, **{run.label: {} for run in runs[data]}} for data in datas}
+    provenance = []
     for seed in args.seeds:
         for data in datas:
             for i, run in enumerate(runs[data]):
                 found = run_one(data, run, seed, i == 0, inputs, args)
                 if found is None:
                     continue
-                grid[data][run.label].append(found[0])
+                grid[data][run.label][seed] = found[0]
                 if found[1] is not None:
-                    grid[data][RANDOM_INIT].append(found[1])
-    return grid
+                    grid[data][RANDOM_INIT][seed] = found[1]
+                path = ROOT / args.out / data / run.name / f"seed{seed}" / "provenance.json"
+                record = json.loads(path.read_text()) if path.exists() else {"commit": "unknown", "dirty": False}
+                record["eval_seconds"] = sum(r.info.get("eval_seconds", 0.0) for r in found if r is not None)
+                provenance.append(record)
+    return grid, provenance
 
 
-def _seconds(per_run: dict) -> float:
-    total = 0.0
-    for runs in per_run.values():
-        for r in runs:
-            total += r.info.get("eval_seconds", 0.0) + r.info.get("train", {}).get("seconds", 0.0)
-    return total
+def _per_seed(results: dict, seeds: list[int], metrics) -> dict:
+    """`{metric name: [per-seed figure]}`: each seed's mean over its probe repeats, for the
+    `metrics` every seed has."""
+    out = {}
+    for m in metrics:
+        found = [m.find(results[s].scores) for s in seeds]
+        if all(f is not None for f in found):
+            out[m.name] = [round(f.mean, 6) for f in found]
+    return out
 
 
-def data_section(data: str, runs: list[Run], per_run: dict, figures: pathlib.Path, args) -> tuple[list[str], dict]:
-    """The Markdown of one data set and its numbers (`{label: {metric: Score}}` over the seeds)."""
+def section_json(data: str, runs: list[Run], per_run: dict, figures: pathlib.Path, args) -> dict:
+    """One data set's part of the page's JSON (see `tools/results_page.py`), and its bar chart."""
     from keras_eqssl.probes.plots import score_bars
-    from keras_eqssl.probes.results import compare, key_numbers, merge_seeds
-    from keras_eqssl.probes.tables import key_table, markdown_table
+    from keras_eqssl.probes.results import key_constants, merge_seeds
 
     metrics = _metrics(data)
-    merged = {name: merge_seeds(r) for name, r in per_run.items() if r}
-    merged = {name: merged[name] for name in [*(r.label for r in runs), RANDOM_INIT] if name in merged}
-    numbers = key_numbers(merged, metrics)
+    done = {label: r for label, r in per_run.items() if r}
+    seeds = [s for s in args.seeds if all(s in r for r in done.values())]
+    note = ""
+    if any(len(r) != len(seeds) for r in done.values()):
+        note = " Rows with seeds beyond those every row has (only the common seeds are shown): " + ", ".join(
+            f"{label} {sorted(r)}" for label, r in done.items() if len(r) != len(seeds)
+        ) + "."  # fmt: skip
+    labels = [run.label for run in runs if run.label in done]
+    by_label = {run.label: run for run in runs}
+    names = {run.name: run.label for run in runs}
+    rows = [
+        {"label": label, "base": names.get(by_label[label].base), "values": _per_seed(done[label], seeds, metrics)}
+        for label in labels
+    ]
+    merged = {label: merge_seeds([done[label][s] for s in seeds]) for label in [*labels, RANDOM_INIT] if label in done}
+    constants = key_constants(merged, baseline=RANDOM_INIT, metrics=metrics)
     png = figures / f"{data}.png"
     figures.mkdir(parents=True, exist_ok=True)
     score_bars(merged, png, metrics=metrics, baseline=RANDOM_INIT, ylabel="R² / top-1",
-               title=f"{DATA[data]['title']}: mean ± std over {len(args.seeds)} seeds")  # fmt: skip
-    by_name = {r.name: r for r in runs}
-    diff_rows, verdicts = [], []
-    names = [m.name for m in metrics]
-    for run in runs:
-        base = by_name.get(run.base) if run.base else None
-        if base is None or base.label not in numbers:
-            continue
-        row = numbers[run.label]
-        diffs = {n: compare(row[n], numbers[base.label][n]) for n in names if n in row and n in numbers[base.label]}
-        diff_rows.append([f"{run.label} − {base.label}", *(diffs.get(n) for n in names)])
-        ahead = [f"{n} ({d.text()})" for n, d in diffs.items() if d.beyond_noise and d.delta > 0]
-        behind = [f"{n} ({d.text()})" for n, d in diffs.items() if d.beyond_noise and d.delta < 0]
-        verdicts.append(
-            f"- **{run.label} vs {base.label}**: higher beyond the noise on {', '.join(ahead) or 'nothing'}; "
-            f"lower beyond the noise on {', '.join(behind) or 'nothing'}; every other column: no difference."
-        )
-    desc = _eval_data_text(data, per_run)
-    counts = {name: len(r) for name, r in per_run.items() if r}
-    if len(set(counts.values())) > 1:
-        desc += " Seeds done per row (not all finished): " + ", ".join(f"{k} {v}" for k, v in counts.items()) + "."
-    lines = [
-        f"## {DATA[data]['title']}",
-        "",
-        desc,
-        "",
-        f"Mean ± std over the seeds {', '.join(map(str, args.seeds))} (each seed's figure is the mean of its "
-        f"{args.repeats} probe repeats); linear heads; columns without a suffix probe the whole embedding, "
-        "`(equi)` / `(inv)` the equivariant / invariant part of the split (runs without the branch have none).",
-        "",
-        key_table(merged, baseline=RANDOM_INIT, metrics=metrics),
-        "",
-        "Differences paired by seed (mean of the per-seed differences; `*` = |Δ| > 2 × their std):",
-        "",
-        markdown_table(["Δ", *names], diff_rows),
-        "",
-        f"![{data}]({figures.name}/{png.name})",
-        "",
-        *verdicts,
-        "",
-    ]
-    return lines, numbers
+               title=f"{DATA[data]['title']}: mean ± std over {len(seeds)} seeds")  # fmt: skip
+    return {
+        "key": data,
+        "title": DATA[data]["title"],
+        "short_title": DATA[data]["short_title"],
+        "description": _eval_data_text(data, done) + note,
+        "seeds": seeds,
+        "repeats": args.repeats,
+        "columns": [m.name for m in metrics],
+        "rows": rows,
+        "init": {"label": RANDOM_INIT, "values": _per_seed(done[RANDOM_INIT], seeds, metrics)}
+        if RANDOM_INIT in done
+        else None,
+        "constant": {name: round(score.mean, 6) for name, score in constants.items()},
+        "contrasts": [list(c) for c in CONTRASTS.get(data, ())],
+        "glance": list(GLANCE.get(data, ())),
+        "figure": f"{figures.name}/{png.name}",
+    }
 
 
 def _eval_data_text(data: str, per_run: dict) -> str:
-    first = next(r for runs in per_run.values() for r in runs)
+    first = next(r for runs in per_run.values() for r in runs.values())
     probes = first.info.get("probes", "")
     if data == "multicrop":
         where = (
@@ -420,12 +438,14 @@ def _eval_data_text(data: str, per_run: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="photos,renders,multicrop", help=f"comma list of {list(DATA)}")
+    parser.add_argument("--data", default="photos,renders", help=f"comma list of {list(DATA)}")
     parser.add_argument(
         "--runs", default="", help=f"comma list of {list(RUNS)} for every data set (default: DEFAULT_RUNS per data set)"
     )
-    parser.add_argument("--seeds", default="0,1,2", help="training seeds (paired across runs)")
-    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument(
+        "--seeds", default="0,1,2,3,4", help="training seeds (paired across runs); more seeds add to the runs done"
+    )
+    parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3, help="probe repeats per seed")
     parser.add_argument(
@@ -434,6 +454,7 @@ def main() -> None:
     parser.add_argument("--out", default="runs/compare", help="workdirs of the runs (reused when present)")
     parser.add_argument("--docs", default="docs/results.md", help="the Markdown page to write")
     parser.add_argument("--only-done", action="store_true", help="train nothing: write the page from the runs done")
+    parser.add_argument("--title", default="Results: the methods compared, with seeds", help="the page's title")
     args = parser.parse_args()
     args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     datas = [d.strip() for d in args.data.split(",") if d.strip()]
@@ -446,48 +467,57 @@ def main() -> None:
     docs = ROOT / args.docs if not os.path.isabs(args.docs) else pathlib.Path(args.docs)
     figures = docs.parent / docs.stem
     # the command that makes the page from scratch (--only-done only rewrites it from cached runs)
-    command = shlex.join([".venv/bin/python", "tools/compare.py", *(a for a in sys.argv[1:] if a != "--only-done")])
-    body, seconds = [], 0.0
+    command = shlex.join(["tools/compare.py", *(a for a in sys.argv[1:] if a != "--only-done")])
     print(
         f"[compare] using {usable_cores()} of {os.cpu_count()} cores ({cpu_model()}): one run at a time, each with "
         "all of them (restrict with taskset -c)",
         flush=True,
     )
-    grid = run_grid(datas, runs, args)
+    grid, provenance = run_grid(datas, runs, args)
+    sections = []
     for data in datas:
-        per_run = grid[data]
-        if not any(per_run.values()):
+        if not any(grid[data].values()):
             print(f"[compare] {data}: no run done yet; left out of the page", flush=True)
             continue
-        seconds += _seconds(per_run)
-        lines, numbers = data_section(data, runs[data], per_run, figures, args)
-        body += lines
-        for name, row in numbers.items():
-            print(f"  {data} {name}: " + ", ".join(f"{k} {s.text()}" for k, s in row.items()), flush=True)
-    header = [
-        "# Results: the methods compared, with seeds",
-        "",
-        f"Made by `{command}` ({seconds / 60:.0f} min of training and probing on {usable_cores()} CPUs, "
-        f"{cpu_model()}). Every run: {args.steps} steps × {args.batch} pairs, ResNet-18 (cifar stem, width 1/4), "
-        "AdamW 1e-3 cosine, 32 px views; `+ recon` adds the cross-attention reconstruction branch on the "
-        "equivariant half of a 64/64 split with weight λ. STL and E-SSL add their objectives to SimCLR on the "
-        "whole representation (STL: temperature 0.2, the `stl` aligned-pair policy; E-SSL: 16 px rotated crops), "
-        "SIE its hypernetwork map on the equivariant half of a 64/64 split beside VICReg (sim 10, std 10, cov 1). "
-        f"The multi-crop section is GTSA's own setting instead: {args.steps} steps × {args.batch} images × 6 crops, "
-        "the tiny ViT (patch 8, dim 32, depth 2) at 64 / 32 px, AdamW 1e-3 with a 10% warm-up and a cosine, weight "
-        "decay 0.04 → 0.4, for GTSA and its DINO-like baseline alike (configs/gtsa.py, configs/gtsa_dino.py); "
-        "[methods/](methods/) has a page per method. Seeds are paired: seed s of every run shares its data "
-        "order and probe draws.",
-        "",
-        "The claim under test (arXiv 2412.03314): the reconstruction branch keeps the transformation "
-        "parameters (rotation, colour, blur, translation) in the representation beside what the invariance "
-        "loss learns. The verdicts under each table are generated from the paired differences; "
-        "[methods/cross_attention_reconstruction.md](methods/cross_attention_reconstruction.md) discusses them.",
-        "",
-    ]
+        sections.append(section_json(data, runs[data], grid[data], figures, args))
+    if not sections:
+        raise SystemExit("[compare] no run is done: nothing to write")
+    page = {
+        "title": args.title,
+        "command": ".venv/bin/python " + command,
+        "commits": sorted({p["commit"] for p in provenance}),
+        "dirty": any(p.get("dirty") for p in provenance),
+        "cpu": next((p["cpu"] for p in provenance if "cpu" in p), cpu_model()),
+        "cores": next((p["cores"] for p in provenance if "cores" in p), usable_cores()),
+        "wall_minutes": round(sum(p.get("wall_seconds", 0.0) + p["eval_seconds"] for p in provenance) / 60, 1),
+        "json": docs.with_suffix(".json").name,
+        "intro": _intro(args),
+        "sections": sections,
+    }
     docs.parent.mkdir(parents=True, exist_ok=True)
-    docs.write_text("\n".join(header + body))
-    print(f"[compare] wrote {docs} and {figures}/")
+    docs.with_suffix(".json").write_text(json.dumps(page, indent=1, ensure_ascii=False) + "\n")
+    from results_page import write_page
+
+    write_page(docs.with_suffix(".json"))
+    print(f"[compare] wrote {docs}, {docs.with_suffix('.json').name} and {figures}/")
+
+
+def _intro(args) -> list[str]:
+    """The page's opening paragraphs: the budget, the methods' settings, the claim under test."""
+    return [
+        f"Every run: {args.steps} steps × {args.batch} pairs, ResNet-18 (cifar stem, width 1/4), AdamW 1e-3 cosine, "
+        "32 px views; `+ recon` adds the cross-attention reconstruction branch on the equivariant half of a 64/64 "
+        "split with weight λ (`code only`: the rebuilt view reaches the decoder only through its pooled equivariant "
+        "vector, the attention's queries and keys both coming from the other view). CIPER: SimCLR on the invariant "
+        "half and an MLP on both views' equivariant halves regressing the pair's transformation (configs/ciper.py). "
+        "AugSelf: SimCLR (τ 0.2, crop scale 0.2-1) on the whole representation and one MLP per augmentation "
+        "predicting the difference of the crop and colour parameters (configs/augself.py). STL and E-SSL add their "
+        "objectives to SimCLR, SIE its hypernetwork map beside VICReg; the multi-crop section is GTSA's own setting "
+        "(configs/gtsa.py, configs/gtsa_dino.py). [methods/](methods/) has a page per method.",
+        "The claim under test (arXiv 2412.03314): the reconstruction branch keeps the transformation parameters "
+        "(rotation, colour, blur, translation) in the representation beside what the invariance loss learns; "
+        "[methods/cross_attention_reconstruction.md](methods/cross_attention_reconstruction.md) discusses it.",
+    ]
 
 
 if __name__ == "__main__":

@@ -27,8 +27,10 @@ pairs made by each run's own augmentation policy from data it never trained on, 
     .venv/bin/python tools/diagnose_recon.py --data=photos --runs=vicreg,vicreg_recon_l5
     .venv/bin/python tools/diagnose_recon.py --data=renders --runs=vicreg,vicreg_recon_l5 --seeds=0
 
-Each figure is the mean ± std over the seeds. Prints a Markdown table; `--json` also writes the
-per-seed figures.
+Each figure is the mean ± std over the seeds. Prints a Markdown table and, with two seeds or more,
+each run's differences from the random init and from its base, paired by seed, with 95% t
+intervals and Holm–Bonferroni across the table (`keras_eqssl.probes.statistics`); `--json` also
+writes the per-seed figures.
 """
 
 from __future__ import annotations
@@ -246,10 +248,36 @@ def main(argv=None) -> None:
         cells = []
         for c in columns:
             values = [r[c] for r in rows if c in r]
-            cells.append(f"{np.mean(values):.3f} ± {np.std(values):.3f}" if values else "–")
+            std = f" ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else ""
+            cells.append(f"{np.mean(values):.3f}{std}" if values else "–")
         print(f"| {label} | " + " | ".join(cells) + " |")
+    if len(seeds) > 1:
+        print_differences(per_row, runs, columns)
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(per_row, indent=1))
+
+
+def print_differences(per_row: dict, runs: list, columns: list[str]) -> None:
+    """Each run against the random init and against its base (when listed), paired by seed, with
+    95% t intervals; Holm–Bonferroni across the whole table marks `*` (`keras_eqssl.probes.statistics`)."""
+    from keras_eqssl.probes.statistics import RULE, family_verdicts, paired_difference
+
+    init = f"{runs[0].label}, random init"
+    labels = {run.name: run.label for run in runs}
+    pairs = [(run.label, init) for run in runs] + [(run.label, labels[run.base]) for run in runs if run.base in labels]
+    family = {}
+    for a, b in pairs:
+        for c in columns:
+            if all(c in r for r in per_row[a] + per_row[b]):
+                family[(a, b, c)] = paired_difference([r[c] for r in per_row[a]], [r[c] for r in per_row[b]])
+    verdicts = family_verdicts(family)
+    shown = [c for c in columns if any(k[2] == c for k in verdicts)]
+    print(f"\nDifferences ({len(verdicts)} tested together). {RULE}\n")
+    print("| Δ (95% interval) | " + " | ".join(shown) + " |")
+    print("|---|" + "---:|" * len(shown))
+    for a, b in pairs:
+        cells = [verdicts[(a, b, c)].text() if (a, b, c) in verdicts else "–" for c in shown]
+        print(f"| {a} − {b} | " + " | ".join(cells) + " |")
 
 
 def _column_order(name: str) -> tuple:

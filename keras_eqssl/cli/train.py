@@ -412,14 +412,24 @@ def _evaluate(config, model, sample, metrics, init_export) -> str:
         command=" ".join(sys.argv),
         train_info={"trained": info},
         images=images,
+        notes=[ONE_SEED_NOTE.format(seed=config.seed)],
         baseline="random init" if "random init" in models else None,
         seed=config.seed,
         progress=config.train.progress,
     )
+    print(f"key numbers (one training run, seed {config.seed}; mean ± std over the probe repeats):")
     for name, numbers in result["key_numbers"].items():
         print(f"  {name}: " + ", ".join(f"{k} {v.text()}" for k, v in numbers.items()))
     print(f"report: {result['paths'].get('report', os.path.join(out, 'report.md'))}")
     return result["paths"].get("report", os.path.join(out, "report.md"))
+
+
+ONE_SEED_NOTE = (
+    "This report is one training run (seed {seed}): every ± is over probe repeats, not over training seeds, "
+    "and `*` says a difference is beyond the probes' noise, not that it would hold for another seed. "
+    "`tools/compare.py` trains several seeds and tests their paired differences (docs/results_main_job.md: "
+    "the main job over seeds)."
+)
 
 
 def _strategy_options() -> dict:

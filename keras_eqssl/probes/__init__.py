@@ -16,6 +16,7 @@ printed as mean ± std next to the constant predictor.
 - `params` (`param_probe`): the flagship paper's protocol (rotation, colour, blur, translation parameters).
 - `classification`: linear-probe and kNN top-1.
 - `evaluate`: every probe a data source allows, on several SavedModels, then the report.
+- `statistics`: paired differences over seeds, t intervals, Holm–Bonferroni (the results pages' rule).
 - `tables`, `report`, `plots`: the Markdown report and its figures.
 - `online`: `OnlineLinearProbe`, a `PairModel` objective that reports `online_top1` while training.
 
@@ -59,6 +60,15 @@ _EXPORTS = {
     ),
     "keras_eqssl.probes.evaluate": ("EvalData", "evaluate_encoder", "evaluate_models"),
     "keras_eqssl.probes.report": ("write_report",),
+    "keras_eqssl.probes.statistics": (
+        "PairedDifference",
+        "Verdict",
+        "family_verdicts",
+        "holm",
+        "holm_adjusted",
+        "paired_difference",
+        "t_interval",
+    ),
     "keras_eqssl.probes.online": ("OnlineLinearProbe",),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -28,6 +28,9 @@ class CrossAttentionReconstruction(Objective):
 
     With `target_code`, the decoder gets `concat[H2, mean_n E2]` per token: the rebuilt view's
     pooled equivariant vector beside the blend (a channel for what the layout cannot carry).
+    With `query_from="source"` as well (the "code only" wiring), that pooled vector is the rebuilt
+    view's only way to the decoder: the attention's queries and keys both come from the other view,
+    so the target's token layout never reaches it.
 
     The paper's exact wiring is not published; each choice is an argument:
 
