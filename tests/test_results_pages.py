@@ -40,8 +40,7 @@ def _page() -> dict:
 
 @pytest.mark.parametrize("path", PAGES, ids=[p.stem for p in PAGES])
 def test_each_results_page_is_regenerated_from_its_json(path):
-    readme = ROOT / "README.md" if path.name == "results.json" else None
-    assert results_page.check(path, readme) == [], f"rerun: .venv/bin/python tools/results_page.py {path} --readme"
+    assert results_page.check(path, docs=True) == [], f"rerun: .venv/bin/python tools/results_page.py {path} --docs"
 
 
 def test_the_results_pages_record_commit_cpu_command_and_seeds():
@@ -75,6 +74,17 @@ def test_a_changed_value_makes_the_check_fail(tmp_path):
     changed["sections"][0]["rows"][1]["values"]["b R²"][0] = 0.9
     path.write_text(json.dumps(changed))
     assert results_page.check(path) == [str(tmp_path / "t.md")]
+
+
+def test_method_block_shows_the_pages_verdicts():
+    block = results_page.method_block(_page(), "Method")
+    assert "| Method " in block and "| Base " in block and "| random init " in block
+    line = next(x for x in block.splitlines() if x.startswith("| Δ Method − Base"))
+    assert line.split("|")[2].strip().endswith("*") and not line.split("|")[3].strip().endswith("*")
+    start, end = results_page._marker("Method", "t.json")
+    text = f"intro\n{start}\nold figures\n{end}\nrest\n"
+    updated = results_page._with_blocks(text, _page(), "page.md")
+    assert "old figures" not in updated and block in updated and updated.endswith(f"{end}\nrest\n")
 
 
 def test_glance_block_has_intervals_for_init_and_base():

@@ -397,7 +397,9 @@ def section_json(data: str, runs: list[Run], per_run: dict, figures: pathlib.Pat
         "key": data,
         "title": DATA[data]["title"],
         "short_title": DATA[data]["short_title"],
-        "description": _eval_data_text(data, done) + note,
+        "description": _eval_data_text(data, done)
+        + f" The random-init row is {labels[0]}'s network before training, with the same seeds."
+        + note,
         "seeds": seeds,
         "repeats": args.repeats,
         "columns": [m.name for m in metrics],
@@ -498,7 +500,7 @@ def main() -> None:
     docs.with_suffix(".json").write_text(json.dumps(page, indent=1, ensure_ascii=False) + "\n")
     from results_page import write_page
 
-    write_page(docs.with_suffix(".json"))
+    write_page(docs.with_suffix(".json"), docs=docs.parent.resolve() == (ROOT / "docs").resolve())
     print(f"[compare] wrote {docs}, {docs.with_suffix('.json').name} and {figures}/")
 
 

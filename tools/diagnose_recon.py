@@ -39,6 +39,7 @@ import argparse
 import importlib.util
 import json
 import pathlib
+import shlex
 import sys
 
 import numpy as np
@@ -221,6 +222,7 @@ def main(argv=None) -> None:
     parser.add_argument("--batches", type=int, default=24, help="batches of pairs for fitting, and for scoring")
     parser.add_argument("--set", action="append", default=[], help="the overrides given to compare.py")
     parser.add_argument("--json", default="", help="also write the per-seed figures here")
+    parser.add_argument("--md", default="", help="also write the tables here, with the command, commit and CPU")
     args = parser.parse_args(argv)
     runs = [compare.RUNS[name] for name in args.runs.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -240,26 +242,39 @@ def main(argv=None) -> None:
             per_row.setdefault(run.label, []).append(diagnose(_load(workdir), args.family, fit, score, held_out))
 
     columns = sorted({k for rows in per_row.values() for r in rows for k in r}, key=_column_order)
-    print(f"\n{args.data}, seeds {seeds}, {args.batches} batches to fit and {args.batches} held out; "
-          f"CPU: {compare.cpu_model()}\n")  # fmt: skip
-    print("| run | " + " | ".join(columns) + " |")
-    print("|---|" + "---:|" * len(columns))
+    lines = [f"{args.data}, seeds {seeds}, {args.batches} batches to fit and {args.batches} held out.", ""]
+    lines += figure_table(per_row, columns)
+    if len(seeds) > 1:
+        lines += ["", *difference_table(per_row, runs, columns)]
+    print("\n" + "\n".join(lines))
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(per_row, indent=1))
+    if args.md:
+        version = compare.source_version()
+        command = shlex.join([".venv/bin/python", "tools/diagnose_recon.py", *sys.argv[1:]])
+        dirty = " (with uncommitted changes)" if version["dirty"] else ""
+        head = [f"Made by `{command}` at commit `{version['commit'][:12]}`{dirty}, on {compare.usable_cores()} CPU "
+                f"cores ({compare.cpu_model()}).", ""]  # fmt: skip
+        pathlib.Path(args.md).write_text("\n".join(head + lines) + "\n")
+
+
+def figure_table(per_row: dict, columns: list[str]) -> list[str]:
+    """Markdown lines: mean ± std over the seeds of every figure of every row."""
+    out = ["| run | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
     for label, rows in per_row.items():
         cells = []
         for c in columns:
             values = [r[c] for r in rows if c in r]
             std = f" ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else ""
             cells.append(f"{np.mean(values):.3f}{std}" if values else "–")
-        print(f"| {label} | " + " | ".join(cells) + " |")
-    if len(seeds) > 1:
-        print_differences(per_row, runs, columns)
-    if args.json:
-        pathlib.Path(args.json).write_text(json.dumps(per_row, indent=1))
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+    return out
 
 
-def print_differences(per_row: dict, runs: list, columns: list[str]) -> None:
-    """Each run against the random init and against its base (when listed), paired by seed, with
-    95% t intervals; Holm–Bonferroni across the whole table marks `*` (`keras_eqssl.probes.statistics`)."""
+def difference_table(per_row: dict, runs: list, columns: list[str]) -> list[str]:
+    """Markdown lines: each run against the random init and against its base (when listed),
+    paired by seed, with 95% t intervals; Holm–Bonferroni across the whole table marks `*`
+    (`keras_eqssl.probes.statistics`)."""
     from keras_eqssl.probes.statistics import RULE, family_verdicts, paired_difference
 
     init = f"{runs[0].label}, random init"
@@ -272,12 +287,12 @@ def print_differences(per_row: dict, runs: list, columns: list[str]) -> None:
                 family[(a, b, c)] = paired_difference([r[c] for r in per_row[a]], [r[c] for r in per_row[b]])
     verdicts = family_verdicts(family)
     shown = [c for c in columns if any(k[2] == c for k in verdicts)]
-    print(f"\nDifferences ({len(verdicts)} tested together). {RULE}\n")
-    print("| Δ (95% interval) | " + " | ".join(shown) + " |")
-    print("|---|" + "---:|" * len(shown))
+    out = [f"Differences ({len(verdicts)} tested together). {RULE}", ""]
+    out += ["| Δ (95% interval) | " + " | ".join(shown) + " |", "|---|" + "---:|" * len(shown)]
     for a, b in pairs:
         cells = [verdicts[(a, b, c)].text() if (a, b, c) in verdicts else "–" for c in shown]
-        print(f"| {a} − {b} | " + " | ".join(cells) + " |")
+        out.append(f"| {a} − {b} | " + " | ".join(cells) + " |")
+    return out
 
 
 def _column_order(name: str) -> tuple:
