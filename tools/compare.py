@@ -122,9 +122,9 @@ RUNS = {
         ),
     )
 }
-DEFAULT_RUNS = {  # CIPER and AugSelf vs SimCLR on photos; the branch (two wirings) vs VICReg and
-    # CIPER vs SimCLR on renders. More rows: --runs (e.g. stl,essl on photos, vicreg_rot0,sie on renders).
-    "photos": ("simclr", "ciper", "augself"),
+DEFAULT_RUNS = {  # CIPER and AugSelf vs SimCLR, the branch vs VICReg on photos; the branch (two wirings) vs
+    # VICReg and CIPER vs SimCLR on renders. More rows: --runs (e.g. stl,essl on photos, vicreg_rot0,sie on renders).
+    "photos": ("simclr", "ciper", "augself", "vicreg", "vicreg_recon_l5"),
     "renders": ("vicreg", "vicreg_recon_l5", "vicreg_recon_code_only", "simclr", "ciper"),
     "multicrop": ("gtsa_dino", "gtsa"),
 }
@@ -375,6 +375,12 @@ def section_json(data: str, runs: list[Run], per_run: dict, figures: pathlib.Pat
     metrics = _metrics(data)
     done = {label: r for label, r in per_run.items() if r}
     seeds = [s for s in args.seeds if all(s in r for r in done.values())]
+    if not seeds:
+        raise SystemExit(
+            f"[compare] {data}: no seed is done for every row ("
+            + ", ".join(f"{label}: {sorted(r)}" for label, r in done.items())
+            + "); train the missing runs or narrow --runs / --seeds"
+        )
     note = ""
     if any(len(r) != len(seeds) for r in done.values()):
         note = " Rows with seeds beyond those every row has (only the common seeds are shown): " + ", ".join(
