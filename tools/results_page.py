@@ -162,8 +162,9 @@ def render(page: dict) -> str:
     lines = [
         f"# {page['title']}",
         "",
-        f"Made by `{page['command']}`: {page['wall_minutes']:.0f} min of training and probing on "
-        f"{page['cores']} CPU cores ({page['cpu']}), at commit {commits}{dirty}. Every per-seed value is in "
+        f"Made by `{page['command']}` at commit {commits}{dirty}: {page['wall_minutes']:.0f} min of training "
+        f"and probing summed over the runs, each run on {page['cores']} CPU core{'s' if page['cores'] != 1 else ''} "
+        f"({page['cpu']}). Every per-seed value is in "
         f"[{page['json']}]({page['json']}); `.venv/bin/python tools/results_page.py docs/{page['json']}` "
         "rewrites this page from it.",
         "",
