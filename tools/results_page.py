@@ -106,12 +106,9 @@ def _difference_table(section: dict, judged: dict, kind: str) -> tuple[str, list
         up = [f"{c} ({v.mean:+.3f})" for c, v in found.items() if v.marked and v.mean > 0]
         down = [f"{c} ({v.mean:+.3f})" for c, v in found.items() if v.marked and v.mean < 0]
         subject = f"**{row}**, equivariant vs invariant part" if kind == "parts" else f"**{row} vs {other}**"
-        if up or down:
-            found_text = "; ".join(
-                text for text in (f"higher on {', '.join(up)}" if up else "", f"lower on {', '.join(down)}" if down else "")
-                if text
-            )  # fmt: skip
-            lines.append(f"- {subject}: {found_text}; no difference on the other columns.")
+        found_text = ([f"higher on {', '.join(up)}"] if up else []) + ([f"lower on {', '.join(down)}"] if down else [])
+        if found_text:
+            lines.append(f"- {subject}: {'; '.join(found_text)}; no difference on the other columns.")
         else:
             lines.append(f"- {subject}: no difference survives the correction on any column.")
     return markdown_table(["Δ (95% interval)", *columns], table_rows), lines
