@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
 import compare  # noqa: E402  (the runs and data sets of the comparison)
+from results_page import mean_std  # noqa: E402
 
 RECON_KEYS = ("paired", "other source", "no target")
 FEATURE_KINDS = ("pooled", "map", "attention")
@@ -262,11 +263,7 @@ def figure_table(per_row: dict, columns: list[str]) -> list[str]:
     """Markdown lines: mean ± std over the seeds of every figure of every row."""
     out = ["| run | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
     for label, rows in per_row.items():
-        cells = []
-        for c in columns:
-            values = [r[c] for r in rows if c in r]
-            std = f" ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else ""
-            cells.append(f"{np.mean(values):.3f}{std}" if values else "–")
+        cells = [mean_std(values) if (values := [r[c] for r in rows if c in r]) else "–" for c in columns]
         out.append(f"| {label} | " + " | ".join(cells) + " |")
     return out
 

@@ -35,7 +35,8 @@ GLANCE_END = "<!-- end of results at a glance -->"
 MISSING = "–"
 
 
-def _mean_std(values) -> str:
+def mean_std(values) -> str:
+    """`"0.523 ± 0.025"`: mean and sample standard deviation (just the mean for one value)."""
     n = len(values)
     mean = sum(values) / n
     if n == 1:
@@ -124,7 +125,7 @@ KIND_TITLES = {
 def _section_lines(section: dict, judged: dict) -> list[str]:
     columns = section["columns"]
     rows = [*section["rows"], *([section["init"]] if section.get("init") else [])]
-    table = [[r["label"], *(_mean_std(r["values"][c]) if c in r["values"] else MISSING for c in columns)] for r in rows]
+    table = [[r["label"], *(mean_std(r["values"][c]) if c in r["values"] else MISSING for c in columns)] for r in rows]
     if section.get("constant"):
         constant = section["constant"]
         table.append(["constant predictor", *(f"{constant[c]:.3f}" if c in constant else MISSING for c in columns)])
@@ -209,7 +210,7 @@ def method_block(page: dict, label: str) -> str:
         columns = [c for c in section["columns"] if c in row["values"]]
         others = [r for r in section["rows"] if r["label"] == row.get("base")]
         others += [section["init"]] if section.get("init") else []
-        table = [[r["label"], *(_mean_std(r["values"][c]) if c in r["values"] else MISSING for c in columns)]
+        table = [[r["label"], *(mean_std(r["values"][c]) if c in r["values"] else MISSING for c in columns)]
                  for r in [row, *others]]  # fmt: skip
         for other in others:
             kind = "init" if other is section.get("init") else "base"
