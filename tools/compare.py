@@ -499,7 +499,7 @@ def main() -> None:
         "cores": next((p["cores"] for p in provenance if "cores" in p), usable_cores()),
         "wall_minutes": round(sum(p.get("wall_seconds", 0.0) + p["eval_seconds"] for p in provenance) / 60, 1),
         "json": docs.with_suffix(".json").name,
-        "intro": _intro(args),
+        "intro": _intro(args, sorted({run.name for data in datas for run in runs[data]})),
         "sections": sections,
     }
     docs.parent.mkdir(parents=True, exist_ok=True)
@@ -510,18 +510,36 @@ def main() -> None:
     print(f"[compare] wrote {docs}, {docs.with_suffix('.json').name} and {figures}/")
 
 
-def _intro(args) -> list[str]:
-    """The page's opening paragraphs: the budget, the methods' settings, the claim under test."""
+# What each kind of run adds to the budget's sentence on a page (by the prefix of the run's name).
+RUN_NOTES = {
+    "vicreg_recon": "`+ recon` adds the cross-attention reconstruction branch on the equivariant half of a 64/64 split "
+    "with weight λ (`code only`: the rebuilt view reaches the decoder only through its pooled equivariant vector, "
+    "the attention's queries and keys both coming from the other view)",
+    "simclr_recon": "`SimCLR + recon`: the same branch beside SimCLR",
+    "ciper": "CIPER: SimCLR on the invariant half and an MLP on both views' equivariant halves regressing the pair's "
+    "transformation (configs/ciper.py)",
+    "augself": "AugSelf: SimCLR (τ 0.2, crop scale 0.2-1) on the whole representation and one MLP per augmentation "
+    "predicting the difference of the crop and colour parameters (configs/augself.py)",
+    "stl": "STL: its objectives beside SimCLR (configs/stl.py)",
+    "essl": "E-SSL: 4-way rotation prediction of a small crop beside SimCLR (configs/essl.py)",
+    "sie": "SIE: its hypernetwork map beside VICReg, on pairs without in-plane rotation (configs/sie.py)",
+    "gtsa": "GTSA and its DINO-like baseline: their own multi-crop setting (configs/gtsa.py, configs/gtsa_dino.py)",
+}
+
+
+def _intro(args, names: list[str]) -> list[str]:
+    """The page's opening paragraphs: the budget, the settings of the methods on the page (`names`
+    of its runs), the claim under test."""
+    notes = [text for prefix, text in RUN_NOTES.items() if any(n.startswith(prefix) for n in names)]
     return [
-        f"Every run: {args.steps} steps × {args.batch} pairs, ResNet-18 (cifar stem, width 1/4), AdamW 1e-3 cosine, "
-        "32 px views; `+ recon` adds the cross-attention reconstruction branch on the equivariant half of a 64/64 "
-        "split with weight λ (`code only`: the rebuilt view reaches the decoder only through its pooled equivariant "
-        "vector, the attention's queries and keys both coming from the other view). CIPER: SimCLR on the invariant "
-        "half and an MLP on both views' equivariant halves regressing the pair's transformation (configs/ciper.py). "
-        "AugSelf: SimCLR (τ 0.2, crop scale 0.2-1) on the whole representation and one MLP per augmentation "
-        "predicting the difference of the crop and colour parameters (configs/augself.py). STL and E-SSL add their "
-        "objectives to SimCLR, SIE its hypernetwork map beside VICReg; the multi-crop section is GTSA's own setting "
-        "(configs/gtsa.py, configs/gtsa_dino.py). [methods/](methods/) has a page per method.",
+        " ".join(
+            [
+                f"Every run: {args.steps} steps × {args.batch} pairs, ResNet-18 (cifar stem, width 1/4), AdamW 1e-3 "
+                "cosine, 32 px views.",
+                *(f"{note}." for note in notes),
+                "[methods/](methods/) has a page per method.",
+            ]
+        ),
         "The claim under test (arXiv 2412.03314): the reconstruction branch keeps the transformation parameters "
         "(rotation, colour, blur, translation) in the representation beside what the invariance loss learns; "
         "[methods/cross_attention_reconstruction.md](methods/cross_attention_reconstruction.md) discusses it.",
