@@ -356,21 +356,10 @@ def run_grid(datas: list[str], runs: dict[str, list[Run]], args) -> tuple[dict, 
     return grid, provenance
 
 
-def _per_seed(results: dict, seeds: list[int], metrics) -> dict:
-    """`{metric name: [per-seed figure]}`: each seed's mean over its probe repeats, for the
-    `metrics` every seed has."""
-    out = {}
-    for m in metrics:
-        found = [m.find(results[s].scores) for s in seeds]
-        if all(f is not None for f in found):
-            out[m.name] = [round(f.mean, 6) for f in found]
-    return out
-
-
 def section_json(data: str, runs: list[Run], per_run: dict, figures: pathlib.Path, args) -> dict:
     """One data set's part of the page's JSON (see `tools/results_page.py`), and its bar chart."""
     from keras_eqssl.probes.plots import score_bars
-    from keras_eqssl.probes.results import key_constants, merge_seeds
+    from keras_eqssl.probes.results import key_constants, key_numbers, merge_seeds
 
     metrics = _metrics(data)
     done = {label: r for label, r in per_run.items() if r}
@@ -387,13 +376,15 @@ def section_json(data: str, runs: list[Run], per_run: dict, figures: pathlib.Pat
             f"{label} {sorted(r)}" for label, r in done.items() if len(r) != len(seeds)
         ) + "."  # fmt: skip
     labels = [run.label for run in runs if run.label in done]
-    by_label = {run.label: run for run in runs}
     names = {run.name: run.label for run in runs}
-    rows = [
-        {"label": label, "base": names.get(by_label[label].base), "values": _per_seed(done[label], seeds, metrics)}
-        for label in labels
-    ]
+    bases = {run.label: names.get(run.base) for run in runs}
+    # one Score per metric whose values are the seeds' figures (merge_seeds: each seed's mean over its repeats)
     merged = {label: merge_seeds([done[label][s] for s in seeds]) for label in [*labels, RANDOM_INIT] if label in done}
+    per_seed = {
+        label: {name: [round(v, 6) for v in score.values] for name, score in row.items()}
+        for label, row in key_numbers(merged, metrics).items()
+    }
+    rows = [{"label": label, "base": bases[label], "values": per_seed[label]} for label in labels]
     constants = key_constants(merged, baseline=RANDOM_INIT, metrics=metrics)
     png = figures / f"{data}.png"
     figures.mkdir(parents=True, exist_ok=True)
@@ -410,9 +401,7 @@ def section_json(data: str, runs: list[Run], per_run: dict, figures: pathlib.Pat
         "repeats": args.repeats,
         "columns": [m.name for m in metrics],
         "rows": rows,
-        "init": {"label": RANDOM_INIT, "values": _per_seed(done[RANDOM_INIT], seeds, metrics)}
-        if RANDOM_INIT in done
-        else None,
+        "init": {"label": RANDOM_INIT, "values": per_seed[RANDOM_INIT]} if RANDOM_INIT in done else None,
         "constant": {name: round(score.mean, 6) for name, score in constants.items()},
         "contrasts": [list(c) for c in CONTRASTS.get(data, ())],
         "glance": list(GLANCE.get(data, ())),
