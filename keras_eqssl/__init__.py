@@ -37,7 +37,8 @@ _EXPORTS = {
         "SimCLR", "SimSiam", "TorchAdam", "VICReg",
     ),
     "keras_eqssl.methods.callbacks": (
-        "CheckpointWriteError", "Checkpointer", "NonFiniteLossError", "ReconstructionImages", "StopOnNonFinite",
+        "CheckpointWriteError", "Checkpointer", "ModelWriteError", "NonFiniteLossError", "ReconstructionImages",
+        "StopOnNonFinite", "StopOnSignal", "TrainingInterrupted",
     ),
     "keras_eqssl.methods.factory": ("model_from_config", "optimizer_from_config"),
     "keras_eqssl.losses": (

@@ -22,6 +22,20 @@ BACKBONE_NAMES = ("resnet18", "resnet34", "resnet50", "vit_s16", "vit_b16", "vit
 INVARIANCE_NAMES = ("simclr", "vicreg", "barlow", "simsiam", "byol")
 SWITCHES = ("auto", "on", "off")  # "auto": the component's own default
 COUPLED = ("sgd", "adam")  # optimizers whose weight decay can be torch's L2 term (optim.weight_decay_mode)
+# The smallest side, in px, of a source image (data.image_size, data.threedie.render_size) and of
+# every view (augment.size, augment.gtsa.local_size, augment.essl.size). Below it a crop holds too
+# few source pixels to be more than a few flat colours (1 px: one colour, whatever the crop), the
+# quarter turns of a rotation-prediction crop are (nearly) the same image, and the views' blur has
+# no border to mirror (STL's 9-tap kernel mirrors 4 px).
+MIN_SIDE = 8
+# Why a batch of one pair cannot train each invariance loss (`data.batch_size` >= 2).
+_BATCH_NEEDS = {
+    "simclr": "SimCLR's negatives are the batch's other pairs",
+    "vicreg": "VICReg's variance and covariance terms are statistics over the batch",
+    "barlow": "Barlow Twins standardises each feature over the batch before its cross-correlation",
+    "simsiam": "SimSiam's projector and predictor BatchNorms normalise over the batch (1 pair: constant outputs)",
+    "byol": "BYOL's projector and predictor BatchNorms normalise over the batch (1 pair: constant outputs)",
+}
 
 
 class ConfigError(InputError, ValueError):
@@ -77,14 +91,18 @@ def _positive_int(v):
         return "must be a positive integer"
 
 
-def _pairs_per_batch(v):
-    problem = _positive_int(v)
-    if problem is None and int(v) < 2:
-        problem = (
-            "pair losses need at least 2 pairs per batch (the other pairs are SimCLR's negatives and "
-            "VICReg's variance and covariance statistics)"
-        )
-    return problem
+def _min_side(what: str) -> Callable:
+    def check(v):
+        if int(v) < MIN_SIDE:
+            return f"must be >= {MIN_SIDE} px: {what}"
+
+    return check
+
+
+def _source_side(what: str) -> Callable:
+    return _min_side(
+        f"the views are made from these {what}, and a smaller one is a few flat colours (1 px: one colour)"
+    )
 
 
 def _non_negative_int(v):
@@ -149,11 +167,14 @@ def _value_rules() -> dict[str, Callable]:
     return {
         "data.source": _one_of(SOURCES),
         "data.photos": _one_of(PHOTO_SPLITS),
-        "data.image_size": _positive_int,
+        "data.image_size": _source_side("images"),
         "data.num_images": _positive_int,
-        "data.batch_size": _pairs_per_batch,
+        "data.batch_size": _positive_int,
+        "data.decode_check_limit": _non_negative_int,
         "augment.policy": _one_of(POLICIES),
-        "augment.size": _positive_int,
+        "augment.size": _min_side(
+            "a smaller view is a few flat colours (1 px: one colour), with no border for the blur to mirror"
+        ),
         "augment.crop.scale": scale,
         "augment.crop.ratio": _range(0.0, strict_low=True),
         "augment.jitter.brightness": lambda v: "must be >= 0" if v < 0 else None,
@@ -168,19 +189,25 @@ def _value_rules() -> dict[str, Callable]:
         "augment.augmix.width": _positive_int,
         "augment.augmix.depth": lambda v: "must be -1 or >= 1" if v == 0 or v < -1 else None,
         "augment.augmix.alpha": lambda v: "must be > 0" if v <= 0 else None,
-        "augment.gtsa.local_size": _positive_int,
+        "augment.gtsa.local_size": _min_side(
+            "a smaller local crop is a few flat colours (1 px: one colour), and its quarter turns (rotation "
+            "prediction) are (nearly) the same image"
+        ),
         "augment.gtsa.num_local": _non_negative_int,
         "augment.gtsa.global_scale": scale,
         "augment.gtsa.local_scale": scale,
         "augment.gtsa.min_overlap_global": _probability,
         "augment.gtsa.min_overlap_local": _probability,
-        "augment.essl.size": _positive_int,
+        "augment.essl.size": _min_side(
+            "the rotation head predicts which of 4 quarter turns the crop shows, and the turns of a smaller crop "
+            "are (nearly) the same image (1 px: identical, so the accuracy stays at chance)"
+        ),
         "model.method": _one_of(("pair", "gtsa")),
         **_gtsa_rules(),
         "augment.essl.scale": scale,
         "data.threedie.num_objects": _positive_int,
         "data.threedie.views": lambda v: "must be >= 2 (pairs of distinct views)" if v < 2 else None,
-        "data.threedie.render_size": _positive_int,
+        "data.threedie.render_size": _source_side("renders"),
         "model.backbone": _one_of(BACKBONE_NAMES),
         "model.stem": _one_of(("imagenet", "cifar", "sie")),
         "model.width": lambda v: "must be > 0" if v <= 0 else None,
@@ -290,8 +317,9 @@ def validate(config: ml_collections.ConfigDict, schema: ml_collections.ConfigDic
 
     Checks: every key exists in the schema (`default_config.get_config()`), every value has the
     schema's type, probabilities (`p`, `*_p`) lie in [0, 1], ranges have min <= max and area
-    fractions (crop scales) lie in (0, 1], sizes are positive, names are known, every float is
-    finite (no NaN or inf), and a batch holds at least 2 pairs.
+    fractions (crop scales) lie in (0, 1], sizes are positive, image and view sides are at least
+    `MIN_SIDE` px, a ViT's view sides are multiples of its patch size, names are known, every
+    float is finite (no NaN or inf), and a batch holds at least 2 pairs (2 images for DINO).
 
     Example:
     >>> cfg = default_config.get_config()
@@ -365,6 +393,60 @@ def check_method(config) -> None:
         )
 
 
+def view_sizes(config) -> list[tuple[str, int, str]]:
+    """`(field, side, what)` of every view size the model sees: the views (also the size export serves at), the
+    `gtsa` policy's local crops and the `essl` policy's rotated crop."""
+    a = config.augment
+    sizes = [("augment.size", int(a.size), "the global views" if a.policy == "gtsa" else "the views")]
+    if a.policy == "gtsa" and a.gtsa.num_local > 0:
+        sizes.append(("augment.gtsa.local_size", int(a.gtsa.local_size), "the local crops"))
+    if a.policy == "essl":
+        sizes.append(("augment.essl.size", int(a.essl.size), "the rotated crop"))
+    return sizes
+
+
+def check_view_sizes(config) -> None:
+    """A ViT backbone sees every view whole: each view size is a multiple of its patch size.
+
+    Its patch embedding is a convolution with stride and kernel `patch_size`, without padding: a
+    view side that is not a multiple would lose its last rows and columns, silently.
+    """
+    model = config.get("model")
+    if model is None or config.get("augment") is None or not model.backbone.startswith("vit"):
+        return
+    from keras_eqssl.nn.vit_backbone import VIT_PRESETS, patch_fit_problem
+
+    patch = VIT_PRESETS[model.backbone]["patch_size"]
+    problems = [
+        f"config.{field}={side} ({what}): {problem}"
+        for field, side, what in view_sizes(config)
+        if (problem := patch_fit_problem(side, patch))
+    ]
+    if problems:
+        raise ConfigError(
+            f"config.model.backbone={model.backbone!r} cuts each view into {patch} x {patch} px patches; "
+            + "; ".join(problems)
+        )
+
+
+def _check_batch(config) -> None:
+    """A batch of 1 is refused where the loss needs several examples (contrast, batch statistics, DINO's centre)."""
+    data, model = config.get("data"), config.get("model")
+    if data is None or model is None or data.batch_size != 1:
+        return
+    if model.get("method", "pair") == "gtsa":
+        if model.gtsa.dino_weight <= 0:
+            return  # GTSA's crop, correspondence and rotation losses are per image
+        need = (
+            "DINO (config.model.gtsa.dino_weight > 0) needs at least 2 images per batch: its centre, which keeps "
+            "the teacher from collapsing, moves towards the teacher's mean output over each batch's images"
+        )
+    else:
+        why = _BATCH_NEEDS.get(model.invariance, "")
+        need = f"config.model.invariance={model.invariance!r} needs at least 2 pairs per batch: {why}"
+    raise ConfigError(f"config.data.batch_size=1: {need}; use 2 or more")
+
+
 def _check_simclr_options(model) -> None:
     """`model.negatives` and `model.projector_last_bn` are SimCLR's: another invariance loss leaves them as they are."""
     if model is None or model.get("method", "pair") != "pair" or model.get("invariance") == "simclr":
@@ -382,6 +464,8 @@ def _check_together(config) -> None:
     """Rules that tie fields together."""
     train = config.get("train")
     check_method(config)
+    check_view_sizes(config)
+    _check_batch(config)
     if config.get("model") is not None and config.model.get("method", "pair") == "pair":
         check_objectives(config)
     if train is not None and train.checkpoint_every < train.steps and train.steps % train.checkpoint_every:

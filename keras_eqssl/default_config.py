@@ -37,9 +37,11 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.num_images = 2048  # images per epoch drawn from the source
     c.data.batch_size = 64
     # image_folder / threedie root: skip unreadable files (a warning counts them) instead of stopping;
-    # image_folder: decode every image once before training, naming damaged ones (slow, sequential)
+    # image_folder: decode every image once before training, naming damaged ones (slow, sequential);
+    # a folder of at most `decode_check_limit` images is checked so anyway (0: only with check_decode)
     c.data.skip_bad = False
     c.data.check_decode = False
+    c.data.decode_check_limit = 2000
     # threedie: a 3DIEBench-format root (`root`), or "" for a procedural mini-3DIEBench rendered
     # once into `cache_dir` with these settings. Pairs are two renders of one object; the
     # augmentation policy is applied to them only when `augment_renders`; otherwise each render

@@ -9,10 +9,11 @@
 - `"multiworker"`: `MultiWorkerMirroredStrategy`, configured by the `TF_CONFIG` environment
   variable (JSON `{"cluster": {...}, "task": {...}}`) or, without it inside a SLURM job, by
   `SlurmClusterResolver`; create it at program start, before any other TensorFlow op. It waits
-  at most `cluster_wait` seconds for every worker to come up, then checks every
-  `health_every` seconds that each is still there: when one dies, the others' collectives fail
-  with `tf.errors.UnavailableError` (the main job reports it and exits 4) instead of waiting for
-  it forever;
+  at most `cluster_wait` seconds for every worker to come up (each worker answers on its own
+  address while it waits, and probes the others'), else raises `ClusterNotUpError` naming the
+  tasks that never answered; SIGTERM ends a waiting worker. Once running, a dead worker makes
+  the others' collectives fail with `tf.errors.UnavailableError` (the main job reports it and
+  exits 4) instead of waiting for it forever;
 - `"tpu"`: `TPUStrategy` on the TPU `tpu` (a name or grpc address; `"local"` on a TPU VM; `""`
   lets the resolver find it from the environment).
 
@@ -47,15 +48,35 @@ before TensorFlow initialises its devices (before the first tensor), or pass
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
 import json
 import os
+import signal
+import socket
+import threading
+import time
 
 import tensorflow as tf
+
+from keras_eqssl.errors import InputError
 
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 TF_CONFIG = "TF_CONFIG"
 CLUSTER_WAIT_S = 600.0  # how long a multi-worker run waits for every worker at start
 HEALTH_EVERY_S = 10.0  # how often it checks that every worker is still there
+BUILD_GRACE_S = 60.0  # once every worker answered, building the strategy may take cluster_wait + this
+PROBE_EVERY_S = 0.2  # how often a waiting worker probes the workers it has not reached yet
+COLLECTIVE_JOBS = ("chief", "worker")  # the jobs whose tasks run the collectives
+TF_CONFIG_EXAMPLE = '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}'
+
+
+class TFConfigError(InputError, ValueError):
+    """`TF_CONFIG` is unset, not JSON, or does not place this task in its cluster."""
+
+
+class ClusterNotUpError(RuntimeError):
+    """A task of a multi-worker cluster did not come up within the wait (`cluster_wait`)."""
 
 
 def configure_logical_cpus(n: int) -> list[tf.config.LogicalDevice]:
@@ -107,29 +128,51 @@ def _mirrored(num_cpu_replicas: int | None) -> tf.distribute.Strategy:
 
 
 def _tf_config() -> dict:
+    """`TF_CONFIG`, parsed and checked: a JSON object whose task is one of its cluster's tasks."""
     raw = os.environ.get(TF_CONFIG)
     if not raw:
-        raise ValueError(
+        raise TFConfigError(
             f"strategy 'multiworker' reads the cluster from the {TF_CONFIG} environment variable, which is "
-            'not set. Set it on every worker, e.g. {"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
-            '"task": {"type": "worker", "index": 0}}.'
+            f"not set. Set it on every worker, e.g. {TF_CONFIG}='{TF_CONFIG_EXAMPLE}' (each worker its own index)."
         )
     try:
         config = json.loads(raw)
     except json.JSONDecodeError as err:
-        raise ValueError(
-            f"strategy 'multiworker': the {TF_CONFIG} environment variable is not valid JSON ({err}): {raw!r}"
+        raise TFConfigError(
+            f"strategy 'multiworker': the {TF_CONFIG} environment variable is not valid JSON ({err}): {raw!r}. "
+            f"Expected e.g. {TF_CONFIG_EXAMPLE}"
         ) from err
     if (
         not isinstance(config, dict)
         or not isinstance(config.get("cluster"), dict)
         or not isinstance(config.get("task"), dict)
     ):
-        raise ValueError(
+        raise TFConfigError(
             f"strategy 'multiworker': the {TF_CONFIG} environment variable must be a JSON object with "
-            f'"cluster" and "task" objects; received {raw!r}'
+            f'"cluster" and "task" objects; received {raw!r}. Expected e.g. {TF_CONFIG_EXAMPLE}'
         )
+    _check_task(config["cluster"], config["task"])
     return config
+
+
+def _check_task(cluster: dict, task: dict) -> None:
+    """Raises `TFConfigError` unless `task` (type, index) names one of `cluster`'s tasks."""
+    kind, index = task.get("type", "worker"), task.get("index", 0)
+    addresses = cluster.get(kind)
+    if isinstance(addresses, dict):  # a sparse job: {"index": "host:port"}
+        indices = sorted(int(i) for i in addresses if str(i).isdigit())
+    else:
+        indices = list(range(len(addresses))) if isinstance(addresses, list) else []
+    if not indices:
+        raise TFConfigError(
+            f'{TF_CONFIG}: the task type "{kind}" has no addresses in the cluster ({json.dumps(cluster)}); '
+            f"use one of its jobs {sorted(cluster)} as task.type."
+        )
+    if not isinstance(index, int) or isinstance(index, bool) or index not in indices:
+        raise TFConfigError(
+            f'{TF_CONFIG}: task index {index!r} is not one of the cluster\'s {len(indices)} "{kind}" task(s) '
+            f"(indices {indices[0]}..{indices[-1]}); give each {kind} its own index among them."
+        )
 
 
 def _slurm_job() -> bool:
@@ -160,29 +203,143 @@ def is_chief_task(name: str) -> bool:
     return kind == "worker" and index == 0 and "chief" not in cluster
 
 
+def _task_addresses(resolver) -> dict[str, str]:
+    """Every task that runs the collectives, `"/job:worker/replica:0/task:1"` -> `"host:port"`."""
+    spec = resolver.cluster_spec().as_dict()
+    tasks = {}
+    for job in COLLECTIVE_JOBS:
+        addresses = spec.get(job, [])
+        for index, address in addresses.items() if isinstance(addresses, dict) else enumerate(addresses):
+            tasks[f"/job:{job}/replica:0/task:{index}"] = address
+    return tasks
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _answers(address: str) -> bool:
+    """Whether something listens at `address` (`host:port`): a waiting worker or a worker's server."""
+    try:
+        with socket.create_connection(_host_port(address), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def _listen(task: str, address: str) -> socket.socket:
+    """Listens on this task's port, so that its peers see it up while it waits for them."""
+    listener = socket.socket(socket.AF_INET6 if ":" in _host_port(address)[0] else socket.AF_INET)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(("", _host_port(address)[1]))
+    except OSError as err:
+        listener.close()
+        raise ClusterNotUpError(
+            f"strategy 'multiworker': this worker ({task}) cannot listen on {address}: {err}. Another process "
+            "holds that port (an earlier run of this worker?): end it, or give this task a free port."
+        ) from err
+    listener.listen()
+    listener.setblocking(False)
+    return listener
+
+
+def _drain(listener: socket.socket) -> None:
+    """Accepts and closes the peers' probes waiting on `listener`, so its queue never fills."""
+    while True:
+        try:
+            connection, _ = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        connection.close()
+
+
+def wait_for_cluster(resolver, cluster_wait: float, where: str) -> None:
+    """Waits until every other task of `resolver`'s cluster answers on its address, answering on
+    this task's own address meanwhile; raises `ClusterNotUpError` naming the tasks still silent
+    after `cluster_wait` seconds.
+
+    TensorFlow waits for the cluster inside C++ holding the GIL, where neither a timeout nor a
+    signal handler runs: this wait, in Python, comes first, so a missing worker is reported and
+    SIGTERM ends the wait.
+    """
+    tasks = _task_addresses(resolver)
+    own = f"/job:{resolver.task_type}/replica:0/task:{resolver.task_id}"
+    listener = _listen(own, tasks.pop(own)) if own in tasks else None
+    deadline = time.monotonic() + cluster_wait
+    try:
+        while True:
+            tasks = {task: address for task, address in tasks.items() if not _answers(address)}
+            if not tasks:
+                return
+            if time.monotonic() >= deadline:
+                missing = ", ".join(f"{task} at {address}" for task, address in tasks.items())
+                raise ClusterNotUpError(
+                    f"strategy 'multiworker': {missing} never came up within {cluster_wait:g} s ({where}). Start "
+                    "the same command on every worker (each with its own task index), or raise --cluster_wait."
+                )
+            if listener is not None:
+                _drain(listener)
+            time.sleep(PROBE_EVERY_S)
+    finally:
+        if listener is not None:
+            listener.close()
+
+
+@contextlib.contextmanager
+def _hard_deadline(seconds: float):
+    """Ends the process (status 1, printing every thread's stack) if the block outlasts `seconds`:
+    faulthandler's watchdog is a C thread, so it fires even while TensorFlow holds the GIL."""
+    try:
+        faulthandler.dump_traceback_later(seconds, exit=True)
+    except (OSError, ValueError, RuntimeError, AttributeError):  # a stderr without a file descriptor
+        yield
+        return
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+@contextlib.contextmanager
+def _keep_sigterm():
+    """Puts back the SIGTERM handler of before the block: TensorFlow's coordination service
+    installs one of its own (a preemption notice) that keeps the process running on SIGTERM."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def _multiworker(cluster_wait: float, health_every: float) -> tf.distribute.Strategy:
     from tensorflow.python.distribute import collective_all_reduce_strategy as car  # private: the health check
 
-    resolver = None
     if _slurm_job():
         resolver = tf.distribute.cluster_resolver.SlurmClusterResolver()
         where = f"SLURM job {os.environ['SLURM_JOB_ID']}"
     else:
         where = f"{TF_CONFIG}={json.dumps(_tf_config()['cluster'])}"
+        resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
     # The class attributes TensorFlow reads when the strategy starts its health-check thread (TF
-    # 2.4-2.21): wait this long for the cluster, then check each peer this often. Without them a
-    # missing or dead worker leaves the others waiting in a collective forever.
+    # 2.4-2.21, without the coordination service): wait this long for the cluster, then check each
+    # peer this often. Without them a missing or dead worker leaves the others waiting forever.
     extended = getattr(car, "CollectiveAllReduceExtended", None)
     if extended is not None and hasattr(extended, "_check_health_initial_timeout"):
         extended._check_health_initial_timeout = int(cluster_wait)
         extended._check_health_interval = float(health_every)
         extended._enable_check_health = True
+    wait_for_cluster(resolver, cluster_wait, where)
     try:
-        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+        with _hard_deadline(cluster_wait + BUILD_GRACE_S), _keep_sigterm():
+            return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
     except RuntimeError as err:
         if "Timeout waiting for the cluster" not in str(err):
             raise
-        raise RuntimeError(
+        raise ClusterNotUpError(
             f"strategy 'multiworker': not every worker of {where} came up within {cluster_wait:.0f} s. Start the "
             "same command on every worker (each with its own task index), or raise --cluster_wait."
         ) from err
@@ -220,7 +377,9 @@ def strategy_from_name(
         num_cpu_replicas: for `"mirrored"` on a machine without GPUs: split the CPU into this
             many logical devices (`configure_logical_cpus`, so call this at program start) and
             mirror over them. None mirrors over the logical CPUs already configured.
-        cluster_wait: for `"multiworker"`: seconds to wait for every worker to come up.
+        cluster_wait: for `"multiworker"`: seconds to wait for every worker to come up (then
+            `ClusterNotUpError`); building the strategy after that gets as long again plus
+            `BUILD_GRACE_S` before the process ends (status 1).
         health_every: for `"multiworker"`: seconds between checks that every worker is alive; a
             dead one makes the collectives of the others fail (`tf.errors.UnavailableError`).
 
@@ -228,10 +387,12 @@ def strategy_from_name(
         The strategy; build and compile the model inside `strategy.scope()`.
 
     Raises:
-        ValueError: unknown name, options that do not apply to `name`, or a missing or malformed
-            `TF_CONFIG` for `"multiworker"`.
-        RuntimeError: no TPU for `"tpu"`; logical CPUs requested after TensorFlow initialised; a
-            multi-worker cluster that did not come up within `cluster_wait`.
+        ValueError: unknown name, or options that do not apply to `name`.
+        TFConfigError: (a `ValueError`) `TF_CONFIG` unset, not JSON, or not placing this task in
+            its cluster, for `"multiworker"`.
+        ClusterNotUpError: (a `RuntimeError`) a task of the multi-worker cluster did not answer
+            within `cluster_wait`, or this task's port is taken.
+        RuntimeError: no TPU for `"tpu"`; logical CPUs requested after TensorFlow initialised.
 
     Example:
 

@@ -58,6 +58,37 @@ def test_a_bad_command_line_is_one_line_and_exit_2(args, named):
     assert result.stderr.strip().splitlines()[-1].startswith("error: bad command line:")
 
 
+@pytest.mark.parametrize(
+    "text, said",
+    [
+        ("x = 1\n", "defines no get_config()"),
+        ("def get_config():\n    raise ValueError('no such dataset')\n", "at line 2: ValueError: no such dataset"),
+        ("def get_config():\n    return 1 / 0\n", "at line 2: ZeroDivisionError: division by zero"),
+        ("def get_config(:\n", "at line 1: SyntaxError"),
+    ],
+)
+def test_a_config_file_that_does_not_load_is_named_with_its_line(tmp_path, text, said):
+    from keras_eqssl.cli._config import ConfigFileError, check_config_file
+
+    path = tmp_path / "mine.py"
+    path.write_text(text)
+    with pytest.raises(ConfigFileError, match=f"config file {path} .*{said}".replace("(", "\\(").replace(")", "\\)")):
+        check_config_file(str(path))
+    check_config_file(str(ROOT / "configs" / "simclr.py"))  # a good one passes
+
+
+def test_the_cli_says_a_config_file_raised_in_one_line(tmp_path):
+    path = tmp_path / "mine.py"
+    path.write_text("def get_config():\n    return {}['model']\n")
+    result = run_cli("train", f"--config={path}")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == f"error: config file {path} fails to load at line 2: KeyError: 'model'"
+    )
+
+
 def test_train_runs_a_short_training_and_saves_the_model(tmp_path):
     result = run_cli(
         "train", "--config=configs/simclr_recon.py", "--config.data.source=skimage_photos",

@@ -12,9 +12,11 @@ Each worker is the main job with `TF_CONFIG` naming both on 127.0.0.1 ports
   makes worker 0 exit with status 4 and a message within 180 s (`--health_every=2`: in seconds),
   instead of waiting for it forever;
 - resume: both workers restarted after that continue from the checkpoint and end where the
-  uninterrupted run ends (losses and weights to 1e-5).
+  uninterrupted run ends (losses and weights to 1e-5);
+- a worker that never comes: worker 0 started alone with `--cluster_wait=5` exits non-zero
+  within 60 s naming the missing task and its address, and a waiting worker ends on SIGTERM.
 
-Every run here is a fresh process (and TensorFlow): the tests are `slow` (about 3 minutes).
+Every run here is a fresh process (and TensorFlow): the tests are `slow` (about 4 minutes).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from run_helpers import (
     STEPS,
     TIMEOUT_S,
     env,
+    free_ports,
     losses,
     max_relative_diff,
     run_one_process,
@@ -44,32 +47,21 @@ pytestmark = pytest.mark.slow
 TOL = 1e-5
 
 
-def free_ports(n: int) -> list[int]:
-    """`n` TCP ports on 127.0.0.1 that nothing listens on now."""
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
-def start_workers(workdir, steps: int, *extra: str, log_dir=None) -> list[subprocess.Popen]:
-    """Starts the two workers of a multi-worker run (worker 0 is the chief); stdout+stderr go to files."""
+def start_workers(workdir, steps: int, *extra: str, log_dir=None, workers=(0, 1)) -> list[subprocess.Popen]:
+    """Starts the `workers` of a two-worker run (worker 0 is the chief); stdout+stderr go to files.
+    Each process gets `.log_path` and `.cluster` (the workers' addresses)."""
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     log_dir = pathlib.Path(log_dir or workdir).parent
     procs = []
-    for index in range(2):
+    for index in workers:
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         log = open(log_dir / f"{pathlib.Path(workdir).name}.worker{index}.log", "w")  # noqa: SIM115
         args = train_args(workdir, steps, "--strategy=multiworker", "--health_every=2", "--cluster_wait=300", *extra)
         procs.append(
             subprocess.Popen(args, cwd=ROOT, env=env(TF_CONFIG=tf_config), stdout=log, stderr=subprocess.STDOUT)
         )
-        procs[-1].log_path = log.name
+        procs[-1].log_path, procs[-1].cluster = log.name, cluster["worker"]
     return procs
 
 
@@ -175,3 +167,44 @@ def test_resumed_multiworker_run_continues_exactly(runs):
     loss_diff = max_relative_diff(losses(runs["resumed"]), last)
     print(f"resumed at step {step} vs uninterrupted, {STEPS} steps: losses {loss_diff:.2e}, weights {weight_diff:.2e}")
     assert loss_diff <= TOL and weight_diff <= TOL
+
+
+def _wait_or_kill(proc: subprocess.Popen, timeout: float) -> None:
+    """Waits up to `timeout` s for `proc` to end, then SIGKILLs it (its return code says which)."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_worker_that_never_comes_is_named(tmp_path):
+    """Worker 0 alone: it gives up after --cluster_wait naming worker 1, instead of waiting forever."""
+    (chief,) = start_workers(tmp_path / "alone", STEPS, "--cluster_wait=5", workers=(0,))
+    start = time.monotonic()
+    _wait_or_kill(chief, 60)
+    log = pathlib.Path(chief.log_path).read_text()
+    print(f"worker 0 alone exited {chief.returncode} after {time.monotonic() - start:.1f} s")
+    assert chief.returncode not in (0, -signal.SIGKILL), f"still waiting after 60 s:\n{log[-3000:]}"
+    assert f"/job:worker/replica:0/task:1 at {chief.cluster[1]} never came up within 5 s" in log, log[-3000:]
+    assert "Traceback" not in log, log[-3000:]
+
+
+def test_sigterm_ends_a_waiting_worker(tmp_path):
+    """Worker 0 alone, waiting (its port answers) for worker 1: SIGTERM ends it at once."""
+    (chief,) = start_workers(tmp_path / "alone", STEPS, "--cluster_wait=300", workers=(0,))
+    host, port = chief.cluster[0].split(":")
+    deadline = time.monotonic() + 120
+    while chief.poll() is None and time.monotonic() < deadline:  # until it waits for its peer
+        try:
+            socket.create_connection((host, int(port)), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    time.sleep(2)  # well inside the wait
+    assert chief.poll() is None, pathlib.Path(chief.log_path).read_text()[-3000:]
+    chief.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    _wait_or_kill(chief, 20)
+    print(f"SIGTERM ended the waiting worker in {time.monotonic() - sent:.1f} s (exit {chief.returncode})")
+    assert chief.returncode in (-signal.SIGTERM, 128 + signal.SIGTERM), pathlib.Path(chief.log_path).read_text()[-3000:]

@@ -91,6 +91,24 @@ def test_check_resume_refuses_naming_every_field_and_the_recorded_file(tmp_path)
     assert check_resume(tmp_path / "ckpt-00000008.keras", new) == []  # nothing recorded: nothing to check
 
 
+def test_a_value_derived_from_train_steps_follows_it_on_resume(tmp_path):
+    """configs/gtsa.py derives both warm-ups from train.steps: resuming with new steps applies all three."""
+    from train_helpers import load_config
+
+    checkpoint = tmp_path / "ckpt-00000600.keras"
+    write_config(checkpoint, load_config("gtsa"))
+    longer = load_config("gtsa")
+    longer.train.steps = 1200
+    changes = {c.key: (c.old, c.new, c.rule) for c in check_resume(checkpoint, longer)}
+    assert changes == {
+        "train.steps": (600, 1200, "apply"),
+        "optim.warmup_steps": (60, 120, "apply"),
+        "model.gtsa.correspondence_warmup_steps": (60, 120, "apply"),
+    }
+    assert rule_for("model.gtsa.correspondence_warmup_steps") == "apply"
+    assert rule_for("model.gtsa.dino_units") == "refuse"  # the section's architecture stays refused
+
+
 def _tiny(workdir, steps):
     config = get_config()
     config.workdir = str(workdir)

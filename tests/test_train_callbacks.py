@@ -141,3 +141,35 @@ def test_training_refuses_to_start_over_on_checkpoints_unless_told_to_overwrite(
     config.train.overwrite = True
     _clear_or_refuse(config, str(ckpt))
     assert checkpoint_files(ckpt) == []
+
+
+class _SignalAt(keras.callbacks.Callback):
+    """Sends this process `signum` at the end of step `step` (as a user's Ctrl-C between steps)."""
+
+    def __init__(self, step, signum):
+        super().__init__()
+        self.step, self.signum = step, signum
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) == self.step:
+            import os
+
+            os.kill(os.getpid(), self.signum)
+
+
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+def test_a_signal_mid_epoch_stops_fit_after_the_step_with_a_checkpoint_of_it(tmp_path, name):
+    import signal
+
+    from keras_eqssl.methods.callbacks import StopOnSignal
+
+    signum = getattr(signal, name)
+    before = signal.getsignal(signum)
+    stopper = StopOnSignal()
+    model = _model()
+    callbacks = [_SignalAt(3, signum), stopper, Checkpointer(tmp_path)]
+    model.fit(_batches(), epochs=2, steps_per_epoch=4, callbacks=callbacks, verbose=0)
+    assert stopper.interrupted == signum
+    assert int(model.optimizer.iterations.numpy()) == 3  # the epoch of 4 steps was cut after step 3
+    assert [step for step, _ in checkpoint_files(tmp_path)] == [3]
+    assert signal.getsignal(signum) is before  # the handlers are put back

@@ -70,15 +70,12 @@ def test_a_workdir_in_use_or_unwritable_is_refused_before_any_work(tmp_path):
         _lock_workdir(str(blocker / "run"))  # a path under a file
 
 
-def test_a_failed_checkpoint_write_names_the_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+def _model_on_a_full_disk(monkeypatch):
+    """A tiny compiled model whose `save` writes part of the file, then fails with ENOSPC."""
     import keras
-
-    from keras_eqssl.methods.callbacks import Checkpointer, CheckpointWriteError
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer="adam", loss="mse")
-    checkpointer = Checkpointer(tmp_path, config=get_config())
-    checkpointer.set_model(model)
 
     def disk_full(path, *args, **kwargs):
         with open(path, "wb") as f:
@@ -86,10 +83,29 @@ def test_a_failed_checkpoint_write_names_the_file_and_leaves_no_temporary(tmp_pa
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(model, "save", disk_full)
+    return model
+
+
+def test_a_failed_checkpoint_write_names_the_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    from keras_eqssl.methods.callbacks import Checkpointer, CheckpointWriteError
+
+    checkpointer = Checkpointer(tmp_path, config=get_config())
+    checkpointer.set_model(_model_on_a_full_disk(monkeypatch))
     with pytest.raises(CheckpointWriteError, match=r"ckpt-00000000.keras at step 0: No space left on device"):
         checkpointer.save()
     assert isinstance(CheckpointWriteError("x"), InputError)
     assert not [p for p in os.listdir(tmp_path) if "tmp" in p]
+
+
+def test_a_failed_final_model_write_names_the_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    from keras_eqssl.cli.train import _save_model
+    from keras_eqssl.methods.callbacks import ModelWriteError
+
+    final = tmp_path / "model.keras"
+    with pytest.raises(ModelWriteError, match=rf"{final}: No space left on device.*rerun the same command") as err:
+        _save_model(_model_on_a_full_disk(monkeypatch), str(final))
+    assert isinstance(err.value, InputError)  # the CLI prints it as one line and exits 2
+    assert os.listdir(tmp_path) == []  # neither the model nor a 13 MB temporary beside it
 
 
 def test_skip_bad_is_a_config_key_the_hint_can_name():

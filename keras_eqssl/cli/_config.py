@@ -69,11 +69,64 @@ COMMAND_LINE_ERRORS = (flags.Error, OSError, SyntaxError, AttributeError, KeyErr
 
 def parse_flags(argv: list[str]) -> list[str]:
     """absl's flag parsing for `app.run(main, flags_parser=parse_flags)`: a bad command line is one
-    line on stderr and exit status 2, not a traceback (see `_bad_command_line`)."""
+    line on stderr and exit status 2, not a traceback (see `_bad_command_line`); so is a config file
+    without `get_config` or whose `get_config` raises (see `check_config_file`)."""
+    file = _config_file_argument(argv)
+    if file:
+        try:
+            check_config_file(file)
+        except InputError as err:
+            _exit_one_line(err, str(err), 2)
     try:
         return flags.FLAGS(argv)
     except COMMAND_LINE_ERRORS as err:
         _bad_command_line(err)
+
+
+class ConfigFileError(InputError, ValueError):
+    """A `--config` file that does not define `get_config()`, or whose `get_config()` raises."""
+
+
+def check_config_file(argument: str) -> None:
+    """Loads the config file of `--config=FILE.py[:ARGS]` and calls its `get_config(ARGS)` once,
+    raising `ConfigFileError` (the file, the line in it, the exception) when that fails. A file that
+    is not there is left to the flag's own error."""
+    import importlib.util
+    import traceback
+
+    path, *args = argument.split(":")  # as ml_collections reads it: FILE.py:ARG1:ARG2
+    if not os.path.isfile(path):
+        return
+    try:
+        spec = importlib.util.spec_from_file_location("keras_eqssl_checked_config", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        if not callable(getattr(module, "get_config", None)):
+            raise ConfigFileError(
+                f"config file {path} defines no get_config(): a config file is a Python file with a function "
+                "get_config() that returns an ml_collections.ConfigDict (see configs/ for examples)"
+            )
+        module.get_config(*args)
+    except ConfigFileError:
+        raise
+    except Exception as err:  # anything the user's file raises: say where in it
+        here = os.path.abspath(path)
+        frames = [f for f in traceback.extract_tb(err.__traceback__) if os.path.abspath(f.filename) == here]
+        where = f" at line {frames[-1].lineno}" if frames else ""
+        if isinstance(err, SyntaxError) and err.lineno:
+            where = f" at line {err.lineno}"
+        what = " ".join(str(err).split()) or "(no message)"
+        raise ConfigFileError(f"config file {path} fails to load{where}: {type(err).__name__}: {what}") from err
+
+
+def _config_file_argument(argv: list[str]) -> str:
+    """The value of `--config=...` (or `--config ...`) in `argv`, or ""."""
+    for i, arg in enumerate(argv[1:], start=1):
+        if arg.startswith(("--config=", "-config=")):
+            return arg.split("=", 1)[1]
+        if arg in ("--config", "-config") and i + 1 < len(argv):
+            return argv[i + 1]
+    return ""
 
 
 def _bad_command_line(err: Exception):

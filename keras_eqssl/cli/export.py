@@ -17,7 +17,10 @@ loads it back, runs it on two blank images and prints the signatures and where i
 `--config` is built and its backbone is loaded from the `torch.save` file (read without torch;
 torchvision ResNet or timm/DINO ViT names, under `--torch_prefix`, found when not given), so the
 authors' encoder is served and probed (`keras-eqssl-evaluate`) like one trained here.
-Exit status 2 with a message naming the path when the checkpoint or the output is unusable.
+Exit status 2 with a one-line message naming the path when the checkpoint or the output is
+unusable: `--out` a directory holding files no export wrote (an earlier export is replaced, and
+said so), read-only, under a file, or being written by another export at the same time.
+`KERAS_EQSSL_DEBUG=1` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from absl import app, flags, logging  # noqa: E402
 
-from keras_eqssl.cli._config import checked, define_config_flag, parse_flags  # noqa: E402
+from keras_eqssl.cli._config import checked, define_config_flag, input_errors_exit, parse_flags  # noqa: E402
 
 _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, "A .keras model, a checkpoints/ directory (newest) or a training workdir."
@@ -46,7 +49,10 @@ _TORCH_KEY = flags.DEFINE_string(
 )
 _CONFIG = define_config_flag()
 _OUT = flags.DEFINE_string(
-    "out", None, "Directory to write the SavedModel to (an earlier export there is replaced).", required=True
+    "out",
+    None,
+    "Directory to write the SavedModel to: new, empty or an earlier export (replaced); anything else is refused.",
+    required=True,
 )
 _RESIZE = flags.DEFINE_string(
     "resize",
@@ -60,19 +66,29 @@ def export(checkpoint: str, out: str, resize: str = "bilinear", model=None) -> s
     """Exports `checkpoint` (or `model`, already built) to `out`, checks the result loads and runs, and prints a summary."""
     import numpy as np
 
-    from keras_eqssl.export import RESIZE_METHODS, export_encoder, load_encoder, load_pair_model, resolve_checkpoint
+    from keras_eqssl.export import (
+        RESIZE_METHODS,
+        check_export_dir,
+        export_encoder,
+        export_lock,
+        load_encoder,
+        load_pair_model,
+        resolve_checkpoint,
+    )
 
     if resize not in (*RESIZE_METHODS, "none"):
         raise ValueError(f"--resize must be one of {', '.join(RESIZE_METHODS)} or none; received {resize!r}")
-    file = checkpoint if model is not None else resolve_checkpoint(checkpoint)
-    model = model if model is not None else load_pair_model(file)
-    size = tuple(model.image_size)
-    print(f"keras-eqssl-export: {type(model).__name__} {model.name!r} from {file} (image size {size[0]}x{size[1]})")
-    export_encoder(
-        model, out, resize=None if resize == "none" else resize, metadata={"checkpoint": os.path.abspath(file)}
-    )
-    encoder = load_encoder(out)
-    features = encoder(np.zeros((2, *size, 3), np.uint8))
+    with export_lock(out):  # from the check of --out to the check run: no other export writes it meanwhile
+        check_export_dir(out)  # before the model loads
+        file = checkpoint if model is not None else resolve_checkpoint(checkpoint)
+        model = model if model is not None else load_pair_model(file)
+        size = tuple(model.image_size)
+        print(f"keras-eqssl-export: {type(model).__name__} {model.name!r} from {file} (image size {size[0]}x{size[1]})")
+        export_encoder(
+            model, out, resize=None if resize == "none" else resize, metadata={"checkpoint": os.path.abspath(file)}
+        )
+        encoder = load_encoder(out)
+        features = encoder(np.zeros((2, *size, 3), np.uint8))
     shapes = ", ".join(f"{k} {v.shape}" for k, v in features.items())
     print(f"wrote {out}: {encoder.metadata.get('num_variables')} backbone variables, no heads or decoder")
     print(encoder.describe())
@@ -106,14 +122,17 @@ def main(argv):
         raise app.UsageError("Give exactly one of --checkpoint and --torch_checkpoint")
     logging.set_verbosity(logging.WARNING)  # TF's INFO lines about saving
     try:
-        if _TORCH_CHECKPOINT.value is not None:
-            model = model_from_torch_checkpoint(
-                checked(_CONFIG), _TORCH_CHECKPOINT.value, _TORCH_PREFIX.value, _TORCH_KEY.value
-            )
-            export(_TORCH_CHECKPOINT.value, _OUT.value, _RESIZE.value, model=model)
-        else:
-            export(_CHECKPOINT.value, _OUT.value, _RESIZE.value)
-    except (FileNotFoundError, ValueError) as err:
+        with input_errors_exit():  # the output directory's errors, a damaged checkpoint
+            if _TORCH_CHECKPOINT.value is not None:
+                model = model_from_torch_checkpoint(
+                    checked(_CONFIG), _TORCH_CHECKPOINT.value, _TORCH_PREFIX.value, _TORCH_KEY.value
+                )
+                export(_TORCH_CHECKPOINT.value, _OUT.value, _RESIZE.value, model=model)
+            else:
+                export(_CHECKPOINT.value, _OUT.value, _RESIZE.value)
+    except (FileNotFoundError, ValueError) as err:  # a missing checkpoint, a file that is no model
+        if os.environ.get("KERAS_EQSSL_DEBUG"):
+            raise
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
 

@@ -45,13 +45,22 @@ _TPU = flags.DEFINE_string(
     "tpu", "", "TPU name or grpc:// address for --strategy=tpu; 'local' on a TPU VM; '' = from TPU_NAME."
 )
 _CPU_REPLICAS = flags.DEFINE_integer(
-    "cpu_replicas", 0, "--strategy=mirrored without GPUs: split the CPU into this many replicas (0: one per device)."
+    "cpu_replicas",
+    0,
+    "--strategy=mirrored without GPUs: split the CPU into this many replicas (0: one per device).",
+    lower_bound=0,
 )
 _CLUSTER_WAIT = flags.DEFINE_float(
-    "cluster_wait", 600.0, "--strategy=multiworker: seconds to wait for every worker to come up."
+    "cluster_wait", 600.0, "--strategy=multiworker: seconds to wait for every worker to come up.", lower_bound=0.0
 )
 _HEALTH_EVERY = flags.DEFINE_float(
     "health_every", 10.0, "--strategy=multiworker: seconds between checks that every worker is alive."
+)
+flags.register_multi_flags_validator(
+    ["cpu_replicas", "strategy"],
+    lambda values: not values["cpu_replicas"] or values["strategy"] == "mirrored",
+    message="--cpu_replicas splits the CPU into replicas for --strategy=mirrored only; add --strategy=mirrored "
+    "(or drop --cpu_replicas)",
 )
 
 
@@ -111,7 +120,8 @@ def _resume_changes(config, checkpoint) -> str:
         return ""
     return (
         f"resume: changed since step {checkpoint['step']}: {', '.join(c.text() for c in changes)}. Applied from "
-        f"step {checkpoint['step']} on: the learning-rate schedule (and BYOL's momentum schedule) are rebuilt "
+        f"step {checkpoint['step']} on: the learning-rate schedule (and BYOL's momentum schedule, GTSA's "
+        "correspondence warm-up) are rebuilt "
         "from the new values; the weights and the optimizer's moments carry over."
     )
 
@@ -120,14 +130,17 @@ def _callbacks(config, model, sample_batch, resumed_from=None, chief=True):
     """The callbacks of the run; a multi-worker run's other workers (`chief=False`) only check
     the losses: the chief alone writes checkpoints and summaries."""
     import keras
+    import tensorflow as tf
 
-    from keras_eqssl.methods.callbacks import Checkpointer, ReconstructionImages, StopOnNonFinite
+    from keras_eqssl.methods.callbacks import Checkpointer, ReconstructionImages, StopOnNonFinite, StopOnSignal
 
     ckpt_dir = os.path.join(config.workdir, "checkpoints")
     tb_dir = os.path.join(config.workdir, "tb")
     callbacks = [StopOnNonFinite(ckpt_dir)]  # first: a bad step never reaches the checkpoint
     if not chief:
         return callbacks
+    if not isinstance(model.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        callbacks.append(StopOnSignal())  # before the Checkpointer: the epoch it cuts short is checkpointed
     callbacks += [
         Checkpointer(ckpt_dir, config=config, resumed_from=resumed_from),
         keras.callbacks.TensorBoard(tb_dir, update_freq=config.train.log_every),
@@ -215,6 +228,74 @@ def train(config, strategy_name: str = "default", tpu: str = "", **strategy_opti
             lock.close()
 
 
+def fit_segments(first_step: int, steps: int, per_epoch: int) -> list[tuple[int, int, int, int]]:
+    """The `fit` calls that train steps `first_step..steps` in epochs of `per_epoch` steps (a
+    checkpoint at the end of each): `(start step, epochs, steps_per_epoch, initial_epoch)` each.
+
+    A run that starts on an epoch boundary is one call. A run resumed from a checkpoint written
+    mid-epoch (on Ctrl-C or SIGTERM) first finishes that epoch in a call of its own, so every later
+    checkpoint falls on the same steps as in an uninterrupted run.
+
+    >>> fit_segments(0, 12, 4)
+    [(0, 3, 4, 0)]
+    >>> fit_segments(5, 12, 4)
+    [(5, 1, 3, 0), (8, 3, 4, 2)]
+    """
+    segments = []
+    if first_step % per_epoch and first_step < steps:
+        boundary = min(steps, (first_step // per_epoch + 1) * per_epoch)
+        segments.append((first_step, 1, boundary - first_step, 0))
+        first_step = boundary
+    if first_step < steps:
+        segments.append((first_step, steps // per_epoch, per_epoch, first_step // per_epoch))
+    return segments
+
+
+def _batches(config, first_step: int, strategy, progress: bool):
+    """`train_batches` from `first_step`, split over a multi-worker cluster's workers by rows."""
+    import tensorflow as tf
+
+    from keras_eqssl.data.train_batches import train_batches
+
+    dataset, specs = train_batches(config, first_step=first_step, progress=progress)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        # Every worker makes the same global batches (batch k is a function of the config and k)
+        # and keeps its own replicas' rows: the same split as one process with all the replicas.
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        dataset = dataset.with_options(options)
+    return dataset, specs
+
+
+def _raise_if_interrupted(callbacks, model, ckpt_dir: str) -> None:
+    """`TrainingInterrupted` naming the checkpoint of the step `fit` stopped at, when a signal stopped it."""
+    from keras_eqssl.methods.callbacks import StopOnSignal, TrainingInterrupted, latest_checkpoint
+
+    stopper = next((c for c in callbacks if isinstance(c, StopOnSignal)), None)
+    if stopper is None or stopper.interrupted is None:
+        return
+    step = int(model.optimizer.iterations.numpy())
+    newest = latest_checkpoint(ckpt_dir)
+    written = newest["path"] if newest and newest["step"] == step else None
+    raise TrainingInterrupted(stopper.interrupted, step, written)
+
+
+def _save_model(model, path: str) -> None:
+    """Saves `model` to `path` through a temporary file and an atomic rename; a failed write
+    (disk full, permissions) leaves no temporary and raises `ModelWriteError` naming the file."""
+    from keras_eqssl.methods.callbacks import ModelWriteError, save_atomically
+
+    try:
+        save_atomically(model, path)  # a kill never leaves half a model.keras
+    except OSError as err:
+        ckpt = os.path.join(os.path.dirname(path), "checkpoints")
+        raise ModelWriteError(
+            f"could not write the trained model {path}: {err.strerror or err}. The training itself is saved in "
+            f"the checkpoints in {ckpt}: free space in (or fix) {os.path.dirname(path) or '.'}, then rerun the same "
+            "command, which resumes at the last step and writes the model."
+        ) from err
+
+
 def _check_replica_batch(config, replicas: int, strategy_name: str = "default") -> None:
     """The global batch splits evenly over the replicas, into batches every enabled objective
     accepts; several steps per execution only where Keras can run them."""
@@ -249,8 +330,6 @@ def _train(config, strategy_name: str, tpu: str, strategy_options: dict) -> dict
     if config.data.source == "threedie":
         threedie_root(config, progress=config.train.progress)  # render (if needed) before TF is busy
 
-    import tensorflow as tf
-
     from keras_eqssl.distribute import agree_across_workers, describe, is_chief, strategy_from_name
     from keras_eqssl.machine import cores_line
 
@@ -258,7 +337,7 @@ def _train(config, strategy_name: str, tpu: str, strategy_options: dict) -> dict
     strategy = strategy_from_name(strategy_name, tpu=tpu, **strategy_options)
     chief = is_chief(strategy)
     precision = _setup(config)
-    from keras_eqssl.data.train_batches import first_batch, train_batches
+    from keras_eqssl.data.train_batches import first_batch
     from keras_eqssl.methods.callbacks import latest_checkpoint
 
     ckpt_dir = os.path.join(config.workdir, "checkpoints")
@@ -272,20 +351,14 @@ def _train(config, strategy_name: str, tpu: str, strategy_options: dict) -> dict
     said = _resume_changes(config, checkpoint) if checkpoint else ""
     steps = config.train.steps
     per_epoch = min(config.train.checkpoint_every, steps)
-    if first_step % per_epoch or first_step > steps:
+    if first_step > steps:
         raise ConfigError(
-            f"checkpoint {checkpoint['path']} is at step {first_step}, which is not a multiple of "
-            f"train.checkpoint_every={per_epoch} or is past train.steps={steps}; the config changed since it was written. "
-            "Use another workdir, or start over with --config.train.resume=False --config.train.overwrite=True."
+            f"checkpoint {checkpoint['path']} is at step {first_step}, past train.steps={steps}: raise "
+            f"--config.train.steps to at least {first_step} to go on from it, use another workdir, or start over with "
+            "--config.train.resume=False --config.train.overwrite=True."
         )
 
-    dataset, specs = train_batches(config, first_step=first_step, progress=config.train.progress)
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        # Every worker makes the same global batches (batch k is a function of the config and k)
-        # and keeps its own replicas' rows: the same split as one process with all the replicas.
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        dataset = dataset.with_options(options)
+    dataset, specs = _batches(config, first_step, strategy, progress=config.train.progress)
     sample = first_batch(dataset)
     model = _build_or_resume(config, strategy, specs, checkpoint)
     where = f"resuming from step {first_step} ({checkpoint['path']})" if checkpoint else "starting at step 0"
@@ -307,18 +380,23 @@ def _train(config, strategy_name: str, tpu: str, strategy_options: dict) -> dict
 
         export_encoder(model, init_export)  # the same network before training: the report's baseline
     start = time.perf_counter()
+    callbacks = _callbacks(config, model, sample, checkpoint and checkpoint["path"], chief=chief)
     history = {}
-    if first_step < steps:
+    for segment_start, epochs, per_segment_epoch, initial_epoch in fit_segments(first_step, steps, per_epoch):
+        if segment_start != first_step:  # a run resumed mid-epoch: a fresh stream from the epoch boundary
+            dataset, _ = _batches(config, segment_start, strategy, progress=False)
         fit = model.fit(
             dataset,
-            epochs=steps // per_epoch,
-            steps_per_epoch=per_epoch,
-            initial_epoch=first_step // per_epoch,
-            callbacks=_callbacks(config, model, sample, checkpoint and checkpoint["path"], chief=chief),
+            epochs=epochs,
+            steps_per_epoch=per_segment_epoch,
+            initial_epoch=initial_epoch,
+            callbacks=callbacks,
             verbose=1 if config.train.progress else 2,
             shuffle=False,
         )
-        history = fit.history
+        for name, values in fit.history.items():
+            history.setdefault(name, []).extend(values)
+        _raise_if_interrupted(callbacks, model, ckpt_dir)
     seconds = time.perf_counter() - start
     final = os.path.join(config.workdir, "model.keras")
     metrics = {
@@ -332,9 +410,7 @@ def _train(config, strategy_name: str, tpu: str, strategy_options: dict) -> dict
     if not chief:
         print(f"keras-eqssl-train: trained steps {first_step}..{steps} in {seconds:.0f} s; the chief writes the files")
         return metrics
-    tmp = os.path.join(config.workdir, ".model.keras.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, final)  # atomic: a kill never leaves half a model.keras
+    _save_model(model, final)
     with open(os.path.join(config.workdir, "train_metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2)
     last = {k: v[-1] for k, v in metrics["history"].items()}
@@ -448,11 +524,24 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # TF's SavedModel INFO lines
     import tensorflow as tf
 
-    from keras_eqssl.methods.callbacks import NonFiniteLossError
+    from keras_eqssl.distribute import ClusterNotUpError
+    from keras_eqssl.methods.callbacks import NonFiniteLossError, TrainingInterrupted
 
     try:
         with input_errors_exit(2):  # a config that does not fit the workdir, the data or the model
             train(config, _STRATEGY.value, _TPU.value, **_strategy_options())
+    except TrainingInterrupted as err:
+        print(f"keras-eqssl-train: stopped on {err}", file=sys.stderr)
+        sys.exit(err.exit_status)
+    except KeyboardInterrupt:
+        if os.environ.get("KERAS_EQSSL_DEBUG"):
+            raise
+        print(
+            "keras-eqssl-train: stopped at once on SIGINT; the checkpoints written so far are whole in "
+            f"{os.path.join(config.workdir, 'checkpoints')}: rerun the same command to go on from the newest.",
+            file=sys.stderr,
+        )
+        sys.exit(130)
     except tf.errors.InvalidArgumentError as err:
         words = ("JPEG", "jpeg", "PNG", "decode", "Decode")
         said = [line.strip() for line in err.message.splitlines() if any(w in line for w in words)]
@@ -468,27 +557,30 @@ def main(argv):
     except NonFiniteLossError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(3)
-    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as err:
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, ClusterNotUpError) as err:
         if _STRATEGY.value != "multiworker":
-            raise
-        _worker_down(err)
-    except RuntimeError as err:
-        if _STRATEGY.value != "multiworker" or "came up within" not in str(err):
             raise
         _worker_down(err)
 
 
 def _worker_down(err) -> None:
-    """Exits 4 saying that a worker of the cluster died or never came (the collectives were aborted)."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    said = next((line for line in lines if "down" in line or "came up" in line), lines[0] if lines else "")
-    ckpt = os.path.join(checked(_CONFIG).workdir, "checkpoints")
-    print(
-        f"error: a worker of the multi-worker cluster is gone ({said[:300]}). This worker stopped instead of "
-        f"waiting for it. Restart the command on every worker: training resumes from the last checkpoint in {ckpt}.",
-        file=sys.stderr,
-        flush=True,
-    )
+    """Exits 4 saying which worker of the cluster never came up (`ClusterNotUpError`), or that one
+    died (the collectives were aborted)."""
+    from keras_eqssl.distribute import ClusterNotUpError
+
+    if os.environ.get("KERAS_EQSSL_DEBUG"):
+        raise err
+    if isinstance(err, ClusterNotUpError):
+        text = " ".join(str(err).split())
+    else:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        said = next((line for line in lines if "down" in line or "came up" in line), lines[0] if lines else "")
+        ckpt = os.path.join(checked(_CONFIG).workdir, "checkpoints")
+        text = (
+            f"a worker of the multi-worker cluster is gone ({said[:300]}). This worker stopped instead of waiting "
+            f"for it. Restart the command on every worker: training resumes from the last checkpoint in {ckpt}."
+        )
+    print(f"error: {text}", file=sys.stderr, flush=True)
     sys.stdout.flush()
     os._exit(4)  # TensorFlow's aborted collectives and gRPC threads can keep a normal exit waiting
 

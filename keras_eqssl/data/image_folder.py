@@ -37,8 +37,15 @@ def _drop_bad(results: list, paths: list, labels: list, problems: list) -> tuple
     return [p for i, p in enumerate(paths) if i not in bad], [y for i, y in enumerate(labels) if i not in bad]
 
 
+DECODE_CHECK_LIMIT = 2000  # folders this small are decoded once before use anyway (about 1-2 ms an image)
+
+
 def list_image_folder(
-    root: str | os.PathLike, check_files: bool = True, skip_bad: bool = False, check_decode: bool = False
+    root: str | os.PathLike,
+    check_files: bool = True,
+    skip_bad: bool = False,
+    check_decode: bool = False,
+    decode_check_limit: int = DECODE_CHECK_LIMIT,
 ) -> ImageFolderListing:
     """Lists `ROOT/CLASS/**/image` files; labels are class indices in sorted folder-name order.
 
@@ -49,7 +56,10 @@ def list_image_folder(
             instead of raising (labels keep the sorted-name numbering).
         check_decode: also decode every image once (`decode_check_many`: slow, sequential) to
             find damaged files that pass the header check, including JPEGs that decode into
-            garbage with only a libjpeg warning.
+            garbage with only a libjpeg warning ("Corrupt JPEG data", which does not name the file).
+        decode_check_limit: without `check_decode`, a folder of at most this many images is
+            decode-checked all the same (0: never), so a small folder never trains on such a
+            file unnamed.
 
     Raises:
         BadFileError (a ValueError) naming the root, an empty class folder or a bad file.
@@ -77,7 +87,7 @@ def list_image_folder(
         labels += [label] * len(found)
     if check_files:
         paths, labels = _drop_bad(check_many(paths, check_image_file), paths, labels, problems)
-    if check_decode:
+    if check_decode or len(paths) <= decode_check_limit:
         paths, labels = _drop_bad(decode_check_many(paths, progress=len(paths) > 1000), paths, labels, problems)
     if problems and not skip_bad:
         path, reason = problems[0]
@@ -104,6 +114,7 @@ def image_folder(
     check_files: bool = True,
     skip_bad: bool = False,
     check_decode: bool = False,
+    decode_check_limit: int = DECODE_CHECK_LIMIT,
 ) -> tf.data.Dataset:
     """Images of class subfolders as `{"image": (S, S, 3) uint8, "label": () int64}`, decoded in tf.data.
 
@@ -115,7 +126,7 @@ def image_folder(
         image_size: output side S.
         shuffle: shuffle the file list (seeded, reshuffled on each iteration), before decoding.
         seed: the shuffle seed.
-        check_files, skip_bad, check_decode: see `list_image_folder`.
+        check_files, skip_bad, check_decode, decode_check_limit: see `list_image_folder`.
 
     Example:
     >>> ds = image_folder("/data/flowers", image_size=64)  # doctest: +SKIP
@@ -124,7 +135,13 @@ def image_folder(
     """
     if image_size < 1:
         raise ValueError(f"image_folder: image_size must be >= 1; received {image_size}.")
-    listing = list_image_folder(root, check_files=check_files, skip_bad=skip_bad, check_decode=check_decode)
+    listing = list_image_folder(
+        root,
+        check_files=check_files,
+        skip_bad=skip_bad,
+        check_decode=check_decode,
+        decode_check_limit=decode_check_limit,
+    )
     ds = tf.data.Dataset.from_tensor_slices((list(listing.paths), tf.constant(listing.labels, tf.int64)))
     if shuffle:
         ds = ds.shuffle(len(listing.paths), seed=seed, reshuffle_each_iteration=True)

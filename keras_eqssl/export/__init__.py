@@ -9,6 +9,11 @@
 - `load_encoder(path)` -> `Encoder`: checks the signatures; `encoder(images)` takes uint8 or
   [0, 1] float images (and format-1 exports, whose `serving_default` takes uint8), batches over N
   and returns NumPy arrays; `encoder.metadata` holds image size, split, mean/std and the model summary.
+  Images it cannot take (another dtype, a shape other than `(N, H, W, 3)`, floats outside [0, 1])
+  raise `ImagesError`, also through `encoder.signatures[name](images=...)`.
+- The output directory: new, empty or an earlier export (replaced); anything else is refused
+  (`ExportDirError`), an unwritable one is `ExportWriteError`, and a second export writing the
+  same directory at once gets `ExportBusyError` (`export_lock`; `check_export_dir` checks first).
 
 Loading needs TensorFlow only: `tf.saved_model.load(out_dir).signatures["serving_default"]`
 works in a process that never imports keras_eqssl, and TensorFlow Serving serves it as is.
@@ -19,13 +24,20 @@ from keras_eqssl.export.encoder import (
     OUTPUT_KEYS,
     SIGNATURE_KEY,
     UINT8_SIGNATURE_KEY,
+    CheckedSignature,
     Encoder,
+    ImagesError,
     load_encoder,
 )
 from keras_eqssl.export.saved_model import (
     RESIZE_METHODS,
+    ExportBusyError,
+    ExportDirError,
+    ExportWriteError,
+    check_export_dir,
     export_checkpoint,
     export_encoder,
+    export_lock,
     load_pair_model,
     resolve_checkpoint,
 )
@@ -36,9 +48,16 @@ __all__ = [
     "RESIZE_METHODS",
     "SIGNATURE_KEY",
     "UINT8_SIGNATURE_KEY",
+    "CheckedSignature",
     "Encoder",
+    "ExportBusyError",
+    "ExportDirError",
+    "ExportWriteError",
+    "ImagesError",
+    "check_export_dir",
     "export_checkpoint",
     "export_encoder",
+    "export_lock",
     "load_encoder",
     "load_pair_model",
     "resolve_checkpoint",

@@ -1,7 +1,7 @@
 """Loading an exported encoder: `load_encoder(path)` -> `Encoder`, with TensorFlow and NumPy only.
 
-This module never imports Keras or the rest of keras_eqssl, so feature extraction (probes, a
-serving client, a notebook) does not pay for, or depend on, the training code.
+This module never imports Keras or the training code (only `keras_eqssl.errors`), so feature
+extraction (probes, a serving client, a notebook) does not pay for, or depend on, them.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import os
 
 import numpy as np
 import tensorflow as tf
+
+from keras_eqssl.errors import InputError  # plain Python: no TensorFlow, Keras or training code
 
 SIGNATURE_KEY = "serving_default"  # float32 [0, 1] images (format 2); uint8 in format 1
 UINT8_SIGNATURE_KEY = "serving_uint8"  # uint8 [0, 255] images, same outputs (format 2 only)
@@ -82,27 +84,122 @@ def _read_metadata(path: str, loaded) -> dict:
     return {}
 
 
-def _check_pixels(images, where: str) -> np.ndarray:
-    """`images` as an array (N, H, W, 3) of uint8, or of floats in [0, 1]; else a ValueError saying how to fix it."""
+class ImagesError(InputError, ValueError):
+    """Images an encoder cannot take as given: the message names the dtype, shape or range and the fix."""
+
+
+# What each kind of input is, and how to make it from what a caller may hold instead.
+KINDS = {"uint8": "uint8 images in [0, 255]", "float": "float images in [0, 1]"}
+
+
+def _value_range(images: np.ndarray) -> str:
+    """` (min a, max b)` of a non-empty numeric array (NaN ignored), else ``."""
+    if not images.size or not (np.issubdtype(images.dtype, np.number) or images.dtype == np.bool_):
+        return ""
+    values = images.astype(np.float64) if images.dtype == np.bool_ else images
+    if np.issubdtype(values.dtype, np.floating) and np.isnan(values).all():
+        return " (all NaN)"
+    return f" (min {np.nanmin(values):g}, max {np.nanmax(values):g})"
+
+
+def _dtype_advice(images: np.ndarray, kinds: tuple[str, ...]) -> str:
+    """What to do with `images` of a dtype outside `kinds`."""
+    if np.issubdtype(images.dtype, np.floating):  # only kinds == ("uint8",) refuses floats
+        return (
+            "Floats in [0, 1]: multiply by 255 and cast to uint8 (np.round(images * 255).astype(np.uint8)), "
+            f"or call {SIGNATURE_KEY} with them (TensorFlow would cast them to uint8 as they are: 0.7 -> 0, black)."
+        )
+    if images.dtype == np.uint8:  # only kinds == ("float",) refuses uint8
+        return f"uint8 pixels: divide by 255 (images / np.float32(255)), or call {UINT8_SIGNATURE_KEY} with them."
+    if np.issubdtype(images.dtype, np.integer):
+        if not images.size or (images.min() >= 0 and images.max() <= 255):
+            return "Pixels 0..255 in another integer type: images.astype(np.uint8)."
+        return (
+            "Values outside 0..255 are not 8-bit pixels (TensorFlow would wrap them modulo 256): scale them "
+            "to 0..255, then images.astype(np.uint8)."
+        )
+    return "Pass uint8 pixels, or floats in [0, 1]."
+
+
+def _shape_advice(shape: tuple) -> str:
+    if len(shape) == 3 and shape[-1] == 3:
+        return "; one image (H, W, 3): add a batch axis: images[None]"
+    if len(shape) == 4 and shape[-1] in (1, 4):
+        return f"; {shape[-1]} channels: pass RGB (grayscale: np.repeat(images, 3, -1); RGBA: images[..., :3])"
+    return ""
+
+
+def _check_pixels(images, where: str, kinds: tuple[str, ...] = ("uint8", "float")) -> np.ndarray:
+    """`images` as an array `(N, H, W, 3)` of one of `kinds` (uint8, floats in [0, 1]); else an `ImagesError`.
+
+    The message names the dtype (with the min and max), the shape or the range received and says
+    what to do; it never prints the values.
+    """
     images = np.asarray(images)
-    if images.dtype != np.uint8 and not np.issubdtype(images.dtype, np.floating):
-        raise ValueError(
-            f"{where} takes uint8 images in [0, 255] or float images in [0, 1]; received dtype {images.dtype}. "
-            "Pixels 0..255 in another integer type: images.astype(np.uint8)."
+    is_uint8, is_float = images.dtype == np.uint8, np.issubdtype(images.dtype, np.floating)
+    if not (is_uint8 and "uint8" in kinds or is_float and "float" in kinds):
+        raise ImagesError(
+            f"{where} takes {' or '.join(KINDS[k] for k in kinds)}; received dtype {images.dtype}"
+            f"{_value_range(images)}. {_dtype_advice(images, kinds)}"
         )
     if images.ndim != 4 or images.shape[-1] != 3 or min(images.shape[1:3], default=0) < 1:
-        raise ValueError(f"{where} takes images (N, H, W, 3) with H, W >= 1; received shape {images.shape}")
-    if images.dtype != np.uint8 and images.size:
+        raise ImagesError(
+            f"{where} takes images (N, H, W, 3) with H, W >= 1; received shape {images.shape}"
+            f"{_shape_advice(images.shape)}"
+        )
+    if is_float and images.size:
         low, high = images.min(), images.max()  # NaN if any value is NaN
         if not (low >= 0.0 and high <= 1.0):
             nans = int(np.isnan(images).sum())
             low, high = (np.nanmin(images), np.nanmax(images)) if nans < images.size else (np.nan, np.nan)
-            raise ValueError(
+            fix = "pass them as np.uint8" if "uint8" in kinds else f"call {UINT8_SIGNATURE_KEY} with them as np.uint8"
+            raise ImagesError(
                 f"{where} takes float images in [0, 1]; received min {low:g}, max {high:g}"
                 f"{f' and {nans} NaN values' if nans else ''}. "
-                "uint8 pixels: pass them as np.uint8, or divide by 255."
+                f"uint8 pixels: {fix}, or divide by 255."
             )
     return images
+
+
+class CheckedSignature:
+    """A signature of the SavedModel that checks its `images` before TensorFlow converts them.
+
+    TensorFlow converts a NumPy array or a list to the signature's dtype without a word (to
+    uint8: 0.7 -> 0, 300 -> 44); this wrapper refuses what would be converted wrong
+    (`ImagesError`). `signature(images=...)` returns what the signature returns (`tf.Tensor`s);
+    every other attribute (`structured_input_signature`, `structured_outputs`, ...) is the
+    concrete function's.
+    """
+
+    def __init__(self, name: str, function, path: str):
+        self.name = name
+        self.function = function
+        self._where = f"{name} of {path}"
+        self._kinds = ("uint8",) if _input_dtype(function) == tf.uint8 else ("float",)
+
+    def __getattr__(self, attr: str):
+        return getattr(self.function, attr)
+
+    def __call__(self, **inputs):
+        if INPUT_KEY in inputs:
+            inputs[INPUT_KEY] = self._checked(inputs[INPUT_KEY])
+        return self.function(**inputs)
+
+    def _checked(self, images):
+        if not isinstance(images, (tf.Tensor, tf.Variable)):
+            return _check_pixels(images, self._where, self._kinds)
+        dtype, shape = images.dtype, tuple(images.shape)
+        expected = _input_dtype(self.function)
+        if dtype != expected:
+            raise ImagesError(
+                f"{self._where} takes {KINDS[self._kinds[0]]} ({expected.name}); received a {dtype.name} tensor. "
+                + _dtype_advice(np.zeros(0, dtype.as_numpy_dtype), self._kinds)
+            )
+        if len(shape) != 4 or shape[-1] not in (3, None):
+            raise ImagesError(
+                f"{self._where} takes images (N, H, W, 3); received a tensor of shape {shape}{_shape_advice(shape)}"
+            )
+        return images
 
 
 class Encoder:
@@ -119,8 +216,11 @@ class Encoder:
         metadata: what `export_encoder` recorded (`format`, `image_size`, `split`, `feature_dim`,
             `mean`, `std`, `resize`, `model`, versions); `{}` for a SavedModel that has none.
         output_dims: output key -> C, the feature width of each output.
-        signatures: signature name -> concrete function (`signatures[name](images=...)`):
-            `serving_default`, and `serving_uint8` where the export has it.
+        signatures: signature name -> `CheckedSignature` (`signatures[name](images=...)` returns
+            tensors): `serving_default`, and `serving_uint8` where the export has it. Unlike the
+            raw `tf.saved_model.load(path).signatures`, they refuse a NumPy array TensorFlow would
+            convert wrong (`serving_uint8` takes uint8 arrays only; `serving_default` floats in
+            [0, 1]) and a shape other than `(N, H, W, 3)`, with an `ImagesError`.
         signature: `signatures["serving_default"]`.
 
     Example:
@@ -140,7 +240,8 @@ class Encoder:
     def __init__(self, path: str, loaded, signatures: dict, metadata: dict):
         self.path = path
         self.metadata = metadata
-        self.signatures = dict(signatures)
+        self._functions = dict(signatures)  # the concrete functions, for `__call__`'s checked arrays
+        self.signatures = {name: CheckedSignature(name, fn, path) for name, fn in signatures.items()}
         self.signature = self.signatures[SIGNATURE_KEY]
         self._loaded = loaded  # keeps the variables alive for the signatures
         outputs = self.signature.structured_outputs
@@ -173,17 +274,18 @@ class Encoder:
         return "\n".join(lines)
 
     def _route(self, dtype: np.dtype):
-        """(signature, chunk -> tensor) for images of `dtype` (uint8 or floating, already checked)."""
-        default_uint8 = _input_dtype(self.signature) == tf.uint8  # a format-1 export
+        """(concrete function, chunk -> tensor) for images of `dtype` (uint8 or floating, already checked)."""
+        default = self._functions[SIGNATURE_KEY]
+        default_uint8 = _input_dtype(default) == tf.uint8  # a format-1 export
         if dtype == np.uint8:
-            if UINT8_SIGNATURE_KEY in self.signatures:
-                return self.signatures[UINT8_SIGNATURE_KEY], tf.constant
+            if UINT8_SIGNATURE_KEY in self._functions:
+                return self._functions[UINT8_SIGNATURE_KEY], tf.constant
             if default_uint8:
-                return self.signature, tf.constant
-            return self.signature, lambda x: tf.constant(x.astype(np.float32) / 255.0)
+                return default, tf.constant
+            return default, lambda x: tf.constant(x.astype(np.float32) / 255.0)
         if default_uint8:
-            return self.signature, lambda x: tf.constant(np.round(x.astype(np.float32) * 255.0).astype(np.uint8))
-        return self.signature, lambda x: tf.constant(x, tf.float32)
+            return default, lambda x: tf.constant(np.round(x.astype(np.float32) * 255.0).astype(np.uint8))
+        return default, lambda x: tf.constant(x, tf.float32)
 
     def __call__(self, images, batch_size: int = 256) -> dict[str, np.ndarray]:
         """Features of `images` `(N, H, W, 3)` (any H, W), run `batch_size` at a time.
@@ -197,8 +299,9 @@ class Encoder:
             A dict of float32 arrays `(N, C)`, one per output of the signature; `(0, C)` for N = 0.
 
         Raises:
-            ValueError: another dtype (int64, bool, ...), a shape that is not `(N, H, W, 3)` with
-                H, W >= 1, or floats outside [0, 1] or NaN (the message names the min and max).
+            ImagesError (a ValueError): another dtype (int64, uint16, bool, ...; the message names
+                it with the min and max), a shape that is not `(N, H, W, 3)` with H, W >= 1 (one
+                image `(H, W, 3)`: add a batch axis, `images[None]`), or floats outside [0, 1] or NaN.
         """
         images = _check_pixels(images, f"Encoder ({self.path})")
         if int(batch_size) < 1:

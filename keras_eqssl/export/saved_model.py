@@ -5,18 +5,26 @@ signatures that share one graph: `serving_default` takes float32 images in [0, 1
 refuses values outside that range), `serving_uint8` raw uint8 images; `export_checkpoint(path,
 out_dir)` does the same for a `.keras` checkpoint, a `checkpoints/` directory or a run's workdir.
 Keras is imported only by these two functions (through the model), never by the loader.
+
+`export_lock(out_dir)` is what one export holds while it writes `out_dir`: a second export into
+the same directory, from another process or thread, fails at once (`ExportBusyError`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import pathlib
+import re
 import shutil
+import threading
 import uuid
 
 import tensorflow as tf
 
+from keras_eqssl.errors import InputError
 from keras_eqssl.export.encoder import (
     FORMAT,
     INPUT_KEY,
@@ -30,6 +38,23 @@ from keras_eqssl.export.encoder import (
 RESIZE_METHODS = ("bilinear", "bicubic", "area", "nearest", "lanczos3", "lanczos5", "gaussian", "mitchellcubic")
 CHECKPOINT_INDEX = "checkpoint.json"  # methods.callbacks.CHECKPOINT_INDEX
 FINAL_MODEL = "model.keras"  # what keras-eqssl-train saves in the workdir
+# What an export writes into its directory (TensorFlow's SavedModel layout, no assets, and the metadata).
+EXPORT_FILES = ("saved_model.pb", "fingerprint.pb", METADATA_FILE)
+EXPORT_DIRS = ("variables", "assets")
+VARIABLE_FILE = re.compile(r"variables\.(index|data-\d+-of-\d+)")
+MAX_LISTED = 8  # entries an error lists before "... and N more"
+
+
+class ExportDirError(InputError, ValueError):
+    """The output directory holds something an export did not write (or is a file); it is left as it is."""
+
+
+class ExportWriteError(InputError, OSError):
+    """The output directory cannot be written (read-only, permission, a file where a directory must be)."""
+
+
+class ExportBusyError(InputError, RuntimeError):
+    """Another export (another process or thread) is writing the same output directory."""
 
 
 def _check_model(model) -> None:
@@ -148,6 +173,160 @@ def _serving_functions(model, resize: str | None) -> dict:
     }
 
 
+def _listing(names: list[str]) -> str:
+    shown = ", ".join(names[:MAX_LISTED])
+    return shown + (f" ... and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else "")
+
+
+def _foreign_entries(out: pathlib.Path) -> list[str]:
+    """The entries of the directory `out` that no export wrote (all of them if it holds no export)."""
+    names = sorted(p.name for p in out.iterdir())
+    if "saved_model.pb" not in names:
+        return names
+    foreign = [n for n in names if not ((out / n).is_file() and n in EXPORT_FILES or n in EXPORT_DIRS)]
+    for name in EXPORT_DIRS:
+        folder = out / name
+        if folder.is_dir():
+            foreign += [
+                f"{name}/{p.name}"
+                for p in sorted(folder.iterdir())
+                if not (name == "variables" and p.is_file() and VARIABLE_FILE.fullmatch(p.name))
+            ]
+        elif folder.exists():
+            foreign.append(name)
+    return foreign
+
+
+def check_export_dir(out_dir: str | os.PathLike) -> bool:
+    """Whether `out_dir` holds an earlier export, which an export would replace (False: new or empty).
+
+    Raises `ExportDirError` if it is a file or holds anything an export did not write (listed in
+    the message), `ExportWriteError` if it cannot be read. `export_encoder` checks this itself;
+    call it to fail before loading a model.
+    """
+    out = pathlib.Path(out_dir)
+    with _writing(out):
+        return _check_out_dir(out)
+
+
+def _check_out_dir(out: pathlib.Path) -> bool:
+    """`check_export_dir` without turning an `OSError` into `ExportWriteError`."""
+    if out.exists() and not out.is_dir():
+        raise ExportDirError(f"export_encoder: {out} exists and is not a directory; choose another output directory")
+    if not out.is_dir():
+        return False
+    foreign = _foreign_entries(out)
+    if foreign and not (out / "saved_model.pb").exists():
+        raise ExportDirError(
+            f"export_encoder: {out} is a non-empty directory that holds no earlier export (no saved_model.pb; "
+            f"it holds {_listing(foreign)}); refusing to overwrite it. Remove them or choose another output "
+            "directory (a new or empty one)."
+        )
+    if foreign:
+        raise ExportDirError(
+            f"export_encoder: {out} holds an earlier export and also {_listing(foreign)}, which no export wrote; "
+            "refusing to replace it (they would be deleted). Remove them or choose another output directory."
+        )
+    return (out / "saved_model.pb").exists()
+
+
+def _file_in_the_way(path: pathlib.Path) -> pathlib.Path | None:
+    """The first existing ancestor of `path` (or `path`'s parent) that is not a directory, if any."""
+    for parent in reversed(path.parents):
+        if parent.exists() and not parent.is_dir():
+            return parent
+    return None
+
+
+@contextlib.contextmanager
+def _writing(out: pathlib.Path):
+    """Turns an `OSError` raised inside into an `ExportWriteError` that names `out` and the cause."""
+    try:
+        yield
+    except InputError:
+        raise
+    except OSError as err:
+        blocker = _file_in_the_way(out)
+        if blocker is not None:
+            why = f"{blocker} is a file, not a directory"
+        else:
+            why = f"{err.strerror or err}" + (f" ({err.filename})" if err.filename else "")
+        raise ExportWriteError(
+            f"export_encoder: cannot write {out}: {why}. Choose an output directory you can write to."
+        ) from err
+
+
+_HELD: dict[str, list] = {}  # lock file -> [thread id, depth, descriptor]: the export locks this process holds
+_HELD_GUARD = threading.Lock()
+
+
+def _lock_file(out: pathlib.Path) -> pathlib.Path:
+    return out.with_name(f".{out.name}.lock")
+
+
+def _acquire(lock: pathlib.Path, out: pathlib.Path) -> int:
+    """An open descriptor of `lock` holding its exclusive `flock`; `ExportBusyError` if another holds it."""
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ExportBusyError(
+                f"export_encoder: another export is writing {out} (it holds {lock}); wait for it to finish, "
+                "or choose another output directory"
+            ) from None
+        try:
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # the holder removed the file as it let go: lock the new one
+
+
+@contextlib.contextmanager
+def export_lock(out_dir: str | os.PathLike):
+    """Holds the lock on the export directory `out_dir` for the block (`.NAME.lock` beside it).
+
+    Another process or thread that asks for it meanwhile gets `ExportBusyError` ("another export
+    is writing DIR") at once; the same thread may nest it (`export_encoder` takes it inside the
+    block). The parent directory is created. A `gs://`-style path is not locked.
+    """
+    path = os.fspath(out_dir)
+    if "://" in path:
+        yield
+        return
+    out = pathlib.Path(os.path.abspath(path))  # one lock file, one key, however the path is spelled
+    lock = _lock_file(out)
+    key, me = str(lock), threading.get_ident()
+    with _HELD_GUARD:
+        held = _HELD.get(key)
+        if held is not None and held[0] == me:
+            held[1] += 1
+        elif held is not None:
+            raise ExportBusyError(
+                f"export_encoder: another export is writing {out} (another thread of this process); "
+                "wait for it to finish, or choose another output directory"
+            )
+        else:
+            with _writing(out):
+                out.parent.mkdir(parents=True, exist_ok=True)
+                fd = _acquire(lock, out)
+            _HELD[key] = [me, 1, fd]
+    try:
+        yield
+    finally:
+        with _HELD_GUARD:
+            held = _HELD[key]
+            held[1] -= 1
+            if held[1] == 0:
+                del _HELD[key]
+                with contextlib.suppress(FileNotFoundError):
+                    lock.unlink()
+                os.close(held[2])
+
+
 def _replace_dir(tmp: pathlib.Path, out: pathlib.Path) -> None:
     """Moves the finished export `tmp` to `out`, replacing an older export there."""
     if not out.exists():
@@ -192,8 +371,12 @@ def export_encoder(
     JSON string by the SavedModel's `metadata()` function.
 
     The export is written to a temporary directory next to `out_dir` and moved into place, so a
-    crash never leaves half an export; an earlier export in `out_dir` is replaced, any other
-    non-empty directory is left alone (ValueError).
+    crash never leaves half an export. `out_dir` may be new, empty, or an earlier export (only
+    `saved_model.pb`, `fingerprint.pb`, `variables/`, an empty `assets/` and the metadata file),
+    which is replaced ("replaced the earlier export in DIR" is printed). A directory holding
+    anything else is left as it is: `ExportDirError` lists what no export wrote. While it writes,
+    the export holds `export_lock(out_dir)`: a second export into the same directory fails with
+    `ExportBusyError` instead of mixing the two.
 
     Args:
         model: a `keras_eqssl.methods.SSLModel` (`PairModel`, `GTSAModel`; built, e.g. trained or loaded).
@@ -204,6 +387,11 @@ def export_encoder(
 
     Returns:
         `out_dir` as a string.
+
+    Raises:
+        ExportDirError: `out_dir` is a file, or a directory holding what no export wrote (a `ValueError`).
+        ExportWriteError: `out_dir` cannot be written: read-only, no permission, a file on its path (an `OSError`).
+        ExportBusyError: another export is writing `out_dir` now.
 
     Example:
 
@@ -228,6 +416,33 @@ def export_encoder(
     if resize is not None and resize not in RESIZE_METHODS:
         raise ValueError(f"export_encoder: resize must be one of {RESIZE_METHODS} or None; received {resize!r}")
     out_path = os.fspath(out_dir)
+    if "://" in out_path:  # gs:// and friends: no lock, no atomic move, written in place
+        module, signatures, text = _export_module(model, resize, metadata)
+        tf.saved_model.save(module, out_path, signatures=signatures)
+        with tf.io.gfile.GFile(f"{out_path.rstrip('/')}/{METADATA_FILE}", "w") as f:
+            f.write(text)
+        return out_path
+    out = pathlib.Path(out_path)
+    with export_lock(out):
+        replaces = check_export_dir(out)  # before the work: a refused directory costs nothing
+        module, signatures, text = _export_module(model, resize, metadata)
+        with _writing(out):
+            tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
+            tmp.mkdir()  # not tempfile.mkdtemp: its 0700 mode would keep TF Serving's user out
+            try:
+                tf.saved_model.save(module, str(tmp), signatures=signatures)
+                (tmp / METADATA_FILE).write_text(text)
+                _check_out_dir(out)  # still nothing foreign in it
+                _replace_dir(tmp, out)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+    if replaces:
+        print(f"replaced the earlier export in {out}", flush=True)
+    return out_path
+
+
+def _export_module(model, resize: str | None, metadata: dict | None) -> tuple[tf.Module, dict, str]:
+    """(the `tf.Module` to save, its signatures by name, the metadata JSON text) for `export_encoder`."""
     import keras_eqssl
 
     functions = _serving_functions(model, resize)
@@ -283,32 +498,7 @@ def export_encoder(
     module.encoder_variables = variables  # tracked: exactly what the signatures read
     module.serving = list(functions.values())
     module.metadata = tf.function(lambda: tf.constant(text), input_signature=[])
-
-    if "://" in out_path:  # gs:// and friends: no atomic move, write in place
-        tf.saved_model.save(module, out_path, signatures=signatures)
-        with tf.io.gfile.GFile(f"{out_path.rstrip('/')}/{METADATA_FILE}", "w") as f:
-            f.write(text)
-        return out_path
-
-    out = pathlib.Path(out_path)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"export_encoder: {out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (out / "saved_model.pb").exists():
-        raise ValueError(
-            f"export_encoder: {out} is a non-empty directory that holds no earlier export (no saved_model.pb); "
-            "refusing to overwrite it. Pass a new or empty directory."
-        )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()  # not tempfile.mkdtemp: its 0700 mode would keep TF Serving's user out
-    try:
-        tf.saved_model.save(module, str(tmp), signatures=signatures)
-        (tmp / METADATA_FILE).write_text(text)
-        _replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_path
+    return module, signatures, text
 
 
 def _keras_version() -> str | None:

@@ -7,6 +7,8 @@ import math
 import os
 import pathlib
 import re
+import signal
+import threading
 
 import keras
 import numpy as np
@@ -26,8 +28,78 @@ class CheckpointWriteError(InputError, OSError):
     """A checkpoint could not be written (disk full, permissions); the message names the file."""
 
 
+class ModelWriteError(InputError, OSError):
+    """The trained model (`model.keras`) could not be written (disk full, permissions); the message names the file."""
+
+
 class MissingCheckpointError(InputError, FileNotFoundError):
     """`checkpoint.json` names a checkpoint, but no checkpoint file is left."""
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped on SIGINT (Ctrl-C) or SIGTERM after a checkpoint of the current step was
+    written; `signum`, `step` and `checkpoint` (the file, or None when none could be written) say where."""
+
+    def __init__(self, signum: int, step: int, checkpoint: str | None):
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+        name = signal.Signals(signum).name
+        where = f"wrote checkpoint {checkpoint}" if checkpoint else "no checkpoint written"
+        super().__init__(f"{name} at step {step}: {where}; rerun the same command to resume from it")
+
+    @property
+    def exit_status(self) -> int:
+        """The shell's status for a process ended by the signal: 130 for SIGINT, 143 for SIGTERM."""
+        return 128 + self.signum
+
+
+class StopOnSignal(keras.callbacks.Callback):
+    """Turns SIGINT (Ctrl-C) and SIGTERM during `fit` into a clean stop: the step running ends, the
+    epoch ends there (so a `Checkpointer` after it in the list writes a checkpoint of that step), and
+    `fit` returns; `interrupted` then holds the signal's number (None when none came).
+
+    A second signal stops at once (Python's default behaviour), without the checkpoint. The handlers
+    are installed in `on_train_begin` and the previous ones put back in `on_train_end`; they can be
+    installed only from the main thread, so in another thread this callback does nothing.
+
+    Example:
+
+    ```python
+    stopper = StopOnSignal()
+    model.fit(dataset, epochs=10, steps_per_epoch=100, callbacks=[stopper, Checkpointer("ckpt")])
+    if stopper.interrupted:
+        ...  # the newest checkpoint is at the step the signal came in
+    ```
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        super().__init__()
+        self.interrupted: int | None = None
+        self._previous: dict = {}
+
+    def on_train_begin(self, logs=None):
+        self.interrupted = None
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+
+    def _handle(self, signum, frame):
+        self.interrupted = signum
+        self.model.stop_training = True
+        for s, handler in self._previous.items():  # the next signal acts at once
+            signal.signal(s, handler)
+        self._previous = {}
+        os.write(
+            2,
+            f"\n{signal.Signals(signum).name}: stopping after this step and writing a checkpoint of it "
+            "(send it again to stop at once, without the checkpoint)\n".encode(),
+        )
+
+    def on_train_end(self, logs=None):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous = {}
 
 
 class StopOnNonFinite(keras.callbacks.Callback):
@@ -166,17 +238,14 @@ class Checkpointer(keras.callbacks.Callback):
                 f"no checkpoint was written{where}. Lower the learning rate, check the data, or use float32."
             )
         name = f"ckpt-{step:08d}.keras"
-        tmp = self.directory / f".{name}.tmp.keras"
         index_tmp = self.directory / f".{CHECKPOINT_INDEX}.tmp"
         try:
             if self.config is not None:
                 write_config(self.directory / name, self.config)
-            self.model.save(tmp)
-            os.replace(tmp, self.directory / name)
+            save_atomically(self.model, self.directory / name)
             index_tmp.write_text(json.dumps({"step": step, "file": name}) + "\n")
             os.replace(index_tmp, self.directory / CHECKPOINT_INDEX)
         except OSError as err:  # disk full, permissions, quota: name the file, leave no half-written one
-            tmp.unlink(missing_ok=True)
             index_tmp.unlink(missing_ok=True)
             raise CheckpointWriteError(
                 f"could not write checkpoint {self.directory / name} at step {step}: {err.strerror or err}"
@@ -187,6 +256,20 @@ class Checkpointer(keras.callbacks.Callback):
             delete_checkpoint(old)
         self.written = self.written[-self.keep :]
         return str(self.directory / name)
+
+
+def save_atomically(model, path: str | os.PathLike) -> None:
+    """`model.save(path)` through a temporary file beside it (`.NAME.tmp.keras`) and an atomic
+    rename, so a process killed at any moment leaves either the old file or the new one. A write
+    that fails (disk full, permissions) removes the temporary and raises its `OSError`."""
+    path = pathlib.Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def denormalize(images, mean, std) -> np.ndarray:

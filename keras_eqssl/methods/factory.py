@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from keras_eqssl.config_validation import ConfigError, check_method, check_objectives
+from keras_eqssl.config_validation import ConfigError, check_method, check_objectives, check_view_sizes
 from keras_eqssl.methods.coupled_sgd import CoupledSGD
 from keras_eqssl.methods.gtsa import GTSAModel
 from keras_eqssl.methods.invariance import INVARIANCES
@@ -141,6 +141,7 @@ def _gtsa_from_config(config, backbone, mean, std) -> GTSAModel:
 
 def _model_from_config(config, param_specs, synchronized: bool) -> SSLModel:
     m = config.model
+    check_view_sizes(config)
     sync = synchronized and m.sync_bn
     backbone_kwargs = {}
     if m.backbone.startswith("resnet"):

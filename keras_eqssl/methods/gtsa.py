@@ -181,10 +181,15 @@ class GTSAModel(SSLModel):
         if not 0.0 < match_fraction <= 1.0:
             raise ValueError(f"GTSAModel: match_fraction must be in (0, 1]; received {match_fraction}")
         grids = (backbone.grid_size(image_size), backbone.grid_size(int(local_size)))
-        if min(min(g) for g in grids[: 2 if num_local else 1]) < 1 or not backbone.has_spatial_map:
+        used = slice(0, 2 if num_local else 1)
+        stride = backbone.feature_stride or 1
+        # A ResNet's map covers every pixel (its grid rounds up); a ViT's drops a side's last size % patch px.
+        cut = any(g[0] * stride < s for g, s in zip(grids[used], (image_size, int(local_size))[used]))
+        if min(min(g) for g in grids[used]) < 1 or cut or not backbone.has_spatial_map:
             raise ValueError(
                 f"GTSAModel: {backbone.name} gives patch grids {grids[0]} (global, {image_size} px) and {grids[1]} "
-                f"(local, {local_size} px); GTSA needs a spatial map at both sizes"
+                f"(local, {local_size} px) of {stride} px cells; GTSA needs a spatial map at both sizes that covers "
+                "the whole view (a ViT: sizes that are multiples of its patch size)"
             )
         if roi_sizes is None:
             roi_sizes = tuple(max(1, round(g[0] * r)) for g, r in zip(grids, _ROI_PER_GRID))

@@ -9,7 +9,9 @@ Every config field has one of three rules (`RESUME_RULES`, first matching prefix
   `ConfigError`, naming every such field with its old and new value.
 - `"apply"`: the field sets how the remaining steps train, not what the weights are
   (`train.steps`, `optim.lr`/`schedule`/`warmup_steps`/`weight_decay`, loss weights and
-  temperatures, `train.precision` between float32 and mixed_bfloat16). The model and its
+  temperatures, GTSA's `correspondence_warmup_steps`, `train.precision` between float32 and
+  mixed_bfloat16). A value a config file derives from another field (`configs/gtsa.py`: both
+  warm-ups are 10% of `train.steps`) follows it, and is applied with it. The model and its
   optimizer are rebuilt from the new config and the checkpoint's weights and optimizer state
   (moments, step count) are loaded into them, so the learning-rate schedule (and BYOL's
   momentum schedule) are the new config's, evaluated from the checkpoint's step on. The run
@@ -52,11 +54,12 @@ RESUME_RULES = (
     ("workdir", "ignore"),
     ("eval", "ignore"),
     ("train", "ignore"),  # progress, log_every, image_every, resume, overwrite, jit_compile, deterministic
-    ("train.checkpoint_every", "ignore"),  # the checkpoint's step must be a multiple (checked by the job)
+    ("train.checkpoint_every", "ignore"),  # any step resumes: a mid-interval one finishes its interval first
     ("train.steps", "apply"),
     ("train.precision", "apply"),  # float32 <-> mixed_bfloat16; mixed_float16 is refused below
     ("data.threedie.cache_dir", "ignore"),
     ("data.check_decode", "ignore"),  # a check before training, not the data
+    ("data.decode_check_limit", "ignore"),
     ("optim.lr", "apply"),
     ("optim.schedule", "apply"),
     ("optim.warmup_steps", "apply"),
@@ -65,6 +68,7 @@ RESUME_RULES = (
     ("model.vicreg", "apply"),
     ("model.barlow_lambda", "apply"),
     ("model.byol_momentum", "apply"),
+    ("model.gtsa.correspondence_warmup_steps", "apply"),  # a schedule; configs/gtsa.py derives it from train.steps
 )
 # Each objective adds ("model.<short_name>.<argument>", "apply") for its `resume_apply` arguments.
 

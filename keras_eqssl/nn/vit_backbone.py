@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import keras
+import tensorflow as tf
 
 from keras_eqssl.nn.backbone import Backbone
 from keras_eqssl.nn.class_token_position_embedding import ClassTokenPositionEmbedding
@@ -22,6 +23,41 @@ VIT_PRESETS = {
 }
 
 
+def nearest_patch_multiples(size: int, patch_size: int) -> tuple[int, ...]:
+    """The multiples of `patch_size` nearest to `size` (below and above), e.g. `(8, 16)` for 12 px and patch 8."""
+    below = size - size % patch_size
+    return tuple(s for s in (below, below + patch_size) if s >= patch_size)
+
+
+def patch_fit_problem(size: int, patch_size: int) -> str | None:
+    """Why an image side of `size` px does not split into whole `patch_size` patches, or None when it does.
+
+    The patch embedding is a stride-`patch_size` convolution without padding: the last
+    `size % patch_size` rows or columns of the image would never reach the network.
+
+    Example:
+    >>> patch_fit_problem(12, 8)
+    '12 px is not a multiple of the patch size 8: the patch grid covers 8 px of it and would ignore the last 4 px; use 8 or 16'
+    """
+    size, patch_size = int(size), int(patch_size)
+    if size >= patch_size and not size % patch_size:
+        return None
+    extra = size % patch_size
+    sizes = " or ".join(str(s) for s in nearest_patch_multiples(size, patch_size))
+    return (
+        f"{size} px is not a multiple of the patch size {patch_size}: the patch grid covers {size - extra} px of it "
+        f"and would ignore the last {extra} px; use {sizes}"
+    )
+
+
+def _known_shape(x) -> tuple:
+    """The shape of `x` as a tuple (None for unknown sides), or () when its rank is unknown."""
+    shape = getattr(x, "shape", None)
+    if shape is None or getattr(shape, "rank", 0) is None:
+        return ()
+    return tuple(shape)
+
+
 @keras.saving.register_keras_serializable(package="keras_eqssl")
 class VisionTransformer(Backbone):
     """Vision Transformer feature extractor returning its patch tokens and a pooled vector.
@@ -30,7 +66,8 @@ class VisionTransformer(Backbone):
     Recognition at Scale" (ICLR 2021), without a classification head: a `patch_size` x
     `patch_size` strided conv embeds patches, a learned CLS token and learned position embeddings
     are added (resized bicubically when the patch grid differs from `image_size / patch_size`,
-    so any input size works), then `depth` pre-norm Transformer blocks and a final LayerNorm.
+    so any input size that is a multiple of `patch_size` works), then `depth` pre-norm
+    Transformer blocks and a final LayerNorm.
     `init="timm"` initialises as timm's and DINO's ViT (and GTSA's copy of it): every Linear kernel
     N(0, 0.02^2) (their `trunc_normal_(std=.02)` truncates at +-2, 100 std: a normal), biases 0,
     LayerNorms 1 / 0, the patch conv as PyTorch's default Conv2d (kernel and bias
@@ -41,6 +78,11 @@ class VisionTransformer(Backbone):
     excluded), `"feature_map"` `(B, h, w, D)` the same on the patch grid (`h = H // patch_size`),
     and `"pooled"` `(B, D)` the normalised CLS token (`pooling="cls"`) or the mean of the patch
     tokens (`pooling="mean"`).
+
+    An input whose height or width is not a multiple of `patch_size` is refused (`ValueError` when
+    the shape is known when the model is called or traced, `InvalidArgumentError` when it is known
+    only at run time): the patch embedding would silently ignore its last rows or columns.
+    Resize or crop such images first.
 
     Args:
         patch_size: int. Side of the square patches (16 for ViT-*/16).
@@ -171,6 +213,39 @@ class VisionTransformer(Backbone):
         self.image_shape = image_shape
         self._feature_dim = self.hidden_dim
         self._feature_stride = self.patch_size
+
+    def __call__(self, inputs, *args, **kwargs):
+        # Checked before Keras wraps `call`'s errors (which would print the whole input array).
+        self._check_known_sides(_known_shape(inputs))
+        return super().__call__(inputs, *args, **kwargs)
+
+    def call(self, inputs, training=None, mask=None, **kwargs):
+        return super().call(self._whole_patches(inputs), training=training, mask=mask, **kwargs)
+
+    def _check_known_sides(self, shape: tuple) -> None:
+        """`ValueError` when a known height or width of an input of `shape` is not a multiple of the patch size."""
+        if len(shape) != 4:
+            return
+        for axis, side in (("height", shape[1]), ("width", shape[2])):
+            problem = None if side is None else patch_fit_problem(side, self.patch_size)
+            if problem:
+                raise ValueError(
+                    f"{self.name}: the input's {axis}: {problem} (resize or crop the images first). "
+                    f"Received images of shape {tuple(shape)}."
+                )
+
+    def _whole_patches(self, images):
+        """`images`, asserted at run time to split into whole patches when their sides were unknown at trace."""
+        shape = _known_shape(images)
+        if len(shape) != 4 or None not in shape[1:3]:
+            return images
+        remainder = tf.shape(images)[1:3] % self.patch_size
+        message = (
+            f"{self.name}: the input's height and width (remainders below) must be multiples of the patch size "
+            f"{self.patch_size}, else the patch embedding ignores the last rows or columns; resize or crop the images"
+        )
+        with tf.control_dependencies([tf.debugging.assert_equal(remainder, 0, message=message)]):
+            return tf.identity(images)
 
     def grid_size(self, image_size: int | tuple[int, int]) -> tuple[int, int]:
         height, width = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)

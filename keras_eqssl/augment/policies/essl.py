@@ -42,6 +42,11 @@ class RotatedCropPolicy(Policy):
         chain: dict | None = None,
         name: str = "essl",
     ):
+        if int(size) < 2:
+            raise ValueError(
+                f"RotatedCropPolicy: size must be >= 2: the 4 quarter turns of a 1 px crop are the same image, so "
+                f"the rotation cannot be predicted; received size={size}."
+            )
         self.base_policy = base_policy
         self.chain = None if chain is None else dict(chain)
         if self.chain is None:
