@@ -153,6 +153,7 @@ def check_pipeline_rows(rows, policies, jits=("off",)):
         assert row["min_ratio"] == min(row[f"ratio_jit_{jit}"] for jit in jits)
 
 
+@pytest.mark.slow  # an end-to-end run; CI runs it in the full suite
 def test_bench_pipeline_reports_supply_over_consume(tmp_path, capsys):
     bench_pipeline = load_tool("bench_pipeline")
     out = tmp_path / "pipeline.json"
@@ -201,6 +202,7 @@ def test_import_leaves_onednn_to_the_user_and_reports_it(user_value, state):
     assert re.fullmatch(state, reported), reported
 
 
+@pytest.mark.slow  # an end-to-end run; CI runs it in the full suite
 def test_bench_batch_norm_times_keras_and_fused_per_precision(tmp_path, capsys):
     bench_batch_norm = load_tool("bench_batch_norm")
     out = tmp_path / "bn.json"

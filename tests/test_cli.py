@@ -19,7 +19,10 @@ def run_cli(name, *args, timeout=240):
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("config", ["simclr", "views/stl", "views/gtsa"])
+@pytest.mark.parametrize(
+    "config",
+    ["simclr", pytest.param("views/stl", marks=pytest.mark.slow), pytest.param("views/gtsa", marks=pytest.mark.slow)],
+)
 def test_views_writes_a_png(tmp_path, config):
     out = tmp_path / "views.png"
     result = run_cli(
@@ -89,6 +92,7 @@ def test_the_cli_says_a_config_file_raised_in_one_line(tmp_path):
     )
 
 
+@pytest.mark.slow  # an end-to-end run; CI runs it in the full suite
 def test_train_runs_a_short_training_and_saves_the_model(tmp_path):
     result = run_cli(
         "train", "--config=configs/simclr_recon.py", "--config.data.source=skimage_photos",

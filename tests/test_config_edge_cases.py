@@ -174,6 +174,7 @@ def test_gtsa_without_dino_trains_on_a_batch_of_one():
             ["--config=configs/essl.py", "--config.augment.essl.size=1"],
             "config.augment.essl.size=1: must be >= 8 px",
             id="essl_1px",
+            marks=pytest.mark.slow,
         ),
         pytest.param(
             ["--config=configs/stl.py", "--config.augment.size=1"],

@@ -215,6 +215,7 @@ def test_the_main_job_refuses_strategy_flags_that_do_not_fit(argv, said):
     copy.deepcopy(flags.FLAGS)(["keras-eqssl-train", "--strategy=mirrored", "--cpu_replicas=2"])  # fits
 
 
+@pytest.mark.slow  # an end-to-end run; CI runs it in the full suite
 def test_the_main_job_says_a_bad_tf_config_in_one_line(tmp_path):
     from run_helpers import ROOT, env, train_args
 

@@ -72,6 +72,7 @@ def test_defining_an_objective_gives_it_a_config_section(view_match):
         validate(config)
 
 
+@pytest.mark.slow  # an end-to-end run; CI runs it in the full suite
 def test_a_new_objective_trains_and_saves_from_a_config(view_match, tmp_path):
     from keras_eqssl.cli.train import train
 

@@ -250,6 +250,7 @@ def test_state_dict_from_says_which_keys_there_are():
         state_dict_from({"student": {"w": np.zeros(2)}}, key="teacher")
 
 
+@pytest.mark.slow  # an end-to-end run; CI runs it in the full suite
 def test_export_cli_serves_the_encoder_of_a_torch_checkpoint(tmp_path):
     """`keras-eqssl-export --torch_checkpoint`: the SavedModel's features are the torch weights' (NumPy)."""
     import json

@@ -157,7 +157,7 @@ class _SignalAt(keras.callbacks.Callback):
             os.kill(os.getpid(), self.signum)
 
 
-@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("name", ["SIGINT", pytest.param("SIGTERM", marks=pytest.mark.slow)])
 def test_a_signal_mid_epoch_stops_fit_after_the_step_with_a_checkpoint_of_it(tmp_path, name):
     import signal
 
