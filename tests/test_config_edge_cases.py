@@ -167,35 +167,25 @@ def test_gtsa_without_dino_trains_on_a_batch_of_one():
 
 
 # --- the command line: one line, exit 2 -----------------------------------------------------------------
-@pytest.mark.parametrize(
-    "args, named",
-    [
-        pytest.param(
-            ["--config=configs/essl.py", "--config.augment.essl.size=1"],
-            "config.augment.essl.size=1: must be >= 8 px",
-            id="essl_1px",
-            marks=pytest.mark.slow,
-        ),
-        pytest.param(
-            ["--config=configs/stl.py", "--config.augment.size=1"],
-            "config.augment.size=1: must be >= 8 px",
-            id="stl_1px",
-            marks=pytest.mark.slow,
-        ),
-        pytest.param(
-            ["--config=configs/gtsa.py", "--config.augment.size=60"],
-            "config.augment.size=60 (the global views)",
-            id="gtsa_vit_60",
-            marks=pytest.mark.slow,
-        ),
-        pytest.param(
-            ["--config=configs/gtsa_dino.py", "--config.data.batch_size=1"],
-            "DINO (config.model.gtsa.dino_weight > 0)",
-            id="dino_batch_1",
-            marks=pytest.mark.slow,
-        ),
-    ],
-)
+CLI_CASES = {  # id: (command-line arguments, what the one line names)
+    "essl_1px": (
+        ["--config=configs/essl.py", "--config.augment.essl.size=1"],
+        "config.augment.essl.size=1: must be >= 8 px",
+    ),
+    "stl_1px": (["--config=configs/stl.py", "--config.augment.size=1"], "config.augment.size=1: must be >= 8 px"),
+    "gtsa_vit_60": (
+        ["--config=configs/gtsa.py", "--config.augment.size=60"],
+        "config.augment.size=60 (the global views)",
+    ),
+    "dino_batch_1": (
+        ["--config=configs/gtsa_dino.py", "--config.data.batch_size=1"],
+        "DINO (config.model.gtsa.dino_weight > 0)",
+    ),
+}
+
+
+@pytest.mark.slow  # a process each; the unit tests above check the same messages
+@pytest.mark.parametrize("args, named", list(CLI_CASES.values()), ids=list(CLI_CASES))
 def test_the_train_command_prints_one_line_and_exits_2(tmp_path, args, named):
     result = run_cli("train", *args, f"--config.workdir={tmp_path / 'run'}", "--config.train.steps=1", timeout=120)
     assert result.returncode == 2, result.stderr[-2000:]

@@ -55,7 +55,7 @@ def source_from_config(config):
 
         return skimage_photos(image_size=d.image_size, num_images=d.num_images, seed=config.seed, photos=d.photos)
     if d.source == "image_folder":
-        from keras_eqssl.data.image_folder import DECODE_CHECK_LIMIT, image_folder
+        from keras_eqssl.data.image_folder import image_folder
 
         return image_folder(
             d.root,
@@ -63,7 +63,7 @@ def source_from_config(config):
             seed=config.seed,
             skip_bad=d.skip_bad,
             check_decode=d.check_decode,
-            decode_check_limit=d.get("decode_check_limit", DECODE_CHECK_LIMIT),
+            decode_check_limit=d.decode_check_limit,
         )
     if d.source == "tfds":
         from keras_eqssl.data.tfds_source import tfds_images
