@@ -13,7 +13,7 @@ optimizer stays the package's CPU-scale AdamW (AugSelf: SGD, lr 0.03 x batch / 2
     keras-eqssl-train --config=configs/augself.py
 """
 
-from keras_eqssl.default_config import method_config
+from configs.common import method_config
 
 
 def get_config():
@@ -22,7 +22,7 @@ def get_config():
     c.data.source = "skimage_photos"
     c.augment.crop.scale = (0.2, 1.0)  # AugSelf's RandomResizedCrop(scale=(0.2, 1.0))
     c.model.split = (0, 0)  # AugSelf reads the whole representation for both losses
-    c.model.temperature = 0.2  # trainers.simclr
+    c.model.invariance.simclr.temperature = 0.2  # trainers.simclr
     p = c.model.params
     p.mode = "difference"
     p.targets = "crop,color"

@@ -12,7 +12,7 @@ the loss against AASSL's code.
     keras-eqssl-train --config=configs/ciper.py --config.data.source=skimage_photos  # photos, SimCLR views
 """
 
-from keras_eqssl.default_config import method_config
+from configs.common import method_config
 
 
 def get_config():

@@ -16,12 +16,12 @@ E-SSL's CIFAR-10 rotated crop (scale 0.2-1, flip, jitter and grayscale on the cr
 The SimCLR part is SimCLR's NT-Xent (all 2B - 1 others per anchor, temperature 0.1). E-SSL's own
 (cross-view InfoNCE at temperature 0.5, projector ending in a BN without scale and shift):
 
-    keras-eqssl-train --config=configs/essl.py --config.model.negatives=cross_view \
-        --config.model.projector_last_bn=non_affine --config.model.projector_last_bias=off \
-        --config.model.temperature=0.5
+    keras-eqssl-train --config=configs/essl.py --config.model.invariance.simclr.negatives=cross_view \
+        --config.model.invariance.simclr.projector_last_bn=non_affine \
+        --config.model.invariance.simclr.projector_last_bias=False --config.model.invariance.simclr.temperature=0.5
 """
 
-from keras_eqssl.default_config import method_config
+from configs.common import method_config
 
 
 def get_config():

@@ -1,11 +1,12 @@
 """The DINO-like baseline of GTSA: the same tiny ViT, student / EMA teacher, multi-crops and budget as
 configs/gtsa.py, trained by DINO's loss (centred, sharpened teacher; Caron et al., ICCV 2021) on the
-mean patch token, with upright crops and none of GTSA's geometric losses. docs/methods/gtsa.md.
+mean patch token, with upright crops and none of GTSA's geometric losses: the `teacher_student` model
+kind with its `dino` part alone. docs/methods/gtsa.md.
 
     keras-eqssl-train --config=configs/gtsa_dino.py
 """
 
-from keras_eqssl.default_config import gtsa_config
+from configs.common import gtsa_config
 
 
 def get_config():

@@ -21,15 +21,15 @@ with them, and every config shares the package's optimizer recipe at this CPU bu
 SIE's loss and optimizer, as tools/parity/sie.py checks them against the official code:
 
     keras-eqssl-train --config=configs/sie.py --config.model.sie.joint_regularization=True \
-        --config.model.vicreg.std_weight=0 --config.model.vicreg.cov_weight=0 \
+        --config.model.invariance.vicreg.std_weight=0 --config.model.invariance.vicreg.cov_weight=0 \
         --config.optim.name=adam --config.optim.weight_decay_mode=coupled --config.optim.schedule=constant
 """
 
-from keras_eqssl.default_config import method_config
+from configs.common import method_config
 
 
 def get_config():
     c = method_config("vicreg", objectives=("sie",))
-    c.model.vicreg.update(dict(sim_weight=10.0, std_weight=10.0, cov_weight=1.0))
+    c.model.invariance.vicreg.update(dict(sim_weight=10.0, std_weight=10.0, cov_weight=1.0))
     c.data.threedie.rotation = 0.0  # SIE's pairs: the renders as they are (their rotation is the action)
     return c

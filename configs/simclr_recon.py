@@ -7,7 +7,7 @@ Plus cross-attention reconstruction (arXiv 2412.03314) on the equivariant half o
     keras-eqssl-train --config=configs/simclr_recon.py --config.data.source=skimage_photos  # photos, SimCLR views
 """
 
-from keras_eqssl.default_config import method_config
+from configs.common import method_config
 
 
 def get_config():

@@ -7,7 +7,7 @@ The whole representation is invariant (no split).
     keras-eqssl-train --config=configs/simsiam.py --config.data.source=skimage_photos  # photos, SimCLR views
 """
 
-from keras_eqssl.default_config import method_config
+from configs.common import method_config
 
 
 def get_config():

@@ -14,14 +14,15 @@ as in the paper. docs/methods/stl.md; `tools/parity/stl.py` checks it against th
     keras-eqssl-train --config=configs/stl.py --config.model.width=0.25 --config.augment.size=32  # CPU-sized
 """
 
-from keras_eqssl.default_config import method_config
+from configs.common import method_config
 
 
 def get_config():
     c = method_config("simclr", objectives=("stl",), split=(0, 0))
-    c.model.temperature = 0.2  # shared by the three NT-Xent terms
-    c.model.projector = "512-128"
-    c.model.projector_last_bias = "off"  # the official load_mlp: Linear(bias=False) everywhere
+    simclr = c.model.invariance.simclr
+    simclr.temperature = 0.2  # shared by the three NT-Xent terms
+    simclr.projector_units = "512-128"
+    simclr.projector_last_bias = False  # the official load_mlp: Linear(bias=False) everywhere
     c.model.stem = "imagenet"
     c.model.width = 1.0
     c.model.zero_init_residual = "on"  # resnet18(zero_init_residual=True)

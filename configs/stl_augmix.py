@@ -7,15 +7,10 @@ transformation representation can learn AugMix too. docs/methods/stl.md says wha
     keras-eqssl-train --config=configs/stl_augmix.py
 """
 
-import importlib.util
-import pathlib
+from configs import stl
 
 
 def get_config():
-    path = pathlib.Path(__file__).with_name("stl.py")
-    spec = importlib.util.spec_from_file_location("stl_config", path)
-    stl = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stl)
     c = stl.get_config()
     c.workdir = "runs/stl_augmix"
     c.augment.stl.augmix = True

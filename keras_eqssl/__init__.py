@@ -5,8 +5,9 @@ Names are imported lazily (on first use), so `import keras_eqssl` does not load 
 the renderer, for one, must create its GL context before TensorFlow's LLVM is loaded.
 """
 
-import importlib as _importlib
 import os as _os
+
+from keras_eqssl.lazy_exports import lazy_getattr as _lazy_getattr
 
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's start-up INFO lines; set it yourself to see them
@@ -19,22 +20,24 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "keras_eqssl.augment": (
-        "AugMix", "ColorJitter", "Compose", "Flip", "GaussianBlur", "Grayscale", "ParamSpec", "RandomApply",
+        "AugMix", "ColorJitter", "Compose", "Flip", "GaussianBlur", "Grayscale", "OpLayer", "ParamSpec", "RandomApply",
         "RandomChoice", "RandomResizedCrop", "Rotate90", "Rotation", "Solarize", "Translation", "make_seed",
     ),
     "keras_eqssl.augment.policies": (
         "AlignedPairsPolicy", "MultiCropPolicy", "Policy", "RotatedCropPolicy", "ViewsPolicy", "byol",
         "policy_from_config", "simclr", "stl",
     ),
-    "keras_eqssl.config_validation": ("ConfigError", "validate"),
+    "keras_eqssl.checkpoints": ("latest_checkpoint", "save_atomically"),
+    "keras_eqssl.config_validation": ("validate",),
     "keras_eqssl.data": ("skimage_photos", "threedie_pairs", "train_batches", "view_batches"),
     "keras_eqssl.distribute": ("strategy_from_name",),
-    "keras_eqssl.errors": ("InputError",),
+    "keras_eqssl.errors": ("ConfigError", "InputError"),
     "keras_eqssl.export": ("Encoder", "export_checkpoint", "export_encoder", "load_encoder"),
     "keras_eqssl.methods": (
-        "BYOL", "BarlowTwins", "CoupledSGD", "CrossAttentionReconstruction", "ESSL", "GTSAModel", "Invariance",
-        "OBJECTIVES", "Objective", "PairModel", "ParameterPrediction", "SIE", "SSLModel", "STL", "ScheduledAdamW",
-        "SimCLR", "SimSiam", "TorchAdam", "VICReg",
+        "BYOL", "BarlowTwins", "CorrespondenceTerm", "CoupledSGD", "CropTerm", "CrossAttentionReconstruction",
+        "DINOTerm", "ESSL", "INVARIANCES", "Invariance", "MODEL_KINDS", "OBJECTIVES", "Objective", "PairModel", "ParameterPrediction",
+        "RotationTerm", "SIE", "SSLModel", "STL", "ScheduledAdamW", "SimCLR", "SimSiam", "TeacherStudentModel",
+        "TeacherStudentTerm", "TorchAdam", "VICReg",
     ),
     "keras_eqssl.methods.callbacks": (
         "CheckpointWriteError", "Checkpointer", "ModelWriteError", "NonFiniteLossError", "ReconstructionImages",
@@ -59,15 +62,7 @@ _SUBMODULES = ("augment", "data", "distribute", "export", "losses", "methods", "
 __all__ = sorted([*_WHERE, *_SUBMODULES])
 
 
-def __getattr__(name):
-    if name in _WHERE:
-        value = getattr(_importlib.import_module(_WHERE[name]), name)
-    elif name in _SUBMODULES:
-        value = _importlib.import_module(f"keras_eqssl.{name}")
-    else:
-        raise AttributeError(f"module 'keras_eqssl' has no attribute {name!r}")
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_getattr(__name__, _WHERE, globals(), submodules=_SUBMODULES)
 
 
 def __dir__():

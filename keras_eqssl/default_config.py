@@ -9,6 +9,8 @@ object, as SIE). `docs/main_job.md` says why these settings.
     keras-eqssl-train                                # embedded default
     keras-eqssl-train --config=configs/simclr_recon.py --config.data.source=skimage_photos
     keras-eqssl-train --config=configs/byol.py --config.train.steps=200 --config.optim.lr=3e-4
+
+The recipes of the methods (`method_config`, `gtsa_config`) are in `configs/common.py`.
 """
 
 import ml_collections
@@ -16,9 +18,23 @@ import ml_collections
 
 def registered_objectives() -> dict:
     """short_name -> Objective class, every objective imported so far (the built-in ones at least)."""
-    from keras_eqssl.methods.objectives import OBJECTIVES
+    from keras_eqssl.methods import OBJECTIVES
 
     return dict(OBJECTIVES)
+
+
+def registered_invariances() -> dict:
+    """short_name -> Invariance class, every invariance loss imported so far (the built-in ones at least)."""
+    from keras_eqssl.methods import INVARIANCES
+
+    return dict(INVARIANCES)
+
+
+def registered_model_kinds() -> dict:
+    """kind -> SSLModel class (`config.model.method`), every model kind imported so far."""
+    from keras_eqssl.methods import MODEL_KINDS
+
+    return dict(MODEL_KINDS)
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -91,7 +107,9 @@ def get_config() -> ml_collections.ConfigDict:
     a.essl = ml_collections.ConfigDict(dict(size=32, scale=(0.05, 0.14), chain=False))
 
     m = c.model = ml_collections.ConfigDict()
-    m.method = "pair"  # pair (PairModel: invariance + objectives) | gtsa (GTSAModel: student/teacher on multi-crops)
+    # A kind of keras_eqssl.methods.MODEL_KINDS: pair (PairModel: invariance + objectives) | teacher_student
+    # (TeacherStudentModel: a student and its EMA teacher on multi-crops, with GTSA's and DINO's parts)
+    m.method = "pair"
     m.backbone = "resnet18"  # see keras_eqssl.nn.available_backbones()
     m.stem = "cifar"  # ResNets: imagenet | cifar | sie
     m.width = 0.25  # channel multiplier (1.0 = the paper's width)
@@ -102,19 +120,14 @@ def get_config() -> ml_collections.ConfigDict:
     # ImageNet's) | imagenet | stl10 (the official STL code's STL10 statistics)
     m.normalization = "auto"
     m.split = (64, 64)  # (d_inv, d_equi): first d_inv channels invariant, next d_equi equivariant; (0, 0) = no split
-    m.invariance = "vicreg"  # simclr | vicreg | barlow | simsiam | byol
-    m.projector = "512-512-512"  # hidden-...-output units, VICReg's --mlp format; "" = none
-    m.projector_last_bias = "auto"  # auto (the loss's own: off for VICReg and Barlow) | on | off (STL's code)
-    m.predictor = "128-512"  # simsiam / byol predictor units
-    m.temperature = 0.1  # simclr
-    # simclr: all (NT-Xent, 2B - 2 negatives per anchor) | cross_view (E-SSL's InfoNCE: the B - 1 of the other view)
-    m.negatives = "all"
-    # simclr: the projector's end: auto (the loss's own: none) | none | affine (a BN) | non_affine (a BN without
-    # gamma and beta, E-SSL's BatchNorm1d(affine=False))
-    m.projector_last_bn = "auto"
-    m.vicreg = ml_collections.ConfigDict(dict(sim_weight=25.0, std_weight=25.0, cov_weight=1.0))
-    m.barlow_lambda = 5e-3
-    m.byol_momentum = 0.99  # base of BYOL's cosine EMA schedule
+    # The invariance loss of the pair model: `name` picks one of keras_eqssl.methods.INVARIANCES, and each
+    # has a section built from its constructor's arguments with its own defaults, e.g. model.invariance.vicreg
+    # (projector_units, sim_weight, std_weight, cov_weight, projector_last_bias) or model.invariance.simclr
+    # (projector_units, temperature, negatives, projector_last_bn, projector_last_bias). Units are written
+    # "512-512-512" (VICReg's --mlp format; "" = no projector).
+    m.invariance = ml_collections.ConfigDict({"name": "vicreg"})
+    for name, loss in registered_invariances().items():
+        m.invariance[name] = ml_collections.ConfigDict(loss.config_section())
     m.sync_bn = True  # synchronised BatchNorm when training on several replicas
     m.fused_bn = (
         True  # ResNets: unsynchronised BNs train through TF's fused kernel (1.2x faster in float32, 1.5x in bf16)
@@ -126,29 +139,10 @@ def get_config() -> ml_collections.ConfigDict:
     for name, objective in registered_objectives().items():
         m[name] = ml_collections.ConfigDict(objective.config_section())
     m.recon.enabled = True
-    # GTSAModel (model.method="gtsa"): the loss weights (dino_weight > 0 with the others 0 is the
-    # DINO-like baseline) and heads; 0 / (0, 0) / "" = sized from the backbone (see GTSAModel).
-    m.gtsa = ml_collections.ConfigDict(
-        dict(
-            crop_weight=1.0,
-            correspondence_weight=0.5,
-            rotation_weight=0.5,
-            dino_weight=0.0,
-            correspondence_warmup_steps=0,
-            roi_sizes=(0, 0),
-            sampling_ratio=-1,  # torchvision's adaptive count (GTSA's roi_align default)
-            match_fraction=0.5,
-            projection_units=0,
-            rotation_units="",
-            dino_units=65536,
-            dino_hidden_units=2048,
-            dino_bottleneck_units=256,
-            student_temperature=0.1,
-            teacher_temperature=0.04,
-            center_momentum=0.9,
-            momentum=0.996,  # the EMA teacher's base momentum (cosine to 1)
-        )
-    )
+    # One section per model kind with settings of its own (keras_eqssl.methods.MODEL_KINDS), `model.<kind>`.
+    for kind, model in registered_model_kinds().items():
+        if model.config_section():
+            m[kind] = ml_collections.ConfigDict(model.config_section())
 
     c.optim = ml_collections.ConfigDict()
     c.optim.name = "adamw"  # adam | adamw | sgd | lamb
@@ -191,91 +185,4 @@ def get_config() -> ml_collections.ConfigDict:
     c.eval.pairs_per_object = 32  # 3DIEBench probe: train pairs per object and repeat (of V(V-1))
     c.eval.repeats = 5  # probe repeats: every figure is a mean ± std over them
     c.eval.random_init = True  # also evaluate the untrained network, as the baseline
-    return c
-
-
-# What each method config changes from the default, beyond its invariance loss (configs/*.py).
-METHODS = {
-    "simclr": dict(projector="512-128", temperature=0.1),
-    "byol": dict(projector="512-128", predictor="512-128", byol_momentum=0.99),
-    "vicreg": dict(projector="512-512-512"),
-    "barlow": dict(projector="512-512-512", barlow_lambda=5e-3),
-    "simsiam": dict(projector="512-512-512", predictor="128-512"),
-}
-
-
-def method_config(
-    invariance: str, recon: bool = False, params: bool = False, split=(64, 64), objectives=()
-) -> ml_collections.ConfigDict:
-    """The config of one method: `invariance` alone (no split: the whole representation is
-    invariant), or with objectives on the equivariant part of a `split`: the cross-attention
-    reconstruction branch (`recon`), parameter prediction (`params`), or any registered objective
-    named in `objectives` (e.g. `("stl",)`). Used by the files in `configs/`.
-
-    Data: the rendered mini-3DIEBench (pairs = two renders of one object, no augmentation, as
-    SIE); `--config.data.source=skimage_photos` (or any image source) makes pairs with the
-    augmentation policy instead.
-    """
-    c = get_config()
-    enabled = [*(["recon"] if recon else []), *(["params"] if params else []), *objectives]
-    c.workdir = "runs/" + "_".join([invariance, *enabled])
-    c.model.invariance = invariance
-    for key, value in METHODS[invariance].items():
-        c.model[key] = value
-    if invariance == "byol":
-        c.augment.policy = "byol"  # the asymmetric BYOL pair when training on photos
-        c.augment.jitter.saturation = 0.2
-    c.model.split = tuple(split) if enabled else (0, 0)
-    for name in registered_objectives():
-        c.model[name].enabled = name in enabled
-    return c
-
-
-def gtsa_config(dino_baseline: bool = False) -> ml_collections.ConfigDict:
-    """GTSA (`model.method="gtsa"`) on crops of the bundled photos, or its DINO-like baseline.
-
-    The recipe of GTSA's code at CPU scale: the `gtsa` multi-crop (2 global + 4 local crops, each
-    turned by k * 90 degrees, GTSA's strong colour jitter), the tiny ViT (patch 8) at 64 / 32 px,
-    AdamW lr 1e-3 with a 10% warm-up and a cosine, weight decay 0.04 -> 0.4 on
-    weights only, each gradient clipped to norm 3, EMA teacher 0.996 -> 1, patch correspondence
-    after the warm-up. `dino_baseline`: the same backbone, crops (upright) and budget, trained by
-    DINO's loss alone. Used by `configs/gtsa.py` and `configs/gtsa_dino.py`.
-    """
-    c = get_config()
-    c.workdir = "runs/" + ("gtsa_dino" if dino_baseline else "gtsa")
-    c.model.method = "gtsa"
-    for name in registered_objectives():
-        c.model[name].enabled = False
-    c.model.backbone = "vit_tiny"
-    c.model.split = (0, 0)
-    c.data.source = "skimage_photos"
-    c.data.photos = "train"  # the held-out photos stay for the probes
-    c.data.image_size = 128
-    c.data.batch_size = 64
-    c.augment.policy = "gtsa"
-    c.augment.size = 64
-    c.augment.gtsa.local_size = 32
-    c.augment.gtsa.num_local = 4
-    c.augment.jitter.update(dict(brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2, p=0.8))
-    c.augment.blur.p = 0.2
-    c.train.steps = 600
-    c.optim.name = "adamw"
-    c.optim.lr = 1e-3  # GTSA's lr at its batch of 512; its rule 5e-4 x batch / 256 gives 1.25e-4 at 64
-    c.optim.schedule = "cosine"
-    steps = c.train.get_ref("steps")  # warm-ups follow --config.train.steps
-    c.optim.warmup_steps = steps // 10
-    c.optim.weight_decay = 0.04
-    c.optim.weight_decay_end = 0.4
-    c.optim.decay_matrices_only = True
-    c.optim.clipnorm = 3.0
-    # The tiny ViT's step is too small for bf16 to pay: 1.45x slower than float32 at batch 64 on a
-    # CPU with avx512_bf16 (docs/performance.md), where `auto` would pick bf16. ViT-S/16: try auto.
-    c.train.precision = "float32"
-    g = c.model.gtsa
-    g.correspondence_warmup_steps = steps // 10
-    g.dino_units, g.dino_hidden_units = 4096, 512  # ViT-S/16: 65536 and 2048
-    if dino_baseline:
-        g.crop_weight = g.correspondence_weight = g.rotation_weight = 0.0
-        g.dino_weight = 1.0
-        c.augment.gtsa.rotate = False
     return c

@@ -10,8 +10,7 @@ they are (`ConfigError` is a `ValueError`, `CheckpointWriteError` an `OSError`),
 Example:
 
 ```python
-from keras_eqssl.errors import InputError
-from keras_eqssl.config_validation import ConfigError
+from keras_eqssl.errors import ConfigError, InputError
 
 issubclass(ConfigError, InputError) and issubclass(ConfigError, ValueError)  # True
 ```
@@ -20,3 +19,7 @@ issubclass(ConfigError, InputError) and issubclass(ConfigError, ValueError)  # T
 
 class InputError(Exception):
     """Bad input (config, file, data root, checkpoint, shape); the message says which and what to do."""
+
+
+class ConfigError(InputError, ValueError):
+    """A config field is unknown, of the wrong type, or has an impossible value."""

@@ -1,15 +1,7 @@
-"""Test setup: quiet TensorFlow and pin the Keras backend before anything imports TensorFlow."""
+"""Test fixtures (the environment, set before TensorFlow is imported, is in the repository's conftest.py)."""
 
-import os
-
-os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-os.environ["KERAS_BACKEND"] = "tensorflow"
-# train.precision="auto" picks bf16 on CPUs with bf16 instructions: the tests pin float32 so that
-# their figures do not depend on the machine (tests/test_precision.py checks "auto" itself).
-os.environ["KERAS_EQSSL_AUTO_PRECISION"] = "float32"
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
 
 @pytest.fixture

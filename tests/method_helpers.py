@@ -11,7 +11,7 @@
 - `policy_pair_batch(...)`: real views and their recorded params: the scikit-image photos through
   the policy of `keras_eqssl.default_config` (simclr).
 - `run_pair_model_test(model, batch, tmp_path)`: the `PairModel` contract: two `fit` steps
-  with finite metrics named `model._term_metric_names() + ["loss"]`, `loss` = the weighted sum of
+  with finite metrics named `model.term_names() + ["loss"]`, `loss` = the weighted sum of
   the terms, `.keras` saving + loading with identical `model(images)` and `evaluate`, and a
   `get_config` / `from_config` round trip.
 
@@ -187,7 +187,7 @@ def run_pair_model_test(
     """Checks `model` against the `PairModel` contract on `batch` (two batches of `batch_size`).
 
     1. `fit` for one epoch of exactly 2 steps: every metric finite, named
-       `model._term_metric_names() + ["loss"]`, the optimizer stepped twice and the backbone moved;
+       `model.term_names() + ["loss"]`, the optimizer stepped twice and the backbone moved;
     2. `evaluate`: `loss` equals the weighted sum of the invariance and objective totals;
     3. `model(images)` returns `{"embedding", "invariant", "equivariant"}` of the split's widths;
     4. `.keras` saving + `load_model`: identical weights and `model(images)`, and the same
@@ -206,7 +206,7 @@ def run_pair_model_test(
         model.compile(optimizer=optimizer or keras.optimizers.Adam(1e-3), run_eagerly=run_eagerly)
     before = [np.array(w) for w in model.backbone.trainable_weights]
     history = model.fit(batch, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
-    expected_names = sorted([*model._term_metric_names(), "loss"])
+    expected_names = sorted([*model.term_names(), "loss"])
     assert len(set(expected_names)) == len(expected_names), f"duplicate metric names {expected_names}"
     assert sorted(history.history) == expected_names, f"metrics {sorted(history.history)} != {expected_names}"
     assert sorted(m.name for m in model.metrics) == expected_names
@@ -261,5 +261,5 @@ def run_pair_model_test(
 
 
 def _terms(model: PairModel, batch: dict) -> dict:
-    _, terms = model.compute_pair_losses(as_tensors(batch), training=False)
+    _, terms = model.compute_losses(as_tensors(batch), training=False)
     return {k: float(v) for k, v in terms.items()}

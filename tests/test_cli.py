@@ -118,10 +118,11 @@ def test_train_runs_a_short_training_and_saves_the_model(tmp_path):
 
 def test_train_rejects_a_non_pair_policy_naming_it(tmp_path):
     result = run_cli(
-        "train", "--config=configs/views/gtsa.py", "--config.train.steps=2", f"--config.workdir={tmp_path}",
+        "train", "--config=configs/simclr.py", "--config.augment.policy=gtsa", "--config.data.source=skimage_photos",
+        "--config.train.steps=2", f"--config.workdir={tmp_path}",
     )  # fmt: skip
-    assert result.returncode != 0
-    assert "gtsa" in result.stderr and "'v1'" in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr  # refused by the config check
+    assert "config.augment.policy='gtsa'" in result.stderr and "'v1'" in result.stderr
 
 
 def test_evaluate_names_a_bad_model_and_a_bad_data_root(tmp_path):

@@ -9,8 +9,9 @@ import pytest
 from test_cli import run_cli
 from train_helpers import load_config
 
-from keras_eqssl.config_validation import ConfigError, validate
+from keras_eqssl.config_validation import validate
 from keras_eqssl.default_config import get_config
+from keras_eqssl.errors import ConfigError
 
 MIN_SIDE = 8  # px: the smallest image or view side a config may ask for (config_validation.MIN_SIDE)
 
@@ -101,17 +102,17 @@ def test_the_vit_backbone_refuses_inputs_it_would_cut():
 
 def test_a_model_with_a_vit_at_a_cut_size_refuses_to_encode_or_build():
     """What export serves (`encoder_outputs` at `model.image_size`) cannot run at a size the ViT would cut,
-    and GTSAModel refuses such sizes when it is built."""
-    from keras_eqssl.methods import GTSAModel, PairModel, SimCLR
+    and TeacherStudentModel refuses such sizes when it is built."""
+    from keras_eqssl.methods import CropTerm, PairModel, SimCLR, TeacherStudentModel
     from keras_eqssl.nn import backbone_from_name
 
     model = PairModel(backbone_from_name("vit_tiny"), SimCLR(projector_units=[8]), split=None, image_size=12)
     with pytest.raises(ValueError, match="not a multiple of the patch size 8"):
         model.encoder_outputs(np.zeros((1, 12, 12, 3), "float32"))
     with pytest.raises(ValueError, match=r"patch grids.*multiples of its patch size"):
-        GTSAModel(backbone_from_name("vit_tiny"), num_local=2, image_size=36, local_size=16)
+        TeacherStudentModel(backbone_from_name("vit_tiny"), [CropTerm()], num_local=2, image_size=36, local_size=16)
     with pytest.raises(ValueError, match=r"patch grids.*\(local, 12 px\)"):
-        GTSAModel(backbone_from_name("vit_tiny"), num_local=2, image_size=32, local_size=12)
+        TeacherStudentModel(backbone_from_name("vit_tiny"), [CropTerm()], num_local=2, image_size=32, local_size=12)
 
 
 # --- degenerate views -------------------------------------------------------------------------------
@@ -144,10 +145,10 @@ def test_the_rotated_crop_policy_refuses_a_one_pixel_crop():
 @pytest.mark.parametrize(
     "config_name, named",
     [
-        ("gtsa_dino", r"DINO \(config\.model\.gtsa\.dino_weight > 0\) needs at least 2 images per batch: its centre"),
-        ("simclr", r"invariance='simclr' needs at least 2 pairs per batch: SimCLR's negatives"),
-        ("vicreg", r"invariance='vicreg' needs at least 2 pairs per batch: VICReg's variance and covariance"),
-        ("byol", r"invariance='byol' needs at least 2 pairs per batch: BYOL's projector"),
+        ("gtsa_dino", r"DINO \(config\.model\.teacher_student\.dino\.weight > 0\) needs at least 2 images per batch"),
+        ("simclr", r"invariance\.name='simclr': SimCLR needs at least 2 pairs per batch: SimCLR's negatives"),
+        ("vicreg", r"invariance\.name='vicreg': VICReg needs at least 2 pairs per batch: VICReg's variance and"),
+        ("byol", r"invariance\.name='byol': BYOL needs at least 2 pairs per batch: BYOL's projector"),
     ],
 )
 def test_a_batch_of_one_names_what_the_method_needs(config_name, named):
@@ -179,7 +180,7 @@ CLI_CASES = {  # id: (command-line arguments, what the one line names)
     ),
     "dino_batch_1": (
         ["--config=configs/gtsa_dino.py", "--config.data.batch_size=1"],
-        "DINO (config.model.gtsa.dino_weight > 0)",
+        "DINO (config.model.teacher_student.dino.weight > 0)",
     ),
 }
 

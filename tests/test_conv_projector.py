@@ -1,6 +1,5 @@
 """GTSA's dense heads: `ConvProjector` and `ConvPredictor` against a NumPy recomputation, config and saving."""
 
-import doctest
 import math
 
 import keras
@@ -160,10 +159,3 @@ def test_mixed_precision():
     assert out.dtype == "float16" and all(w.dtype == "float32" for w in mixed.weights)
     np.testing.assert_allclose(np.asarray(out, np.float32), np.asarray(reference(x)), atol=2e-2, rtol=2e-2)
     assert predictor(out).dtype == "float16"
-
-
-def test_docstring_examples_run():
-    from keras_eqssl.nn import conv_projector
-
-    result = doctest.testmod(conv_projector, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0, result

@@ -9,8 +9,9 @@ import pytest
 from optimizer_helpers import random_problem as _problem
 from optimizer_helpers import run_optimizer as _run
 
-from keras_eqssl.config_validation import ConfigError, validate
+from keras_eqssl.config_validation import validate
 from keras_eqssl.default_config import get_config
+from keras_eqssl.errors import ConfigError
 from keras_eqssl.methods import CoupledSGD
 from keras_eqssl.methods.factory import optimizer_from_config
 
@@ -113,18 +114,9 @@ def test_config_key_picks_the_optimizer():
 
 def test_resume_refuses_a_changed_weight_decay_mode():
     """The update rule is part of the run (optim.name is refused too); a changed mode is refused on resume."""
-    from keras_eqssl.methods.resume import rule_for
+    from keras_eqssl.resume import rule_for
 
     assert rule_for("optim.weight_decay_mode") == "refuse"
-
-
-def test_doctest():
-    import doctest
-
-    import keras_eqssl.methods.coupled_sgd as module
-
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0, result
 
 
 def test_keras_file_keeps_the_optimizer_state(tmp_path):

@@ -8,7 +8,6 @@ the pytest process.
 
 from __future__ import annotations
 
-import doctest
 import json
 import math
 import os
@@ -350,15 +349,6 @@ def test_dino_center_update_two_replicas_equals_one_device(replica_figures):
     f = replica_figures
     assert f["center_moved"] > 1e-2, f
     assert max(f["center_diffs"]) < 1e-6, f"both replicas' centre must equal the one-device centre: {f}"
-
-
-# --- docstring examples ------------------------------------------------------------------------
-@pytest.mark.parametrize("module", ["keras_eqssl.losses.dino", "keras_eqssl.nn.dino_head"])
-def test_docstring_examples_run(module):
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0, result
 
 
 if __name__ == "__main__":

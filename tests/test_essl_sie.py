@@ -80,7 +80,7 @@ def test_essl_matches_numpy(labels):
     essl = ESSL(hidden_units=[8, 8])
     model = make_pair_model("vicreg", objectives=[essl], split=(8, 8))
     batch = _essl_batch(batch=4, labels=labels, specs={})
-    _, terms = model.compute_pair_losses(batch, training=False)
+    _, terms = model.compute_losses(batch, training=False)
 
     logits, targets = [], []
     for k, view in enumerate(ROTATION_VIEWS):  # encoded one rotation at a time (BN moving stats)
@@ -103,8 +103,8 @@ def test_essl_reads_recorded_labels():
     logits, _ = essl.logits(model.pair_outputs(batch, training=False))
     expected = -_log_softmax(np.asarray(logits, np.float64))[np.arange(16), np.repeat(np.arange(4), 4)]
     shifted_expected = -_log_softmax(np.asarray(logits, np.float64))[np.arange(16), np.repeat(np.arange(1, 5) % 4, 4)]
-    _, terms = model.compute_pair_losses(batch, training=False)
-    _, shifted_terms = model.compute_pair_losses(shifted, training=False)
+    _, terms = model.compute_losses(batch, training=False)
+    _, shifted_terms = model.compute_losses(shifted, training=False)
     np.testing.assert_allclose(float(terms["essl"]), expected.mean(), rtol=1e-5)
     np.testing.assert_allclose(float(shifted_terms["essl"]), shifted_expected.mean(), rtol=1e-5)
 
@@ -121,7 +121,7 @@ def test_essl_errors():
     essl = ESSL(hidden_units=[8])
     model = make_pair_model("vicreg", objectives=[essl], split=(8, 8))
     with pytest.raises(ValueError, match=r"need views \['rot0', 'rot1', 'rot2', 'rot3'\]"):  # PairModel's check
-        model.compute_pair_losses(random_pair_batch(batch=4), training=False)
+        model.compute_losses(random_pair_batch(batch=4), training=False)
     pair = {"features": {"v1": np.zeros((4, 16), "float32")}, "batch": {}}
     with pytest.raises(ValueError, match=r"no views \['rot0', 'rot1', 'rot2', 'rot3'\].*policy=\"essl\""):
         essl(pair)
@@ -159,7 +159,7 @@ def test_sie_matches_numpy():
     model = make_pair_model("vicreg", objectives=[sie], split=(8, 8))
     q = _quaternions(6)
     batch = random_pair_batch(batch=6, specs={}, rel_rotation=q)
-    _, terms = model.compute_pair_losses(batch, training=False)
+    _, terms = model.compute_losses(batch, training=False)
 
     h1, h2 = (model(batch["views"][v], training=False)["equivariant"] for v in ("v1", "v2"))
     z1, z2 = numpy_mlp(sie.projector, h1), numpy_mlp(sie.projector, h2)
@@ -188,7 +188,7 @@ def test_sie_gradients_reach_backbone():
 def test_sie_errors():
     model = make_pair_model("vicreg", objectives=[SIE(projector_units=[8])], split=(8, 8))
     with pytest.raises(ValueError, match="rel_rotation.*threedie"):
-        model.compute_pair_losses(random_pair_batch(batch=4), training=False)
+        model.compute_losses(random_pair_batch(batch=4), training=False)
     with pytest.raises(ValueError, match="pred_std_weight"):
         SIE(pred_std_weight=-1.0)
 
@@ -242,7 +242,7 @@ def test_sie_joint_regularization_matches_numpy():
     model = make_pair_model(invariance, objectives=[sie], split=(8, 8))
     q = _quaternions(6)
     batch = random_pair_batch(batch=6, specs={}, rel_rotation=q)
-    total, terms = model.compute_pair_losses(batch, training=False)
+    total, terms = model.compute_losses(batch, training=False)
 
     rep = [model(batch["views"][v], training=False) for v in ("v1", "v2")]
     zi1, zi2 = (numpy_mlp(invariance.projector, r["invariant"]) for r in rep)
@@ -267,7 +267,7 @@ def test_sie_joint_regularization_matches_numpy():
     )
     before = np.asarray(bn.moving_mean).copy()
     h = [model(batch["views"][v], training=True)["invariant"] for v in ("v1", "v2")]
-    model.compute_pair_losses(batch, training=True)
+    model.compute_losses(batch, training=True)
     once = bn.moving_mean.numpy()
     bn.moving_mean.assign(before)
     for v in h:
@@ -289,18 +289,19 @@ def test_sie_joint_regularization_saves(tmp_path):
     model.save(path)
     loaded = keras.models.load_model(path)
     assert loaded.objectives[0].joint_regularization
-    (total, terms), (total2, terms2) = (m.compute_pair_losses(batch, training=False) for m in (model, loaded))
+    (total, terms), (total2, terms2) = (m.compute_losses(batch, training=False) for m in (model, loaded))
     np.testing.assert_allclose(float(total2), float(total), rtol=1e-6)
     np.testing.assert_allclose(float(terms2["sie_cov"]), float(terms["sie_cov"]), rtol=1e-6)
 
 
 def test_sie_joint_regularization_errors():
-    from keras_eqssl.config_validation import ConfigError, validate
+    from keras_eqssl.config_validation import validate
+    from keras_eqssl.errors import ConfigError
 
     with pytest.raises(ValueError, match="VICReg"):
         make_pair_model("simclr", objectives=[SIE(projector_units=[8], joint_regularization=True)], split=(8, 8))
     sie = SIE(projector_units=[8], joint_regularization=True)
-    pair = {"pooled": {"v1": np.zeros((4, 8), "float32"), "v2": np.zeros((4, 8), "float32")},
+    pair = {"equivariant": {"v1": np.zeros((4, 8), "float32"), "v2": np.zeros((4, 8), "float32")},
             "batch": {"rel_rotation": _quaternions(4)}}  # fmt: skip
     make_pair_model("vicreg", objectives=[sie], split=(8, 8))  # builds the heads
     with pytest.raises(ValueError, match="invariant_projections"):
@@ -310,15 +311,15 @@ def test_sie_joint_regularization_errors():
     cfg.data.threedie.rotation = 0.0
     cfg.model.sie.update(enabled=True, joint_regularization=True)
     (problem,) = SIE.config_problems(cfg)
-    assert "config.model.vicreg.std_weight=0" in problem and "cov_weight=0" in problem
+    assert "config.model.invariance.vicreg.std_weight=0" in problem and "cov_weight=0" in problem
     with pytest.raises(ConfigError, match="vicreg.std_weight=0"):
         validate(cfg)
-    cfg.model.vicreg.update(std_weight=0.0, cov_weight=0.0)
+    cfg.model.invariance.vicreg.update(std_weight=0.0, cov_weight=0.0)
     assert SIE.config_problems(cfg) == []
     validate(cfg)
-    cfg.model.invariance = "simclr"
+    cfg.model.invariance.name = "simclr"
     (problem,) = SIE.config_problems(cfg)
-    assert "config.model.invariance='vicreg'" in problem
+    assert "config.model.invariance.name='vicreg'" in problem
 
 
 # --- parity with the official code: the pieces the parity tools rely on -------------------------------

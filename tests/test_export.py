@@ -337,8 +337,6 @@ def _format1_serve(images):
 
 
 def test_a_format_1_export_still_loads_and_serves(tmp_path):
-    from keras_eqssl.probes.features import encoder_from_saved_model
-
     path = _save_module(tmp_path / "v1", {"serving_default": _format1_serve})
     encoder = load_encoder(path)
     assert list(encoder.signatures) == ["serving_default"] and encoder.output_dims["embedding"] == 6
@@ -354,24 +352,21 @@ def test_a_format_1_export_still_loads_and_serves(tmp_path):
             np.testing.assert_allclose(got[key], value, rtol=1e-6, err_msg=f"{images.dtype} {key}")
     with pytest.raises(ValueError, match=r"received min 0, max 255"):
         encoder(pixels.astype(np.float32))
-    probe = encoder_from_saved_model(path, batch_size=3)
-    assert probe.signature == "serving_default"
+    probe = load_encoder(path, batch_size=3)  # the probes' encode: uint8 through the format-1 serving_default
+    assert probe.cache_key.endswith(":serving_default")
     np.testing.assert_allclose(probe(pixels)["equivariant"], expected["equivariant"], rtol=1e-6)
 
 
 def test_probes_read_a_format_2_export_through_either_signature(trained):
-    from keras_eqssl.probes.features import encoder_from_saved_model
-
     model, export_dir, _ = trained
     pixels = np.random.default_rng(10).integers(0, 256, (6, SIZE, SIZE, 3), dtype=np.uint8)
-    default = encoder_from_saved_model(export_dir, batch_size=4)
-    assert default.signature == "serving_uint8" and default.cache_key.endswith(":serving_uint8")
-    floats = encoder_from_saved_model(export_dir, batch_size=4, signature="serving_default")  # uint8 / 255 inside
+    encode = load_encoder(export_dir, batch_size=4)
+    assert encode.cache_key.endswith(":serving_uint8")
     expected = reference(model, pixels)
-    for encode in (default, floats):
-        got = encode(pixels)
+    for name, images in (("serving_uint8", pixels), ("serving_default", pixels / np.float32(255))):
+        got = encode(images)
         for key in ("embedding", "invariant", "equivariant"):
-            np.testing.assert_allclose(got[key], expected[key], atol=1e-5, err_msg=f"{encode.signature} {key}")
+            np.testing.assert_allclose(got[key], expected[key], atol=1e-5, err_msg=f"{name} {key}")
 
 
 def test_load_encoder_names_a_path_that_is_not_a_savedmodel(tmp_path):

@@ -1,15 +1,9 @@
 """PairModel, the invariance losses and the equivariance objectives: the contract through the shared
 `run_pair_model_test`, hand computations in NumPy, construction errors, callbacks, a learning signal."""
 
-import ast
-import doctest
 import glob
-import importlib
-import inspect
 import math
 import os
-import re
-import textwrap
 
 import keras
 import numpy as np
@@ -87,7 +81,7 @@ def test_pair_model_contract(invariance, recon, tmp_path):
     batch = random_pair_batch(batch=8, seed=len(invariance), specs={}, uint8=invariance in ("simclr", "byol"))
     eager = (invariance, recon) not in GRAPH_CELLS
     loaded = run_pair_model_test(model, batch, tmp_path, run_eagerly=eager)
-    names = model._term_metric_names()
+    names = model.term_names()
     assert names[0] == INVARIANCES[invariance].short_name
     assert ("recon" in names) is recon
     if invariance == "byol":  # the EMA target network is saved and restored with the model
@@ -110,7 +104,7 @@ def test_pair_model_contract_with_real_views_and_parameter_prediction(tmp_path):
         tiny_recon(weight=2.0, target_size=8),
     ]
     model = make_pair_model("vicreg", objectives=objectives, param_specs=specs)
-    assert model._term_metric_names() == [
+    assert model.term_names() == [
         "vicreg", "vicreg_invariance", "vicreg_variance", "vicreg_covariance",
         "params", "params_v1_crop", "params_v2_crop", "params_v1_flip", "params_v2_flip",
         "params2", "params2_color_order", "params2_grayscale", "params2_crop_scale",
@@ -281,7 +275,7 @@ def test_byol_target_network_uses_batch_statistics_in_training():
     model.compile(optimizer=keras.optimizers.SGD(0.1))
     for seed in range(2):
         model.train_step(as_tensors(random_pair_batch(8, specs={}, seed=10 + seed)))
-    _, terms = model.compute_pair_losses(batch, training=True)
+    _, terms = model.compute_losses(batch, training=True)
 
     def trainable_clone(layer):
         clone = type(layer).from_config(layer.get_config())
@@ -487,7 +481,7 @@ def test_parameter_prediction_difference_targets_match_numpy():
     assert layer.head.dense_layers[-1].units == 2 + 1 + 15 + 4
     # the total is parameter_regression on the head's outputs and these targets
     pooled = {v: _rand(16, 6, seed=i) for i, v in enumerate(("v1", "v2"))}
-    out = layer({"pooled": pooled, "features": pooled, "batch": batch}, training=False)
+    out = layer({"equivariant": pooled, "features": pooled, "batch": batch}, training=False)
     y = np.asarray(layer.head(np.concatenate([pooled["v1"], pooled["v2"]], -1), training=False))
     pred = {"crop": y[:, :2], "flip": y[:, 2:3], "order": y[:, 3:18], "rel_rotation": y[:, 18:]}
     specs = {"crop": SPECS[0], "flip": SPECS[1], "order": SPECS[2], "rel_rotation": RELATIVE_SPECS["rel_rotation"]}
@@ -555,7 +549,7 @@ def test_model_outputs_are_slices_of_the_backbone(split):
     batch = as_tensors({"views": {"v1": images, "v2": images[::-1]}})
     pair = model.pair_outputs(batch, training=False)
     np.testing.assert_allclose(pair["tokens"]["v1"], tokens[..., lo:hi], atol=1e-5)
-    np.testing.assert_allclose(pair["pooled"]["v1"], out["equivariant"], atol=1e-6)
+    np.testing.assert_allclose(pair["equivariant"]["v1"], out["equivariant"], atol=1e-6)
     np.testing.assert_allclose(pair["invariant"]["v1"], out["invariant"], atol=1e-6)
     np.testing.assert_allclose(pair["features"]["v2"], np.asarray(out["embedding"])[::-1], atol=1e-5)
     np.testing.assert_allclose(pair["views"]["v1"], _numpy_normalize(images, mean, std), atol=1e-6)
@@ -714,7 +708,7 @@ def test_tensorboard_callback_logs_every_term(tmp_path):
     )
     assert glob.glob(str(tmp_path / "logs" / "train" / "events.out.tfevents.*"))
     tags = _event_tags(str(tmp_path / "logs"))
-    expected = {f"epoch_{name}" for name in ["loss", *model._term_metric_names()]}
+    expected = {f"epoch_{name}" for name in ["loss", *model.term_names()]}
     assert {"epoch_recon", "epoch_vicreg_variance", "epoch_params_v1_crop"} <= expected
     assert expected <= tags, f"missing TensorBoard tags {sorted(expected - tags)}"
 
@@ -770,73 +764,3 @@ def test_reconstruction_loss_decreases_on_real_views():
     target = _numpy_normalize(batch["views"]["v2"])
     baseline = np.mean((target - target.mean(axis=(0, 1, 2))) ** 2)
     assert recon[-1] < baseline, f"recon {recon[-1]:.4f} does not beat the constant-colour baseline {baseline:.4f}"
-
-
-# --- 8. docstring examples -----------------------------------------------------------------------
-METHOD_MODULES = [
-    "pair_model",
-    "context",
-    "invariance.base",
-    "invariance.simclr",
-    "invariance.vicreg",
-    "invariance.barlow_twins",
-    "invariance.simsiam",
-    "invariance.byol",
-    "objectives.base",
-    "objectives.cross_attention_reconstruction",
-    "objectives.parameter_prediction",
-    "objectives.stl",
-    "objectives.essl",
-    "objectives.sie",
-]
-DOCTEST_MODULES = [
-    "invariance.simclr",
-    "invariance.vicreg",
-    "invariance.barlow_twins",
-    "invariance.simsiam",
-    "objectives.stl",
-    "objectives.essl",
-    "objectives.sie",
-]
-
-
-@pytest.mark.parametrize("module", DOCTEST_MODULES)
-def test_docstring_doctests_run(module):
-    mod = importlib.import_module(f"keras_eqssl.methods.{module}")
-    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0, result
-
-
-def _python_blocks():
-    """(module, object, code) for every ```python block in the methods' docstrings."""
-    blocks = []
-    for module in METHOD_MODULES:
-        mod = importlib.import_module(f"keras_eqssl.methods.{module}")
-        for name, obj in vars(mod).items():
-            if (inspect.isclass(obj) or inspect.isfunction(obj)) and obj.__module__ == mod.__name__:
-                for code in re.findall(r"```python\n(.*?)```", obj.__doc__ or "", re.S):
-                    blocks.append(pytest.param(textwrap.dedent(code), id=f"{module}.{name}"))
-    return blocks
-
-
-@pytest.mark.filterwarnings("ignore:Even though the `tf.config.experimental_run_functions_eagerly`")
-@pytest.mark.parametrize("code", _python_blocks())
-def test_docstring_python_examples_run(code):
-    # Runs the block (eagerly: tracing would dominate); a last line `expr  # value` must evaluate to
-    # that value (shapes as tuples).
-    *body, last = code.strip().splitlines()
-    namespace = {}
-    tf.config.run_functions_eagerly(True)
-    try:
-        exec("\n".join(body), namespace)
-        expr, _, comment = last.partition("#")
-        value = eval(expr, namespace)
-    finally:
-        tf.config.run_functions_eagerly(False)
-    if comment.strip():
-        expected = ast.literal_eval(comment.strip())
-        assert (tuple(value) if isinstance(expected, tuple) else value) == expected
-
-
-def test_methods_have_a_python_example():
-    assert [p.id for p in _python_blocks()] == ["pair_model.PairModel"]

@@ -15,8 +15,10 @@ import pytest
 from keras import ops
 from train_helpers import tiny
 
-from keras_eqssl.config_validation import ConfigError, validate
-from keras_eqssl.default_config import get_config, method_config
+from configs.common import method_config
+from keras_eqssl.config_validation import validate
+from keras_eqssl.default_config import get_config
+from keras_eqssl.errors import ConfigError
 from keras_eqssl.methods import OBJECTIVES, Objective
 from keras_eqssl.methods.objectives.base import TOTAL
 
@@ -46,7 +48,7 @@ def view_match():
             return [TOTAL, "gap"]
 
         def call(self, pair, training=None):
-            diff = self.predictor(pair["pooled"]["v1"]) - pair["pooled"]["v2"]
+            diff = self.predictor(pair["equivariant"]["v1"]) - pair["equivariant"]["v2"]
             loss = ops.mean(ops.square(diff)) if self.distance == "mse" else ops.mean(ops.abs(diff))
             return {TOTAL: ops.cast(loss, "float32"), "gap": ops.cast(ops.mean(ops.abs(diff)), "float32")}
 

@@ -2,17 +2,32 @@
 
 Each case is a pair of module-level functions: the objective with small heads, and a batch with
 what it reads. STL, E-SSL and SIE are added beside the built-in reconstruction and parameter
-prediction; every objective in `OBJECTIVES` must have a case here.
+prediction; every objective in `OBJECTIVES` must have a case here. The online probe's own tests
+(its accuracy, its config section filled from the data) close the file.
 """
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
-from method_helpers import random_pair_batch
+import tensorflow as tf
+from method_helpers import TINY_SIZE, make_pair_model, random_pair_batch
 from objective_helpers import check_two_replicas, run_objective_test
 
-from keras_eqssl.methods import ESSL, OBJECTIVES, SIE, STL, CrossAttentionReconstruction, ParameterPrediction
+from keras_eqssl.config_validation import validate
+from keras_eqssl.default_config import get_config
+from keras_eqssl.errors import ConfigError
+from keras_eqssl.methods import (
+    ESSL,
+    OBJECTIVES,
+    SIE,
+    STL,
+    CrossAttentionReconstruction,
+    OnlineLinearProbe,
+    PairModel,
+    ParameterPrediction,
+)
 
 
 def _quaternions(n: int, rng) -> np.ndarray:
@@ -51,6 +66,22 @@ def make_params(synchronized: bool):
     return ParameterPrediction(targets=["rel_rotation"], hidden_units=[16], synchronized=synchronized)
 
 
+def labelled_batch(batch: int, size: int) -> dict:
+    """`pair_batch` plus integer class labels in [0, 3)."""
+    return {**pair_batch(batch, size), "label": np.arange(batch, dtype=np.int64) % 3}
+
+
+def make_online_probe(synchronized: bool):
+    return OnlineLinearProbe(num_classes=3)
+
+
+def photos_config():
+    """The default config on the bundled photos (16 classes): a labelled source the probe's section builds from."""
+    config = get_config()
+    config.data.source = "skimage_photos"
+    return config
+
+
 def make_stl(synchronized: bool):
     return STL(
         projector_units=[16, 8], transform_units=[16, 8], transform_projector_units=[8, 8], synchronized=synchronized
@@ -63,13 +94,11 @@ CASES = {
     "stl": (make_stl, pair_batch),
     "recon": (make_recon, pair_batch),
     "params": (make_params, pair_batch),
+    "online_probe": (make_online_probe, labelled_batch),
 }
-
-
-def test_the_online_probe_is_not_a_config_objective():
-    from keras_eqssl.probes.online import OnlineLinearProbe
-
-    assert OnlineLinearProbe.short_name not in OBJECTIVES  # configurable = False
+# Options of run_objective_test beyond the defaults: the online probe's section takes its class
+# count from a labelled source, and its gradient stops at the features.
+CASE_OPTIONS = {"online_probe": dict(config=photos_config(), reaches_backbone=False)}
 
 
 def test_every_registered_objective_has_a_case():
@@ -80,7 +109,7 @@ def test_every_registered_objective_has_a_case():
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_objective_contract(name, tmp_path):
     make_objective, make_batch = CASES[name]
-    run_objective_test(make_objective, make_batch, tmp_path, replicas=False)
+    run_objective_test(make_objective, make_batch, tmp_path, replicas=False, **CASE_OPTIONS.get(name, {}))
 
 
 @pytest.mark.slow
@@ -187,7 +216,7 @@ def test_parameter_prediction_mean_reduction_weights_keys_by_size():
 
     targets = {"rel_rotation": _rand(8, 4, seed=3), "rel_color": _rand(8, 2, seed=4)}
     f1, f2 = _rand(8, 6, seed=5), _rand(8, 6, seed=6)
-    pair = {"pooled": {"v1": f1, "v2": f2}, "batch": targets}
+    pair = {"equivariant": {"v1": f1, "v2": f2}, "batch": targets}
     outs = {}
     for reduction in ("sum", "mean"):
         layer = ParameterPrediction(list(targets), hidden_units=[8], reduction=reduction)
@@ -261,3 +290,106 @@ def test_augself_objective_contract(tmp_path):
     from method_helpers import simclr_specs
 
     run_objective_test(make_augself, simclr_batch, tmp_path, split=None, replicas=False, param_specs=simclr_specs())
+
+
+# --- the online probe ---------------------------------------------------------------------------
+def labelled_batches(num_batches: int, batch: int = 16, classes: int = 4, seed: int = 0) -> tf.data.Dataset:
+    """Pairs whose class sets the image's colour (easy to classify), labels int32."""
+    rng = np.random.default_rng(seed)
+    colours = rng.uniform(0, 1, (classes, 3))
+    n = num_batches * batch
+    labels = rng.integers(0, classes, n).astype(np.int32)
+    views = [
+        np.clip(colours[labels][:, None, None] + 0.1 * rng.normal(size=(n, TINY_SIZE, TINY_SIZE, 3)), 0, 1)
+        for _ in range(2)
+    ]
+    data = {"views": {"v1": views[0].astype("float32"), "v2": views[1].astype("float32")}, "label": labels}
+    return tf.data.Dataset.from_tensor_slices(data).batch(batch, drop_remainder=True)
+
+
+def test_online_linear_probe_learns_and_leaves_the_encoder_alone():
+    probe = OnlineLinearProbe(num_classes=4)
+    model = make_pair_model(objectives=[probe])
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    history = model.fit(labelled_batches(8), epochs=4, verbose=0).history
+    assert "online_probe" in history and "online_probe_top1" in history
+    assert history["online_probe_top1"][-1] > 0.6, history["online_probe_top1"]
+    assert history["online_probe"][-1] < history["online_probe"][0]
+
+    batch = next(iter(labelled_batches(1)))
+    with tf.GradientTape() as tape:
+        terms = probe(model.pair_outputs(batch, training=True), training=True)
+    grads = tape.gradient(terms["total"], model.backbone.trainable_variables + probe.trainable_variables)
+    n_backbone = len(model.backbone.trainable_variables)
+    assert all(g is None for g in grads[:n_backbone])  # stop-gradient: nothing reaches the encoder
+    assert all(g is not None for g in grads[n_backbone:])
+
+    clone = PairModel.from_config(model.get_config())
+    assert isinstance(clone.objectives[0], OnlineLinearProbe) and clone.objectives[0].num_classes == 4
+
+    no_labels = {"views": batch["views"]}
+    with pytest.raises(ValueError, match="the batch has no 'label'"):
+        probe(model.pair_outputs(no_labels), training=False)
+    with pytest.raises(ValueError, match="features must be one of"):
+        OnlineLinearProbe(4, features="tokens")
+
+
+def _online_probe_config(source: str = "skimage_photos"):
+    """A tiny VICReg run on `source` with the online probe on (the recon branch off)."""
+    config = get_config()
+    config.data.source, config.data.photos = source, "test"  # the 4 held-out photos: 4 classes
+    config.data.image_size, config.data.num_images, config.data.batch_size = 24, 32, 8
+    config.augment.size = 16
+    config.model.width, config.model.split = 0.0625, (16, 16)
+    config.model.invariance.vicreg.projector_units = "32-32"
+    config.model.recon.enabled = False
+    config.model.online_probe.enabled = True
+    config.train.steps = 4
+    return config
+
+
+def _train_four_steps(config) -> tuple:
+    from keras_eqssl.data.train_batches import train_batches
+    from keras_eqssl.methods.factory import model_from_config, optimizer_from_config
+
+    keras.utils.set_random_seed(config.seed)
+    dataset, specs = train_batches(config, progress=False)
+    model = model_from_config(config, specs)
+    model.compile(optimizer=optimizer_from_config(config))
+    model.jit_compile = config.train.jit_compile  # as keras-eqssl-train: no XLA
+    return model, model.fit(dataset, epochs=1, steps_per_epoch=config.train.steps, verbose=0).history
+
+
+def test_the_online_probe_trains_from_a_config_on_a_labelled_source():
+    config = _online_probe_config()
+    validate(config)
+    model, history = _train_four_steps(config)
+    (probe,) = model.objectives
+    assert isinstance(probe, OnlineLinearProbe) and probe.num_classes == 4  # from the source's labels
+    assert 0.0 <= history["online_probe_top1"][-1] <= 1.0 and np.isfinite(history["online_probe"][-1])
+
+
+@pytest.mark.slow  # two short trainings
+def test_the_online_probe_leaves_every_other_loss_as_it_was():
+    config = _online_probe_config()
+    _, history = _train_four_steps(config)
+    config.model.online_probe.enabled = False
+    _, without = _train_four_steps(config)
+    others = sorted(k for k in without if k != "loss")  # loss: the total, which adds the probe's
+    assert others and all(history[k] == without[k] for k in others), (history, without)
+
+
+def test_the_online_probe_on_a_source_without_class_labels_is_a_config_error(tmp_path):
+    folder = tmp_path / "photos" / "only_class"
+    folder.mkdir(parents=True)
+    for i in range(2):
+        (folder / f"{i}.png").write_bytes(tf.io.encode_png(tf.fill((8, 8, 3), tf.constant(i * 90, tf.uint8))).numpy())
+    config = _online_probe_config("image_folder")
+    config.data.root = str(tmp_path / "photos")
+    from keras_eqssl.methods.factory import model_from_config
+
+    with pytest.raises(ConfigError) as err:
+        model_from_config(config)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("config.model.online_probe.enabled=True: ")
+    assert "config.data.source='image_folder' has labels of 1 class" in message

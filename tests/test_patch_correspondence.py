@@ -1,8 +1,5 @@
 """`patch_correspondence` against a brute-force NumPy loop over samples and tokens."""
 
-import doctest
-import importlib
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -184,9 +181,3 @@ def test_bad_shapes_name_the_argument():
         patch_correspondence(np.zeros((B, NS, D), "float32"), np.zeros((B, NT, 4), "float32"), 2)
     with pytest.raises(ValueError, match=r"same batch size"):
         patch_correspondence(np.zeros((B, NS, D), "float32"), np.zeros((2, NT, D), "float32"), 2)
-
-
-def test_docstring_example_runs():
-    mod = importlib.import_module("keras_eqssl.losses.patch_correspondence")
-    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0, result

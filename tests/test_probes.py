@@ -1,11 +1,10 @@
 """Probes: R², ridge / MLP heads, repeats, feature extraction and cache, the parameter and
-3DIEBench probes, classification, the online probe."""
+3DIEBench probes, classification, a loaded encoder as the probes' encoder."""
 
 from __future__ import annotations
 
 import pathlib
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -19,15 +18,13 @@ from probe_helpers import (
 )
 from threedie_fixture import write_threedie
 
-from keras_eqssl.methods import PairModel
+from keras_eqssl.export import load_encoder
 from keras_eqssl.probes import (
     FAMILIES,
     PARTS,
-    OnlineLinearProbe,
     classification_probe,
     compare,
     encoder_from_model,
-    encoder_from_saved_model,
     extract,
     extract_param_features,
     family_ops,
@@ -412,9 +409,9 @@ def test_evaluate_models_on_renders_writes_the_report_and_reuses_the_features(tm
     assert set(out["key_numbers"]["a"]) >= {"3DIE colour R²", "params rotation R² (equi)", "linear top-1"}
     features: dict = {}
     views = load_views(data)
-    again = evaluate_encoder(encoder_from_saved_model(model), data, views=views, features=features)
+    again = evaluate_encoder(load_encoder(model), data, views=views, features=features)
     assert again.scores == out["results"]["a"].scores  # same seed, same figures
-    direct = encoder_from_saved_model(model)(views["val"]["images"])
+    direct = load_encoder(model)(views["val"]["images"])
     np.testing.assert_allclose(features["val"]["equivariant"], direct["equivariant"], rtol=1e-6)
 
 
@@ -468,9 +465,9 @@ def test_extract_batches_caches_and_keeps_labels(tmp_path):
         extract(encode, images.astype(np.float32))
 
 
-def test_encoder_from_saved_model_and_its_errors(tmp_path):
+def test_a_loaded_encoder_is_a_probe_encoder_and_its_errors(tmp_path):
     path = save_encoder_module(tmp_path / "good")
-    encode = encoder_from_saved_model(path, batch_size=7)
+    encode = load_encoder(path, batch_size=7)
     images = photo_array(20, 16, 0)
     out = encode(images)
     x = images.astype(np.float32) / 255.0
@@ -479,14 +476,15 @@ def test_encoder_from_saved_model_and_its_errors(tmp_path):
     first = extract(encode, images, cache=tmp_path / "cache")  # keyed by the SavedModel's path and stamp
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
     np.testing.assert_allclose(first["embedding"], out["embedding"])
+    assert encode.cache_key.startswith(f"savedmodel:{tmp_path / 'good'}@") and encode.batch_size == 7
 
     bad = save_encoder_module(tmp_path / "bad", keys=("embedding", "invariant"))
-    with pytest.raises(ValueError, match=rf"{tmp_path / 'bad'}.*lacks the output\(s\) \['equivariant'\]"):
-        encoder_from_saved_model(bad)
-    with pytest.raises(ValueError, match="no SavedModel at"):
-        encoder_from_saved_model(tmp_path / "missing")
-    with pytest.raises(ValueError, match="has no signature 'serve'"):
-        encoder_from_saved_model(path, signature="serve")
+    with pytest.raises(ValueError, match=rf"{tmp_path / 'bad'} is not an encoder export.*lack \['equivariant'\]"):
+        load_encoder(bad)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_encoder(tmp_path / "missing")
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        load_encoder(path, batch_size=0)
 
 
 def test_encoder_from_model_wraps_a_pair_model(rng):
@@ -497,58 +495,3 @@ def test_encoder_from_model_wraps_a_pair_model(rng):
     for key in ("embedding", "invariant", "equivariant"):
         np.testing.assert_allclose(out[key], np.asarray(expected[key]), rtol=1e-5, atol=1e-6)
     assert out["invariant"].shape == (5, 8)
-
-
-# --- the online probe ---------------------------------------------------------------------------
-def labelled_batches(num_batches: int, batch: int = 16, classes: int = 4, seed: int = 0) -> tf.data.Dataset:
-    """Pairs whose class sets the image's colour (easy to classify), labels int32."""
-    rng = np.random.default_rng(seed)
-    colours = rng.uniform(0, 1, (classes, 3))
-    n = num_batches * batch
-    labels = rng.integers(0, classes, n).astype(np.int32)
-    views = [
-        np.clip(colours[labels][:, None, None] + 0.1 * rng.normal(size=(n, TINY_SIZE, TINY_SIZE, 3)), 0, 1)
-        for _ in range(2)
-    ]
-    data = {"views": {"v1": views[0].astype("float32"), "v2": views[1].astype("float32")}, "label": labels}
-    return tf.data.Dataset.from_tensor_slices(data).batch(batch, drop_remainder=True)
-
-
-def test_online_linear_probe_learns_and_leaves_the_encoder_alone():
-    probe = OnlineLinearProbe(num_classes=4)
-    model = make_pair_model(objectives=[probe])
-    model.compile(optimizer=keras.optimizers.Adam(1e-2))
-    history = model.fit(labelled_batches(8), epochs=4, verbose=0).history
-    assert "online" in history and "online_top1" in history
-    assert history["online_top1"][-1] > 0.6, history["online_top1"]
-    assert history["online"][-1] < history["online"][0]
-
-    batch = next(iter(labelled_batches(1)))
-    with tf.GradientTape() as tape:
-        terms = probe(model.pair_outputs(batch, training=True), training=True)
-    grads = tape.gradient(terms["total"], model.backbone.trainable_variables + probe.trainable_variables)
-    n_backbone = len(model.backbone.trainable_variables)
-    assert all(g is None for g in grads[:n_backbone])  # stop-gradient: nothing reaches the encoder
-    assert all(g is not None for g in grads[n_backbone:])
-
-    clone = PairModel.from_config(model.get_config())
-    assert isinstance(clone.objectives[0], OnlineLinearProbe) and clone.objectives[0].num_classes == 4
-
-    no_labels = {"views": batch["views"]}
-    with pytest.raises(ValueError, match="the batch has no 'label'"):
-        probe(model.pair_outputs(no_labels), training=False)
-    with pytest.raises(ValueError, match="features must be one of"):
-        OnlineLinearProbe(4, features="tokens")
-
-
-# --- docs ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "module", ["r2", "heads", "linear", "repeats", "results", "classification", "params", "features", "threedie"]
-)
-def test_docstring_examples_run(module):
-    import doctest
-    import importlib
-
-    mod = importlib.import_module(f"keras_eqssl.probes.{module}")
-    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from keras_eqssl.probes import plots, report, results, tables
-from keras_eqssl.probes.plots import bars, images, maps
 from keras_eqssl.probes.results import KEY_METRICS, PARTS, ModelResults, Score, compare, read_metrics
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -375,14 +374,6 @@ def test_importing_the_report_layer_loads_neither_tensorflow_nor_matplotlib():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
-
-
-@pytest.mark.parametrize("module", [results, tables, report, bars, images, maps], ids=lambda m: m.__name__)
-def test_docstring_examples(module):
-    import doctest
-
-    failures, _ = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert failures == 0
 
 
 def test_merge_seeds_makes_the_seeds_the_repeats_and_pairs_them():

@@ -4,15 +4,15 @@ is refused (architecture, data), applied (steps, learning rate, loss weights) or
 from __future__ import annotations
 
 import json
-import pathlib
 
 import keras
 import numpy as np
 import pytest
 
-from keras_eqssl.config_validation import ConfigError
+from keras_eqssl.checkpoints import checkpoint_files, config_path, write_config
 from keras_eqssl.default_config import get_config
-from keras_eqssl.methods.resume import check_resume, config_path, resume_changes, rule_for, write_config
+from keras_eqssl.errors import ConfigError
+from keras_eqssl.resume import check_resume, resume_changes, rule_for
 
 
 def _rules(old, new):
@@ -28,7 +28,14 @@ def test_each_field_has_the_rule_the_docs_give():
     assert rule_for("optim.name") == "refuse"
     assert rule_for("optim.lr") == "apply"
     assert rule_for("train.steps") == "apply"
-    assert rule_for("model.vicreg.sim_weight") == "apply"
+    # each invariance loss's `resume_apply` arguments (temperatures, loss weights, momenta), the rest refused
+    assert rule_for("model.invariance.vicreg.sim_weight") == "apply"
+    assert rule_for("model.invariance.simclr.temperature") == "apply"
+    assert rule_for("model.invariance.barlow.lambd") == "apply"
+    assert rule_for("model.invariance.byol.base_momentum") == "apply"
+    assert rule_for("model.invariance.simclr.projector_units") == "refuse"
+    assert rule_for("model.invariance.name") == "refuse"
+    assert rule_for("model.method") == "refuse"
     assert rule_for("model.recon.weight") == "apply"
     assert rule_for("model.recon.decoder_dim") == "refuse"  # same prefix, other field
     assert rule_for("train.progress") == "ignore"
@@ -46,6 +53,17 @@ def test_a_field_this_version_no_longer_has_is_not_a_change():
     old = get_config().to_dict()
     old["model"]["params"]["hidden"] = "256"  # renamed hidden_units when sections came from constructors
     assert resume_changes(old, get_config()) == []
+
+
+def test_a_checkpoint_with_the_flat_invariance_fields_is_refused_naming_them():
+    old = get_config().to_dict()
+    sections = old["model"].pop("invariance")  # before config.model.invariance had a section per loss
+    old["model"].update(invariance="simclr", temperature=0.5, projector="512-128", vicreg={"sim_weight": 25.0})
+    assert "simclr" in sections
+    with pytest.raises(ConfigError, match=r"config\.model\.invariance, .*config\.model\.temperature.*older") as raised:
+        resume_changes(old, get_config())
+    assert "config.model.vicreg.sim_weight" in str(raised.value)
+    assert "config.model.invariance.vicreg.sim_weight" in str(raised.value)  # where such a field is now
 
 
 def test_changes_are_listed_with_old_and_new_values():
@@ -103,10 +121,10 @@ def test_a_value_derived_from_train_steps_follows_it_on_resume(tmp_path):
     assert changes == {
         "train.steps": (600, 1200, "apply"),
         "optim.warmup_steps": (60, 120, "apply"),
-        "model.gtsa.correspondence_warmup_steps": (60, 120, "apply"),
+        "model.teacher_student.correspondence.warmup_steps": (60, 120, "apply"),
     }
-    assert rule_for("model.gtsa.correspondence_warmup_steps") == "apply"
-    assert rule_for("model.gtsa.dino_units") == "refuse"  # the section's architecture stays refused
+    assert rule_for("model.teacher_student.correspondence.warmup_steps") == "apply"
+    assert rule_for("model.teacher_student.dino.units") == "refuse"  # the section's architecture stays refused
 
 
 def _tiny(workdir, steps):
@@ -118,7 +136,7 @@ def _tiny(workdir, steps):
     config.data.batch_size = 8
     config.model.width = 0.0625
     config.model.split = (16, 16)
-    config.model.projector = "64-64"
+    config.model.invariance.vicreg.projector_units = "64-64"
     config.model.recon.decoder_dim = 16
     config.train.steps = steps
     config.train.checkpoint_every = 4
@@ -133,7 +151,6 @@ def _tiny(workdir, steps):
 def test_resume_applies_new_steps_and_learning_rate_and_refuses_a_new_width(tmp_path, capsys):
     import keras_eqssl.methods  # noqa: F401  (registers the classes load_model needs)
     from keras_eqssl.cli.train import train
-    from keras_eqssl.methods.callbacks import checkpoint_files
 
     train(_tiny(tmp_path, steps=4))
     assert [s for s, _ in checkpoint_files(tmp_path / "checkpoints")] == [4]
@@ -167,37 +184,10 @@ def test_resume_applies_new_steps_and_learning_rate_and_refuses_a_new_width(tmp_
     assert recorded["optim"]["lr"] == 5e-4 and recorded["train"]["steps"] == 8
 
 
-def test_a_damaged_checkpoint_is_named_and_the_intact_earlier_one_offered(tmp_path):
-    from keras_eqssl.errors import InputError
-    from keras_eqssl.methods.callbacks import Checkpointer, MissingCheckpointError, latest_checkpoint
-    from keras_eqssl.methods.resume import DamagedCheckpointError, check_archive
-
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    model.compile(optimizer="adam", loss="mse")
-    checkpointer = Checkpointer(tmp_path, config=get_config())
-    checkpointer.set_model(model)
-    for _ in range(2):
-        model.fit(np.zeros((4, 2)), np.zeros((4, 1)), epochs=1, verbose=0)
-        checkpointer.save()
-    newest = pathlib.Path(latest_checkpoint(tmp_path)["path"])
-    check_archive(newest)  # whole: no error
-    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # a copy that stopped halfway
-    with pytest.raises(
-        DamagedCheckpointError, match=rf"{newest.name} is damaged.*newest intact one is .*ckpt-00000001"
-    ):
-        check_archive(newest)
-    for path in tmp_path.glob("ckpt-*.keras"):
-        path.unlink()
-    (tmp_path / "checkpoint.json").write_text("{not json")
-    with pytest.raises(MissingCheckpointError, match="the index is unreadable") as err:
-        latest_checkpoint(tmp_path)
-    assert isinstance(err.value, InputError) and isinstance(err.value, FileNotFoundError)
-
-
 def test_export_names_a_damaged_checkpoint(tmp_path):
-    from keras_eqssl.export.saved_model import load_pair_model
-    from keras_eqssl.methods.resume import DamagedCheckpointError
+    from keras_eqssl.checkpoints import DamagedCheckpointError
+    from keras_eqssl.export import load_model
 
     (tmp_path / "ckpt-00000004.keras").write_bytes(b"PK\x03\x04 half a zip")
     with pytest.raises(DamagedCheckpointError, match=r"ckpt-00000004.keras is damaged.*no intact earlier"):
-        load_pair_model(tmp_path)
+        load_model(tmp_path)

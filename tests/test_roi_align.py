@@ -1,7 +1,5 @@
 """`roi_align` against a per-sample NumPy loop of torchvision's RoIAlign (aligned=True)."""
 
-import doctest
-import importlib
 import math
 
 import numpy as np
@@ -262,9 +260,3 @@ def test_bad_input_raises(fmap_shape, boxes_shape, kwargs, match):
 def test_integer_map_raises():
     with pytest.raises(ValueError, match=r"feature_map.*float.*int32"):
         roi_align(np.zeros((1, 2, 2, 1), "int32"), np.zeros((1, 4), "float32"), 1)
-
-
-def test_docstring_example_runs():
-    mod = importlib.import_module("keras_eqssl.nn.roi_align")
-    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0, result

@@ -51,7 +51,7 @@ def _layer(seed=0, **kwargs):
 def _pair(seed=0):
     pooled = {v: _rand(B, D_EQUI, seed=seed + i) for i, v in enumerate(("v1", "v2"))}
     features = {v: _rand(B, D_ALL, seed=seed + 10 + i) for i, v in enumerate(("v1", "v2"))}
-    return {"pooled": pooled, "features": features}
+    return {"equivariant": pooled, "features": features}
 
 
 # --- NumPy references ------------------------------------------------------------------------------
@@ -120,7 +120,7 @@ def test_losses_match_numpy(features):
     out = {k: float(v) for k, v in layer(pair, training=False).items()}
     assert sorted(out) == sorted(layer.term_names()) == ["equi", "total", "trans"]
 
-    source = pair["pooled"] if features == "equivariant" else pair["features"]
+    source = pair["equivariant"] if features == "equivariant" else pair["features"]
     d = D_EQUI if features == "equivariant" else D_ALL
     assert layer.transform_encoder.dense_layers[0].kernel.shape[0] == 2 * d
     assert layer.equi_projector.dense_layers[0].kernel.shape[0] == d
@@ -161,7 +161,7 @@ def test_gradients_reach_the_backbone_and_every_head():
     parts = (stl.equi_projector, stl.transform_encoder, stl.transform_projector, stl.hypernetwork)
     assert len(heads) == sum(len(p.trainable_variables) for p in parts) > 0
     with tf.GradientTape(persistent=True) as tape:
-        _, terms = model.compute_pair_losses(batch, training=True)
+        _, terms = model.compute_losses(batch, training=True)
     for term in ("stl_equi", "stl_trans"):  # no stop-gradient: each loss reaches the backbone
         grads = tape.gradient(terms[term], backbone)
         assert any(g is not None and np.any(np.asarray(g) != 0) for g in grads), term
@@ -185,12 +185,12 @@ def test_odd_batch_is_a_clear_error():
         partner_swap(np.arange(5))
     spec = tf.TensorSpec([None, D_EQUI], tf.float32)
     fn = tf.function(
-        lambda a, b: layer({"pooled": {"v1": a, "v2": b}, "features": None}, training=False)["total"],
+        lambda a, b: layer({"equivariant": {"v1": a, "v2": b}, "features": None}, training=False)["total"],
         input_signature=[spec, spec],
     )
-    assert np.isfinite(float(fn(pair["pooled"]["v1"], pair["pooled"]["v2"])))
+    assert np.isfinite(float(fn(pair["equivariant"]["v1"], pair["equivariant"]["v2"])))
     with pytest.raises(tf.errors.InvalidArgumentError, match="even"):
-        fn(odd["pooled"]["v1"], odd["pooled"]["v2"])
+        fn(odd["equivariant"]["v1"], odd["equivariant"]["v2"])
 
 
 def test_argument_errors():
@@ -255,7 +255,7 @@ def test_get_config_round_trip():
 @pytest.mark.parametrize("split", [(8, 8), None], ids=["split", "no_split"])
 def test_pair_model_contract(split, tmp_path):
     model = make_pair_model("simclr", objectives=[STL(**TINY)], split=split)
-    assert "stl_equi" in model._term_metric_names() and "stl_trans" in model._term_metric_names()
+    assert "stl_equi" in model.term_names() and "stl_trans" in model.term_names()
     run_pair_model_test(model, random_pair_batch(batch=B), tmp_path)
 
 
@@ -289,11 +289,14 @@ def test_stl_config_follows_the_official_recipe():
 
     config = load_config("stl")
     config.model.width, config.augment.size, config.data.batch_size = 0.0625, 32, 8
-    config.model.projector, config.model.stl.projector_units = "16-8", "16-8"
+    config.model.invariance.simclr.projector_units, config.model.stl.projector_units = "16-8", "16-8"
     config.model.stl.transform_units = config.model.stl.transform_projector_units = "8-8"
     validate(config)
     assert (config.optim.weight_decay_mode, config.model.zero_init_residual) == ("coupled", "on")
-    assert (config.model.projector_last_bias, config.model.stl.hypernetwork_init) == ("off", "torch_linear")
+    assert (config.model.invariance.simclr.projector_last_bias, config.model.stl.hypernetwork_init) == (
+        False,
+        "torch_linear",
+    )
 
     optimizer = optimizer_from_config(config)
     assert isinstance(optimizer, CoupledSGD) and optimizer.momentum == 0.9 and not optimizer.nesterov
@@ -307,7 +310,7 @@ def test_stl_config_follows_the_official_recipe():
     assert model.mean == pytest.approx((0.485, 0.456, 0.406))  # normalization "auto": ImageNet's on photos
 
     config.model.normalization = "stl10"  # the official code's STL10 statistics
-    config.model.zero_init_residual, config.model.projector_last_bias = "off", "on"
+    config.model.zero_init_residual, config.model.invariance.simclr.projector_last_bias = "off", True
     model = model_from_config(config)
     assert model.mean == pytest.approx((0.43, 0.42, 0.39)) and model.std == pytest.approx((0.27, 0.26, 0.27))
     assert not model.backbone.zero_init_residual and model.invariance.projector.dense_layers[-1].use_bias

@@ -9,8 +9,9 @@ import pytest
 from optimizer_helpers import random_problem as _problem
 from optimizer_helpers import run_optimizer as _run
 
-from keras_eqssl.config_validation import ConfigError, validate
+from keras_eqssl.config_validation import validate
 from keras_eqssl.default_config import get_config
+from keras_eqssl.errors import ConfigError
 from keras_eqssl.methods import ScheduledAdamW, TorchAdam
 from keras_eqssl.methods.factory import optimizer_from_config
 

@@ -20,8 +20,9 @@ import tensorflow as tf
 from run_helpers import STEPS, losses, max_relative_diff, run_one_process, weights
 
 from keras_eqssl import distribute
-from keras_eqssl.config_validation import ConfigError, validate
+from keras_eqssl.config_validation import validate
 from keras_eqssl.default_config import get_config
+from keras_eqssl.errors import ConfigError
 
 
 def test_tpu_flag_reaches_the_resolver(monkeypatch):

@@ -12,11 +12,11 @@ import json
 import math
 
 import pytest
-from train_helpers import CONFIG_DIR, load_config, tiny
+from train_helpers import CONFIG_FILES, load_config, tiny
 
 from keras_eqssl.config_validation import validate
 
-CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.py"))
+CONFIGS = [p.stem for p in CONFIG_FILES]
 FAST_CONFIGS = {"simclr_recon"}  # the rest are marked slow: same code path, other objectives
 
 

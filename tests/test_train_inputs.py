@@ -11,9 +11,8 @@ import pytest
 from test_cli import run_cli
 from train_helpers import load_config
 
-from keras_eqssl.config_validation import ConfigError
 from keras_eqssl.default_config import get_config
-from keras_eqssl.errors import InputError
+from keras_eqssl.errors import ConfigError, InputError
 
 
 def _photos():
@@ -57,7 +56,9 @@ def test_an_empty_stream_and_a_missing_root_are_config_errors(tmp_path):
 def test_a_workdir_in_use_or_unwritable_is_refused_before_any_work(tmp_path):
     from keras_eqssl.cli.train import _lock_workdir
 
-    held = _lock_workdir(str(tmp_path / "run"))  # the first run holds the lock
+    (tmp_path / "run").mkdir()
+    held = open(tmp_path / "run" / ".lock", "a+")  # noqa: SIM115  (another process's run holds the lock)
+    fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
     try:
         with pytest.raises(ConfigError, match="another keras-eqssl-train is running in"):
             _lock_workdir(str(tmp_path / "run"))

@@ -17,7 +17,7 @@ import time
 import pytest
 from run_helpers import EVERY, ROOT, TIMEOUT_S, env, run_one_process, train_args, weights
 
-from keras_eqssl.methods.callbacks import checkpoint_files
+from keras_eqssl.checkpoints import checkpoint_files
 
 STEPS = 12
 

@@ -107,7 +107,7 @@ def _fault_command(workdir):
 
 
 def _newest_step(ckpt_dir) -> int:
-    from keras_eqssl.methods.callbacks import checkpoint_files
+    from keras_eqssl.checkpoints import checkpoint_files
 
     files = checkpoint_files(ckpt_dir)
     return files[-1][0] if files else 0
@@ -146,8 +146,7 @@ def _checkpoints_are_whole(ckpt_dir) -> list[int]:
     """Every checkpoint file in `ckpt_dir` is a complete .keras archive with its config beside it."""
     import zipfile
 
-    from keras_eqssl.methods.callbacks import checkpoint_files
-    from keras_eqssl.methods.resume import config_path
+    from keras_eqssl.checkpoints import checkpoint_files, config_path
 
     steps = []
     for step, path in checkpoint_files(ckpt_dir):

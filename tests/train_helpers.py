@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import pathlib
+
+from keras_eqssl.cli._config import load_config_file
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "configs"
+# The method configs of `keras-eqssl-train` (configs/common.py holds the recipes they share).
+CONFIG_FILES = sorted(p for p in CONFIG_DIR.glob("*.py") if p.stem != "common" and not p.stem.startswith("_"))
 
 
 def load_config(name: str):
     """`configs/<name>.py`'s `get_config()`."""
-    path = CONFIG_DIR / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+    return load_config_file(CONFIG_DIR / f"{name}.py")
 
 
 def tiny(config, workdir, threedie_root, steps: int = 20, every: int = 10):

@@ -11,6 +11,15 @@ parameter it sampled for each image; theirs returns only the views.
 Usage:
     python tools/bench_augment.py                       # 64 and 224 px, batch 256
     python tools/bench_augment.py --sizes 64 --batches 4 --repeats 1
+    python tools/bench_augment.py --keras_cv            # keras-cv's transforms against ours (see below)
+
+`--keras_cv` measures what keras-cv would still do for the package: the projective transform
+behind `Rotation`, `Translation` and AugMix's geometric ops (keras-cv's `transform` and
+`get_rotation_matrix`, against `keras_eqssl.augment.affine` and Keras 3's
+`keras.ops.image.affine_transform`) and `Solarize` (keras-cv's `Solarization`), on the same inputs
+and parameters, eagerly and traced: whether the outputs are equal (bit for bit; else the largest
+difference), the time per batch of each, and the seconds `import keras_cv` adds to a fresh process
+that has imported TensorFlow and Keras. It needs keras-cv installed (the `test` extra has it).
 
 The keras-cv / Keras chain ("theirs"), one layer per SimCLR step, each picked because it works in
 this version combination (TF 2.21, Keras 3.15, keras-cv 0.9) and is the closest match that runs
@@ -46,7 +55,9 @@ best run of each is reported.
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import subprocess
 import sys
 import time
 
@@ -182,6 +193,93 @@ def time_pipeline(ds: tf.data.Dataset, warmup: int, batches: int) -> tuple[float
     return elapsed, (cpu_end.user + cpu_end.system) - (cpu_start.user + cpu_start.system)
 
 
+def keras_cv_import_seconds(repeats: int) -> float:
+    """The fewest seconds `import keras_cv` took in a fresh process that had imported TensorFlow and Keras."""
+    code = "import time, tensorflow, keras; t = time.perf_counter(); import keras_cv; print(time.perf_counter() - t)"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    runs = [
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+        for _ in range(repeats)
+    ]
+    return min(float(r.stdout.strip().splitlines()[-1]) for r in runs)
+
+
+def transform_cases(size: int, batch: int) -> dict:
+    """name -> {implementation: fn(images)} for the transforms that used keras-cv, on shared parameters."""
+    import keras
+    from keras_cv.layers import Solarization
+    from keras_cv.src.utils import preprocessing
+
+    from keras_eqssl.augment import affine
+    from keras_eqssl.augment.color import solarize
+
+    rng = np.random.default_rng(0)
+    angles = tf.constant(rng.uniform(-math.pi / 4, math.pi / 4, batch), tf.float32)
+    shifts = tf.constant(rng.uniform(-size / 8, size / 8, (batch, 2)), tf.float32)
+    side = tf.constant(float(size))
+    kcv_solarize = Solarization(value_range=(0.0, 1.0))
+    thresholds = tf.fill([batch, 1, 1, 1], 0.5 * 255.0)
+
+    def kcv(matrices):
+        return lambda x: preprocessing.transform(x, matrices(), fill_mode="constant", fill_value=0.0)
+
+    def core(matrices):
+        return lambda x: keras.ops.image.affine_transform(x, matrices(), fill_mode="constant", fill_value=0)
+
+    rotation = {
+        "keras-cv": kcv(lambda: preprocessing.get_rotation_matrix(angles, side, side)),
+        "ours": lambda x: affine.affine(x, affine.rotation_matrix(angles, side, side)),
+        "keras core": core(lambda: affine.rotation_matrix(angles, side, side)),
+    }
+    translate = lambda: affine.translation_matrix(shifts[:, 0], shifts[:, 1])
+    translation = {
+        "keras-cv": kcv(translate),
+        "ours": lambda x: affine.affine(x, translate()),
+        "keras core": core(translate),
+    }
+    solarization = {
+        "keras-cv": lambda x: kcv_solarize.augment_images(
+            x, {"thresholds": thresholds, "additions": tf.zeros_like(thresholds)}
+        ),
+        "ours": lambda x: solarize(x, 0.5),
+    }
+    return {"rotation": rotation, "translation": translation, "solarize": solarization}
+
+
+def seconds_per_call(fn, images, repeats: int) -> float:
+    fn(images)  # traces (for a tf.function) and warms up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(images).numpy()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def compare_keras_cv(sizes, batch: int, repeats: int) -> None:
+    """Prints the `--keras_cv` table: equality and time of each implementation, and keras-cv's import time."""
+    from keras_eqssl.machine import machine_line
+
+    print(machine_line())
+    print(f"TF {tf.__version__}; batch {batch} float32 images; time = best of {repeats} calls after a warm-up.")
+    print(f"import keras_cv after TensorFlow and Keras: {keras_cv_import_seconds(3):.2f} s (best of 3 fresh processes)")
+    header = ["size", "transform", "implementation", "mode", "ms/batch", "equal to keras-cv", "max |diff|"]
+    print(" | ".join(header))
+    for size in sizes:
+        images = tf.constant(np.random.default_rng(1).random((batch, size, size, 3), dtype=np.float32))
+        for name, impls in transform_cases(size, batch).items():
+            reference = {mode: None for mode in ("eager", "traced")}
+            for impl, fn in impls.items():
+                for mode, run in (("eager", fn), ("traced", tf.function(fn))):
+                    out = run(images).numpy()
+                    if reference[mode] is None:
+                        reference[mode] = out
+                    diff = float(np.max(np.abs(out - reference[mode])))
+                    ms = 1000 * seconds_per_call(run, images, repeats)
+                    same = "yes" if np.array_equal(out, reference[mode]) else "no"
+                    print(f"{size} | {name} | {impl} | {mode} | {ms:.2f} | {same} | {diff:.3g}", flush=True)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="64,224", help="output sides, comma-separated (default 64,224)")
@@ -190,10 +288,14 @@ def main(argv=None) -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed batches before each run (default 3)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each, alternating; best is kept (default 3)")
     parser.add_argument("--synthetic", action="store_true", help="uniform-noise source images, not photos")
+    parser.add_argument("--keras_cv", action="store_true", help="keras-cv's transforms against ours (module docstring)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     if not sizes or min(sizes) < 1 or args.batch < 1 or args.batches < 1 or args.warmup < 0 or args.repeats < 1:
         parser.error("sizes, --batch, --batches and --repeats must be positive, --warmup >= 0")
+    if args.keras_cv:
+        compare_keras_cv(sizes, args.batch, max(args.repeats, 5))
+        return
 
     pool = source_images(args.batch, args.synthetic)
     print(

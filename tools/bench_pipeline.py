@@ -8,7 +8,7 @@ One row per policy a method trains on, each built from its config:
 - `essl`: the SimCLR pair plus one crop of half the view side in four rotations (`configs/essl.py`),
   SimCLR + E-SSL;
 - `gtsa`: GTSA's multi-crop, 2 global + 4 local crops each turned by k x 90 degrees
-  (`configs/gtsa.py` as it is: its tiny ViT at 64 / 32 px; only `--batch` applies), `GTSAModel`.
+  (`configs/gtsa.py` as it is: its tiny ViT at 64 / 32 px; only `--batch` applies), `TeacherStudentModel`.
 
 The ResNet rows use a realistic default setting: views of `--size` 96 px, batch `--batch` 64,
 ResNet-18 with the `--backbone-stem` imagenet stem at `--width` 1 (STL's recipe); the sources are

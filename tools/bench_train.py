@@ -21,7 +21,7 @@ BYOL and GTSA) on the CPU, for each precision of `--precision` (set with
 - `essl`: SimCLR + `ESSL()` on the whole representation, batches of the `essl` policy (the pair
   plus one crop of half the view side in four rotations: 4 more backbone passes at 1/4 the pixels);
 - `sie`: VICReg + `SIE()` on a half/half split, with a random relative rotation per pair;
-- `gtsa`: `GTSAModel` built from `configs/gtsa.py` by `model_from_config` (its own tiny ViT and
+- `gtsa`: `TeacherStudentModel` built from `configs/gtsa.py` by `model_from_config` (its own tiny ViT and
   its own 64 / 32 px multi-crop, 2 global + 4 local crops; `--size`, `--width` and
   `--backbone-stem` do not apply), batch `--batch` images made by `train_batches` from the
   bundled photos. Its "pairs/s" are source images/s.
@@ -92,7 +92,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.util
 import json
 import os
 import subprocess
@@ -173,11 +172,9 @@ def load_config(name: str):
     path = name if name.endswith(".py") else os.path.join(ROOT, "configs", name + ".py")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no config file {path}")
-    stem = os.path.splitext(os.path.basename(path))[0]
-    spec = importlib.util.spec_from_file_location(f"bench_config_{stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+    from keras_eqssl.cli._config import load_config_file
+
+    return load_config_file(path)
 
 
 def row_config(name: str, args):

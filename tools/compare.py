@@ -253,13 +253,10 @@ def _literal(text: str):
 
 def _has_split(run: Run) -> bool:
     """Whether the run's model splits its representation (then its parts are probed too)."""
-    import importlib.util
+    from keras_eqssl.cli._config import load_config_file
 
-    path = ROOT / "configs" / f"{run.config}.py"
-    spec = importlib.util.spec_from_file_location(f"config_{run.config}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = _apply_sets(module.get_config(), [s for s in run.overrides if s.startswith("model.split")])
+    config = load_config_file(ROOT / "configs" / f"{run.config}.py")
+    config = _apply_sets(config, [s for s in run.overrides if s.startswith("model.split")])
     return tuple(config.model.split) != (0, 0)
 
 
@@ -294,15 +291,15 @@ def _eval_data(data: str, repeats: int, sets=()):
 def _evaluate(export: pathlib.Path, out: pathlib.Path, eval_data, views, split: bool, info: dict):
     """The probes on one export, cached in `out` (a `write_metrics` file); only the embedding
     when the model has no invariant/equivariant `split` (its parts would all be the embedding)."""
+    from keras_eqssl.export import load_encoder
     from keras_eqssl.probes.evaluate import evaluate_encoder
-    from keras_eqssl.probes.features import encoder_from_saved_model
     from keras_eqssl.probes.results import read_metrics, write_metrics
 
     if out.exists():
         return read_metrics(out)["model"]
     if not split:
         eval_data = dataclasses.replace(eval_data, parts=("embedding",))
-    results = evaluate_encoder(encoder_from_saved_model(str(export)), eval_data, views=views, seed=PROBE_SEED)
+    results = evaluate_encoder(load_encoder(export), eval_data, views=views, seed=PROBE_SEED)
     results.info["train"] = info
     write_metrics({"model": results}, out)
     return results

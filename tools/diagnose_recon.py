@@ -36,7 +36,6 @@ writes the per-seed figures.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import pathlib
 import shlex
@@ -57,12 +56,11 @@ FEATURE_KINDS = ("pooled", "map", "attention")
 
 def run_config(run: compare.Run, data: str, seed: int, sets=()):
     """The config `compare.py` trained `run` with: its file, the data's and run's overrides."""
-    path = ROOT / "configs" / f"{run.config}.py"
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    from keras_eqssl.cli._config import load_config_file
+
     return compare._apply_sets(
-        module.get_config(), (*compare.DATA[data]["overrides"], *run.overrides, *sets, f"seed={seed}")
+        load_config_file(ROOT / "configs" / f"{run.config}.py"),
+        (*compare.DATA[data]["overrides"], *run.overrides, *sets, f"seed={seed}"),
     )
 
 

@@ -10,8 +10,10 @@ from keras_eqssl.default_config import get_config as base_config
 
 def get_config():
     config = base_config()
-    config.data.source = "skimage_photos"  # views of photos (GTSA's training is not built yet)
+    config.data.source = "skimage_photos"  # views of photos
     config.augment.policy = "gtsa"
+    config.model.method = "teacher_student"  # the model these views train (a pair model trains on 'v1' and 'v2')
+    config.model.recon.enabled = False
     config.augment.jitter.update(dict(brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2, p=0.8))
     config.augment.blur.p = 0.2
     config.augment.gtsa.num_local = 4

@@ -9,6 +9,7 @@ from keras_eqssl.augment.crop import RandomResizedCrop
 from keras_eqssl.augment.flip import Flip
 from keras_eqssl.augment.geometric import Rotate90, Rotation, Translation
 from keras_eqssl.augment.images import to_float_rgb
+from keras_eqssl.augment.keras_layer import OpLayer
 from keras_eqssl.augment.seeds import make_seed
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "Flip",
     "GaussianBlur",
     "Grayscale",
+    "OpLayer",
     "ParamSpec",
     "RandomApply",
     "RandomChoice",

@@ -8,6 +8,7 @@ image, cannot use them as they are. Our ops split the two steps:
     images = op.apply(images, params)             # deterministic given params
 
 and declare a `ParamSpec` for each key they record, so a probe can regress a parameter by name.
+`OpLayer` (keras_layer.py) makes any op a Keras preprocessing layer with the same two halves.
 """
 
 from __future__ import annotations

@@ -73,6 +73,16 @@ class GaussianBlur(Op):
         padding: `"reflect"` (default, torchvision) or `"symmetric"` (PIL), see `blur`.
 
     Records `blur` (B, 1): sigma in pixels (0 means not blurred, as `RandomApply` records it).
+
+    Example:
+    >>> from keras_eqssl.augment import GaussianBlur
+    >>> blur = GaussianBlur(sigma=(0.1, 2.0))
+    >>> images = tf.random.stateless_uniform((4, 32, 32, 3), seed=(0, 1))
+    >>> out, params = blur(images, seed=0)
+    >>> tuple(out.shape), tuple(params["blur"].shape)
+    ((4, 32, 32, 3), (4, 1))
+    >>> bool(tf.reduce_all(blur.apply(images, blur.identity_params(4)) == images))  # sigma 0: unchanged
+    True
     """
 
     def __init__(

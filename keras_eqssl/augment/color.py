@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from keras_eqssl.augment import _keras_cv
 from keras_eqssl.augment.base import (
-    BINARY,
     CATEGORICAL,
     CONTINUOUS,
     Op,
     ParamSpec,
-    apply_where,
-    bernoulli,
-    check_probability,
     check_range,
     register,
     switch_per_image,
     uniform,
 )
+from keras_eqssl.augment.bernoulli_op import BernoulliOp
 
 JITTER_OPS = ("brightness", "contrast", "saturation", "hue")
 
@@ -38,7 +34,14 @@ def adjust_brightness(images, factor):
     return tf.clip_by_value(images * tf.reshape(factor, [-1, 1, 1, 1]), 0.0, 1.0)
 
 
-# ITU-R 601 luma, the weights of tf.image.rgb_to_grayscale (and so of keras-cv's Grayscale).
+def solarize(images, threshold: float):
+    """Inverts pixels at or above `threshold` in [0, 1] (computed on the 0-255 scale, as keras-cv's
+    `Solarization`, whose outputs these equal bit for bit)."""
+    scaled = tf.clip_by_value(images * 255.0, 0.0, 255.0)
+    return tf.where(scaled < tf.constant(threshold, tf.float32) * 255.0, scaled, 255.0 - scaled) / 255.0
+
+
+# ITU-R 601 luma, the weights of tf.image.rgb_to_grayscale.
 _LUMA_WEIGHTS = (0.2989, 0.5870, 0.1140)
 
 
@@ -218,6 +221,17 @@ class ColorJitter(Op):
         `color` (B, 4): (brightness, contrast, saturation, hue) factors;
         `color_order` (B, 4) int32: the order the four adjustments ran in, e.g. [2, 0, 3, 1]
         means saturation first, then brightness, hue, contrast.
+
+    Example:
+    >>> from keras_eqssl.augment import ColorJitter
+    >>> jitter = ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1)
+    >>> params = jitter.sample(4, seed=0)
+    >>> {k: tuple(v.shape) for k, v in sorted(params.items())}
+    {'color': (4, 4), 'color_order': (4, 4)}
+    >>> sorted(params["color_order"][0].numpy().tolist())  # a permutation of the four adjustments
+    [0, 1, 2, 3]
+    >>> tuple(jitter.apply(tf.random.stateless_uniform((4, 8, 8, 3), seed=(0, 1)), params).shape)
+    (4, 8, 8, 3)
     """
 
     def __init__(
@@ -301,62 +315,52 @@ class ColorJitter(Op):
 
 
 @register
-class Grayscale(Op):
+class Grayscale(BernoulliOp):
     """Turns images gray (luma repeated to 3 channels) with probability `p`.
 
     Records `grayscale` (B, 1): 1.0 where the image was made gray.
+
+    Example:
+    >>> from keras_eqssl.augment import Grayscale
+    >>> gray, params = Grayscale(p=1.0)(tf.random.stateless_uniform((2, 4, 4, 3), seed=(0, 1)), seed=0)
+    >>> params["grayscale"].numpy().ravel().tolist(), bool(tf.reduce_all(gray[..., 0] == gray[..., 2]))
+    ([1.0, 1.0], True)
     """
 
+    applied_doc = "1 = made grayscale"
+
     def __init__(self, p: float = 0.2, name: str = "grayscale"):
-        super().__init__(name)
-        self.p = check_probability("Grayscale", p)
+        super().__init__(p, name)
 
-    def param_specs(self):
-        return [ParamSpec(self.name, (1,), BINARY, 0.0, 1.0, doc="1 = made grayscale")]
-
-    def sample(self, batch_size, seed, image_size=None):
-        return {self.name: bernoulli(batch_size, seed, 0, self.p)}
-
-    def apply(self, images, params):
-        # Only the images made gray are computed (p = 0.2 in SimCLR); the rest pass through as is.
-        return apply_where(params[self.name], images, lambda imgs, idx: luma(imgs, channels=3))
-
-    def identity_params(self, batch_size):
-        return {self.name: tf.zeros([batch_size, 1])}
-
-    def get_config(self):
-        return {"p": self.p, "name": self.name}
+    def transform(self, images) -> tf.Tensor:
+        return luma(images, channels=3)
 
 
 @register
-class Solarize(Op):
+class Solarize(BernoulliOp):
     """Inverts pixels at or above `threshold` with probability `p`.
 
     Records `solarize` (B, 1): 1.0 where the image was solarized.
+
+    Example:
+    >>> import numpy as np
+    >>> from keras_eqssl.augment import Solarize
+    >>> pixels = tf.constant([[[[0.2] * 3, [0.8] * 3]]])  # one 1 x 2 image
+    >>> out = Solarize(threshold=0.5).apply(pixels, {"solarize": tf.constant([[1.0]])})
+    >>> np.round(out[0, 0, :, 0].numpy().astype(float), 6).tolist()  # 0.8 is at or above 0.5: inverted
+    [0.2, 0.2]
     """
 
+    applied_doc = "1 = solarized"
+
     def __init__(self, p: float = 0.2, threshold: float = 0.5, name: str = "solarize"):
-        super().__init__(name)
-        self.p = check_probability("Solarize", p)
+        super().__init__(p, name)
         self.threshold = float(threshold)
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"Solarize: threshold must be in [0, 1]; received threshold={threshold}.")
-        _keras_cv.init()
 
-    def param_specs(self):
-        return [ParamSpec(self.name, (1,), BINARY, 0.0, 1.0, doc="1 = solarized")]
-
-    def sample(self, batch_size, seed, image_size=None):
-        return {self.name: bernoulli(batch_size, seed, 0, self.p)}
-
-    def apply(self, images, params):
-        def solarize(imgs, idx):
-            return _keras_cv.solarize(imgs, tf.fill([tf.shape(imgs)[0]], self.threshold))
-
-        return apply_where(params[self.name], images, solarize)
-
-    def identity_params(self, batch_size):
-        return {self.name: tf.zeros([batch_size, 1])}
+    def transform(self, images) -> tf.Tensor:
+        return solarize(images, self.threshold)
 
     def get_config(self):
         return {"p": self.p, "threshold": self.threshold, "name": self.name}

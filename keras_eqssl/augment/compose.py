@@ -156,6 +156,14 @@ class RandomApply(Op):
     Records `<op.name>_applied` (B, 1) and the op's parameters; where the op did not run, its
     parameters are replaced by the op's identity values (e.g. jitter factors 1, blur sigma 0),
     so the record says what actually happened to each image.
+
+    Example:
+    >>> from keras_eqssl.augment import GaussianBlur, RandomApply
+    >>> params = RandomApply(GaussianBlur(), p=0.5).sample(8, seed=0)
+    >>> sorted(params)
+    ['blur', 'blur_applied']
+    >>> bool(tf.reduce_all(tf.where(params["blur_applied"] > 0, 0.0, params["blur"]) == 0.0))  # sigma 0 where not run
+    True
     """
 
     def __init__(self, op: Op, p: float = 0.5, name: str | None = None):
@@ -198,6 +206,13 @@ class RandomChoice(Op):
 
     All branches must give the same output size. Records `<name>` (B, 1) int32, the branch
     index, and each branch's parameters (identity values for the branches not taken).
+
+    Example:
+    >>> from keras_eqssl.augment import RandomChoice, Rotation, Translation
+    >>> op = RandomChoice([Rotation(30.0), Translation(4.0)], weights=[0.5, 0.5])
+    >>> out, params = op(tf.random.stateless_uniform((4, 16, 16, 3), seed=(0, 1)), seed=0)
+    >>> sorted(params), tuple(params["choice"].shape), tuple(out.shape)
+    (['choice', 'rotation', 'translation'], (4, 1), (4, 16, 16, 3))
     """
 
     def __init__(self, ops, weights=None, name: str = "choice"):

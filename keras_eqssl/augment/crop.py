@@ -106,6 +106,16 @@ class RandomResizedCrop(Op):
     Records:
         `crop` (B, 4): (y0, x0, h, w) normalised to the input image;
         `crop_scale` (B, 1): area fraction h * w; `crop_ratio` (B, 1): width / height in pixels.
+
+    Example:
+    >>> from keras_eqssl.augment import RandomResizedCrop
+    >>> crop = RandomResizedCrop(32, scale=(0.2, 1.0))
+    >>> images = tf.random.stateless_uniform((4, 64, 48, 3), seed=(0, 1))
+    >>> views, params = crop(images, seed=0)
+    >>> tuple(views.shape), {k: tuple(v.shape) for k, v in sorted(params.items())}
+    ((4, 32, 32, 3), {'crop': (4, 4), 'crop_ratio': (4, 1), 'crop_scale': (4, 1)})
+    >>> bool(tf.reduce_all(crop.apply(images, params) == views))  # the recorded boxes replay the views
+    True
     """
 
     def __init__(

@@ -4,32 +4,30 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from keras_eqssl.augment.base import BINARY, Op, ParamSpec, apply_where, bernoulli, check_probability, register
+from keras_eqssl.augment.base import register
+from keras_eqssl.augment.bernoulli_op import BernoulliOp
 
 
 @register
-class Flip(Op):
+class Flip(BernoulliOp):
     """Mirrors images left-right with probability `p`.
 
     Records `flip` (B, 1): 1.0 where the image was mirrored.
+
+    Example:
+    >>> from keras_eqssl.augment import Flip
+    >>> flip = Flip(p=0.5)
+    >>> sorted(flip.sample(8, seed=0))
+    ['flip']
+    >>> row = tf.constant([[[[0.0] * 3, [0.5] * 3, [1.0] * 3]]])  # one 1 x 3 image
+    >>> flip.apply(row, {"flip": tf.constant([[1.0]])})[0, 0, :, 0].numpy().tolist()
+    [1.0, 0.5, 0.0]
     """
 
+    applied_doc = "1 = mirrored left-right"
+
     def __init__(self, p: float = 0.5, name: str = "flip"):
-        super().__init__(name)
-        self.p = check_probability("Flip", p)
+        super().__init__(p, name)
 
-    def param_specs(self):
-        return [ParamSpec(self.name, (1,), BINARY, 0.0, 1.0, doc="1 = mirrored left-right")]
-
-    def sample(self, batch_size, seed, image_size=None):
-        return {self.name: bernoulli(batch_size, seed, 0, self.p)}
-
-    def apply(self, images, params):
-        # Only the mirrored images are reversed; the others pass through as is.
-        return apply_where(params[self.name], images, lambda imgs, idx: tf.reverse(imgs, axis=[2]))
-
-    def identity_params(self, batch_size):
-        return {self.name: tf.zeros([batch_size, 1])}
-
-    def get_config(self):
-        return {"p": self.p, "name": self.name}
+    def transform(self, images) -> tf.Tensor:
+        return tf.reverse(images, axis=[2])

@@ -6,7 +6,7 @@ import math
 
 import tensorflow as tf
 
-from keras_eqssl.augment import _keras_cv
+from keras_eqssl.augment.affine import affine, rotation_matrix, translation_matrix
 from keras_eqssl.augment.base import CATEGORICAL, CONTINUOUS, Op, ParamSpec, check_range, draw, register, uniform
 
 FILL_MODES = ("constant", "reflect", "wrap", "nearest")
@@ -72,6 +72,17 @@ class Rotation(Op):
             `RandomRotation` and `rotate` (nearest moves whole pixels: no blur, but jagged edges).
 
     Records `rotation` (B, 1): the angle in degrees, positive = counter-clockwise.
+
+    Example:
+    >>> from keras_eqssl.augment import Rotation
+    >>> op = Rotation(degrees=45.0)
+    >>> images = tf.random.stateless_uniform((4, 16, 16, 3), seed=(0, 1))
+    >>> rotated, params = op(images, seed=0)
+    >>> tuple(params["rotation"].shape), bool(tf.reduce_all(tf.abs(params["rotation"]) <= 45.0))
+    ((4, 1), True)
+    >>> quarter = op.apply(images, {"rotation": tf.fill((4, 1), 90.0)})
+    >>> bool(tf.reduce_max(tf.abs(quarter - tf.image.rot90(images))) < 1e-4)  # counter-clockwise, as rot90
+    True
     """
 
     def __init__(
@@ -96,10 +107,8 @@ class Rotation(Op):
 
     def apply(self, images, params):
         hw = tf.cast(tf.shape(images)[1:3], tf.float32)
-        # keras-cv's matrix turns content counter-clockwise (on screen) for positive angles.
-        angles = params[self.name][:, 0] * (math.pi / 180.0)
-        matrices = _keras_cv.rotation_matrix(angles, hw[0], hw[1])
-        return _keras_cv.affine(images, matrices, self.fill_mode, interpolation=self.interpolation)
+        angles = params[self.name][:, 0] * (math.pi / 180.0)  # counter-clockwise (on screen) for positive angles
+        return affine(images, rotation_matrix(angles, hw[0], hw[1]), self.fill_mode, interpolation=self.interpolation)
 
     def identity_params(self, batch_size):
         return {self.name: tf.zeros([batch_size, 1])}
@@ -118,6 +127,13 @@ class Rotate90(Op):
     """Rotates each square image counter-clockwise by k * 90 degrees, k uniform in `ks`.
 
     Records `rot90` (B, 1) int32: k in {0, 1, 2, 3}.
+
+    Example:
+    >>> from keras_eqssl.augment import Rotate90
+    >>> images = tf.random.stateless_uniform((2, 8, 8, 3), seed=(0, 1))
+    >>> out = Rotate90().apply(images, {"rot90": tf.constant([[1], [3]])})
+    >>> [bool(tf.reduce_all(out[i] == tf.image.rot90(images[i], k))) for i, k in enumerate((1, 3))]
+    [True, True]
     """
 
     def __init__(self, ks=(0, 1, 2, 3), name: str = "rot90"):
@@ -150,6 +166,13 @@ class Translation(Op):
     """Shifts image content by (tx, ty) pixels, each ~ U(-max_shift, max_shift).
 
     Records `translation` (B, 2): (tx, ty) in pixels of the input; positive = right / down.
+
+    Example:
+    >>> from keras_eqssl.augment import Translation
+    >>> images = tf.random.stateless_uniform((1, 8, 8, 3), seed=(0, 1))
+    >>> shifted = Translation(max_shift=4.0).apply(images, {"translation": tf.constant([[2.0, 0.0]])})
+    >>> bool(tf.reduce_all(shifted[:, :, 2:] == images[:, :, :-2])), bool(tf.reduce_all(shifted[:, :, :2] == 0))
+    (True, True)
     """
 
     def __init__(self, max_shift: float = 10.0, fill_mode: str = "constant", name: str = "translation"):
@@ -168,7 +191,7 @@ class Translation(Op):
 
     def apply(self, images, params):
         t = params[self.name]
-        return _keras_cv.affine(images, _keras_cv.translation_matrix(t[:, 0], t[:, 1]), self.fill_mode)
+        return affine(images, translation_matrix(t[:, 0], t[:, 1]), self.fill_mode)
 
     def identity_params(self, batch_size):
         return {self.name: tf.zeros([batch_size, 2])}

@@ -18,8 +18,11 @@ from absl import flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from keras_eqssl import default_config  # noqa: E402
-from keras_eqssl.config_validation import ConfigError, validate  # noqa: E402
-from keras_eqssl.errors import InputError  # noqa: E402
+from keras_eqssl.config_validation import validate  # noqa: E402
+from keras_eqssl.errors import (
+    ConfigError,
+    InputError,  # noqa: E402
+)
 
 DEFAULT_CONFIG = default_config.__file__
 
@@ -91,16 +94,13 @@ def check_config_file(argument: str) -> None:
     """Loads the config file of `--config=FILE.py[:ARGS]` and calls its `get_config(ARGS)` once,
     raising `ConfigFileError` (the file, the line in it, the exception) when that fails. A file that
     is not there is left to the flag's own error."""
-    import importlib.util
     import traceback
 
     path, *args = argument.split(":")  # as ml_collections reads it: FILE.py:ARG1:ARG2
     if not os.path.isfile(path):
         return
     try:
-        spec = importlib.util.spec_from_file_location("keras_eqssl_checked_config", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = config_module(path, "keras_eqssl_checked_config")
         if not callable(getattr(module, "get_config", None)):
             raise ConfigFileError(
                 f"config file {path} defines no get_config(): a config file is a Python file with a function "
@@ -117,6 +117,30 @@ def check_config_file(argument: str) -> None:
             where = f" at line {err.lineno}"
         what = " ".join(str(err).split()) or "(no message)"
         raise ConfigFileError(f"config file {path} fails to load{where}: {type(err).__name__}: {what}") from err
+
+
+def config_module(path, name: str = "keras_eqssl_config"):
+    """The module of config file `path`, run with the folder above its folder importable (`allow_package_imports`)."""
+    import importlib.util
+
+    allow_package_imports(path)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_config_file(path, *args):
+    """`get_config(*args)` of config file `path` (e.g. `configs/simclr.py`), as `--config=path` loads it."""
+    return config_module(path).get_config(*args)
+
+
+def allow_package_imports(path) -> None:
+    """Puts the folder above config file `path`'s folder on `sys.path` (at the end), so that the files in
+    `configs/` import their shared recipes as `from configs.common import method_config`."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(path)))
+    if root not in sys.path:
+        sys.path.append(root)
 
 
 def _config_file_argument(argv: list[str]) -> str:

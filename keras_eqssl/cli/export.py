@@ -72,7 +72,7 @@ def export(checkpoint: str, out: str, resize: str = "bilinear", model=None) -> s
         export_encoder,
         export_lock,
         load_encoder,
-        load_pair_model,
+        load_model,
         resolve_checkpoint,
     )
 
@@ -81,7 +81,7 @@ def export(checkpoint: str, out: str, resize: str = "bilinear", model=None) -> s
     with export_lock(out):  # from the check of --out to the check run: no other export writes it meanwhile
         check_export_dir(out)  # before the model loads
         file = checkpoint if model is not None else resolve_checkpoint(checkpoint)
-        model = model if model is not None else load_pair_model(file)
+        model = model if model is not None else load_model(file)
         size = tuple(model.image_size)
         print(f"keras-eqssl-export: {type(model).__name__} {model.name!r} from {file} (image size {size[0]}x{size[1]})")
         export_encoder(

@@ -1,4 +1,4 @@
-"""The main job: pretrain a model (`PairModel`, `GTSAModel`) from a config, with checkpoints, resume and TensorBoard.
+"""The main job: pretrain a model (`PairModel`, `TeacherStudentModel`) from a config, with checkpoints, resume and TensorBoard.
 
     keras-eqssl-train                                              # embedded default (VICReg + recon, mini-3DIEBench)
     keras-eqssl-train --config=configs/simclr_recon.py --config.data.source=skimage_photos
@@ -10,7 +10,7 @@ What it does:
 2. on `data.source=threedie` with no root, renders a mini-3DIEBench into the cache once;
 3. builds the model (`model_from_config`) inside the `--strategy`'s scope and, when
    `workdir/checkpoints` holds a checkpoint and `train.resume`, compares the config with the one
-   recorded beside it (`keras_eqssl.methods.resume`: a changed architecture or data stream is
+   recorded beside it (`keras_eqssl.resume`: a changed architecture or data stream is
    refused, a changed schedule, step count or loss weight applied and printed), loads its weights
    and optimizer state and continues from its step with the same batches and augmentation
    parameters an uninterrupted run would draw;
@@ -26,16 +26,16 @@ What it does:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import pathlib
 import sys
 import time
 
 from absl import app, flags, logging
 
 from keras_eqssl.cli._config import checked, define_config_flag, input_errors_exit, parse_flags
-from keras_eqssl.config_validation import ConfigError
+from keras_eqssl.errors import ConfigError
 
 _CONFIG = define_config_flag()
 _STRATEGY = flags.DEFINE_enum(
@@ -92,7 +92,7 @@ def _build_or_resume(config, strategy, param_specs, checkpoint):
     """The model of `config`, compiled; with `checkpoint`, its weights and optimizer state loaded in
     (so the loss weights and the learning-rate schedule are the config's, from the checkpoint's step on)."""
     from keras_eqssl.methods.factory import model_from_config, optimizer_from_config
-    from keras_eqssl.methods.resume import load_checkpoint_state
+    from keras_eqssl.resume import load_checkpoint_state
 
     with strategy.scope():
         model = model_from_config(config, param_specs, synchronized=strategy.num_replicas_in_sync > 1)
@@ -108,7 +108,8 @@ def _build_or_resume(config, strategy, param_specs, checkpoint):
 def _resume_changes(config, checkpoint) -> str:
     """Checks the config against the one recorded with `checkpoint` (`ConfigError` for a change
     resume cannot honour) and says what changed and what resuming does about it."""
-    from keras_eqssl.methods.resume import check_resume, read_config
+    from keras_eqssl.checkpoints import read_config
+    from keras_eqssl.resume import check_resume
 
     if read_config(checkpoint["path"]) is None:
         return (
@@ -153,7 +154,7 @@ def _callbacks(config, model, sample_batch, resumed_from=None, chief=True):
 def _clear_or_refuse(config, ckpt_dir: str) -> None:
     """With `train.resume=False`, a workdir's checkpoints are deleted only when the config says
     `train.overwrite=True`; otherwise a `ConfigError` says what is there and what to do."""
-    from keras_eqssl.methods.callbacks import CHECKPOINT_INDEX, checkpoint_files, delete_checkpoint
+    from keras_eqssl.checkpoints import checkpoint_files, delete_checkpoints
 
     files = checkpoint_files(ckpt_dir)
     if config.train.resume or not files:
@@ -164,50 +165,39 @@ def _clear_or_refuse(config, ckpt_dir: str) -> None:
             f"{files[-1][0]}: resume them (drop train.resume=False), use another workdir, or delete them with "
             "--config.train.overwrite=True."
         )
-    for _, path in files:
-        delete_checkpoint(path)
-    index = pathlib.Path(ckpt_dir) / CHECKPOINT_INDEX
-    index.unlink(missing_ok=True)
-    print(f"keras-eqssl-train: train.overwrite=True: deleted {len(files)} checkpoint(s) in {ckpt_dir}")
+    deleted = delete_checkpoints(ckpt_dir)
+    print(f"keras-eqssl-train: train.overwrite=True: deleted {deleted} checkpoint(s) in {ckpt_dir}")
 
 
-def _lock_workdir(workdir: str):
-    """Creates `workdir` and takes its lock (`workdir/.lock`), held until the process ends: a second
-    run in the same workdir is refused (`ConfigError`) instead of colliding on its files. Also the
-    early check that the workdir can be written at all."""
+def _lock_workdir(workdir: str) -> contextlib.ExitStack:
+    """Creates `workdir` and takes its lock (`workdir/.lock`, `keras_eqssl.checkpoints.file_lock`),
+    held until the returned stack is closed: a second run in the same workdir, from another process
+    or thread, is refused (`ConfigError`) instead of colliding on its files. Also the early check
+    that the workdir can be written at all."""
+    from keras_eqssl.checkpoints import file_lock
+
+    held = contextlib.ExitStack()
     try:
         os.makedirs(workdir, exist_ok=True)
-        handle = open(os.path.join(workdir, ".lock"), "a+")  # noqa: SIM115  (held for the whole run)
+        held.enter_context(
+            file_lock(
+                os.path.join(workdir, ".lock"),
+                busy=f"another keras-eqssl-train is running in {workdir}",
+                advice="wait for it to end, or use another --config.workdir",
+                error=ConfigError,
+            )
+        )
     except OSError as err:
         raise ConfigError(f"config.workdir={workdir!r} cannot be written ({err.strerror}); choose another") from err
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover  (Windows: no lock)
-        return handle
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as err:
-        handle.close()
-        raise ConfigError(
-            f"another keras-eqssl-train is running in {workdir} (it holds {os.path.join(workdir, '.lock')}); "
-            "wait for it to end, or use another --config.workdir"
-        ) from err
-    return handle
+    return held
 
 
 def _remove_temporaries(workdir: str) -> None:
-    """Deletes what a process killed while writing left: a checkpoint's temporaries
-    (`checkpoints/.ckpt-*.tmp*`, the index's), the final model's, and half-written exports
-    (`.export*.tmp-*`). None of them is ever a checkpoint; safe because the workdir is locked."""
-    import shutil
+    """Deletes what a process killed while writing left (`keras_eqssl.checkpoints.remove_temporaries`:
+    never a checkpoint); safe because the workdir is locked."""
+    from keras_eqssl.checkpoints import remove_temporaries
 
-    root, ckpt = pathlib.Path(workdir), pathlib.Path(workdir) / "checkpoints"
-    stale = list(ckpt.glob(".*.tmp*")) if ckpt.is_dir() else []
-    stale += (
-        list(root.glob(".model.keras.tmp*")) + list(root.glob(".export*.tmp-*")) + list(root.glob(".export*.old-*"))
-    )
-    for path in stale:
-        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    stale = remove_temporaries(workdir)
     if stale:
         print(f"keras-eqssl-train: removed {len(stale)} unfinished file(s) a killed run left in {workdir}")
 
@@ -269,7 +259,8 @@ def _batches(config, first_step: int, strategy, progress: bool):
 
 def _raise_if_interrupted(callbacks, model, ckpt_dir: str) -> None:
     """`TrainingInterrupted` naming the checkpoint of the step `fit` stopped at, when a signal stopped it."""
-    from keras_eqssl.methods.callbacks import StopOnSignal, TrainingInterrupted, latest_checkpoint
+    from keras_eqssl.checkpoints import latest_checkpoint
+    from keras_eqssl.methods.callbacks import StopOnSignal, TrainingInterrupted
 
     stopper = next((c for c in callbacks if isinstance(c, StopOnSignal)), None)
     if stopper is None or stopper.interrupted is None:
@@ -283,7 +274,8 @@ def _raise_if_interrupted(callbacks, model, ckpt_dir: str) -> None:
 def _save_model(model, path: str) -> None:
     """Saves `model` to `path` through a temporary file and an atomic rename; a failed write
     (disk full, permissions) leaves no temporary and raises `ModelWriteError` naming the file."""
-    from keras_eqssl.methods.callbacks import ModelWriteError, save_atomically
+    from keras_eqssl.checkpoints import save_atomically
+    from keras_eqssl.methods.callbacks import ModelWriteError
 
     try:
         save_atomically(model, path)  # a kill never leaves half a model.keras
@@ -297,10 +289,9 @@ def _save_model(model, path: str) -> None:
 
 
 def _check_replica_batch(config, replicas: int, strategy_name: str = "default") -> None:
-    """The global batch splits evenly over the replicas, into batches every enabled objective
-    accepts; several steps per execution only where Keras can run them."""
-    from keras_eqssl.methods.factory import enabled_objectives
-    from keras_eqssl.methods.objectives import OBJECTIVES
+    """The global batch splits evenly over the replicas, into batches the model kind accepts
+    (`batch_problems`); several steps per execution only where Keras can run them."""
+    from keras_eqssl.methods import MODEL_KINDS
 
     per_execution = config.train.get("steps_per_execution", 1)
     if per_execution > 1 and replicas > 1 and strategy_name != "tpu":
@@ -315,13 +306,9 @@ def _check_replica_batch(config, replicas: int, strategy_name: str = "default") 
         raise ConfigError(
             f"config.data.batch_size={batch} does not split evenly over {replicas} replicas; use a multiple of {replicas}."
         )
-    for name in enabled_objectives(config):
-        problems = OBJECTIVES[name].batch_problems(batch // replicas)
-        if problems:
-            raise ConfigError(
-                f"config.data.batch_size={batch} over {replicas} replica(s) with config.model.{name}: "
-                + "; ".join(problems)
-            )
+    problems = MODEL_KINDS[config.model.method].batch_problems(config, batch // replicas)
+    if problems:
+        raise ConfigError(f"config.data.batch_size={batch} over {replicas} replica(s) with " + "; ".join(problems))
 
 
 def _train(config, strategy_name: str, tpu: str, strategy_options: dict) -> dict:
@@ -337,8 +324,8 @@ def _train(config, strategy_name: str, tpu: str, strategy_options: dict) -> dict
     strategy = strategy_from_name(strategy_name, tpu=tpu, **strategy_options)
     chief = is_chief(strategy)
     precision = _setup(config)
+    from keras_eqssl.checkpoints import latest_checkpoint
     from keras_eqssl.data.train_batches import first_batch
-    from keras_eqssl.methods.callbacks import latest_checkpoint
 
     ckpt_dir = os.path.join(config.workdir, "checkpoints")
     if chief:
@@ -364,14 +351,8 @@ def _train(config, strategy_name: str, tpu: str, strategy_options: dict) -> dict
     where = f"resuming from step {first_step} ({checkpoint['path']})" if checkpoint else "starting at step 0"
     if said:
         print(f"keras-eqssl-train: {said}")
-    if config.model.method == "gtsa":
-        views = 2 + config.augment.gtsa.num_local
-        what = f"({config.model.backbone}) on {config.data.source}, {steps} steps x {config.data.batch_size} images ({views} crops each)"
-    else:
-        what = (
-            f"({config.model.backbone}, width {config.model.width}, split {tuple(config.model.split)}) on "
-            f"{config.data.source}, {steps} steps x {config.data.batch_size} pairs"
-        )
+    views = len(sample["views"])
+    what = f"({config.model.backbone}) on {config.data.source}, {steps} steps x {config.data.batch_size} examples ({views} views each)"
     print(f"keras-eqssl-train: {model.name} {what}, {describe(strategy)}; {where}; workdir {config.workdir}")
     print(f"keras-eqssl-train: {cores_line()}; {precision}")
     init_export = os.path.join(config.workdir, "export_init")

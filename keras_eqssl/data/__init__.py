@@ -3,7 +3,7 @@
 Names are imported lazily, so `keras_eqssl.data.render` runs without loading TensorFlow.
 """
 
-import importlib as _importlib
+from keras_eqssl.lazy_exports import lazy_getattr as _lazy_getattr
 
 SOURCES = ("skimage_photos", "image_folder", "tfds", "fashion_mnist", "threedie")
 PHOTO_SPLITS = ("all", "train", "test")  # skimage_photos' `photos` (see `data.photos.photo_names`)
@@ -33,12 +33,7 @@ _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted([*_WHERE, "SOURCES", "source_from_config"])
 
 
-def __getattr__(name):
-    if name not in _WHERE:
-        raise AttributeError(f"module 'keras_eqssl.data' has no attribute {name!r}")
-    value = getattr(_importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_getattr(__name__, _WHERE, globals())
 
 
 def source_from_config(config):

@@ -18,6 +18,14 @@ def _not_prepared(name: str, data_dir, where: str) -> FileNotFoundError:
     )
 
 
+def image_label_keys(builder) -> tuple[str, str]:
+    """The (image, label) feature names of a tfds builder: its `supervised_keys`, else ("image", "label")."""
+    keys = builder.info.supervised_keys or ("image", "label")
+    if not (isinstance(keys, tuple) and len(keys) == 2 and all(isinstance(k, str) for k in keys)):
+        keys = ("image", "label")
+    return keys
+
+
 def tfds_images(
     name: str,
     split: str = "train",
@@ -53,10 +61,7 @@ def tfds_images(
     if not builder.is_prepared():
         raise _not_prepared(name, data_dir, os.fspath(builder.data_dir))
     features = builder.info.features
-    keys = builder.info.supervised_keys or ("image", "label")
-    if not (isinstance(keys, tuple) and len(keys) == 2 and all(isinstance(k, str) for k in keys)):
-        keys = ("image", "label")
-    image_key, label_key = keys
+    image_key, label_key = image_label_keys(builder)
     if image_key not in features or label_key not in features:
         raise ValueError(
             f"tfds_images: dataset {name!r} has no {image_key!r}/{label_key!r} features; it has {list(features)}."

@@ -84,7 +84,7 @@ def relative_targets(latents_1, latents_2) -> dict[str, np.ndarray]:
     Example:
     >>> l1 = np.zeros((1, 7), np.float32); l2 = l1.copy(); l2[0, 2] = np.pi / 2; l2[0, 3] = 0.25
     >>> t = relative_targets(l1, l2)
-    >>> np.round(t["rel_rotation"], 4).tolist(), t["rel_color"].tolist()
+    >>> t["rel_rotation"].astype(np.float64).round(4).tolist(), t["rel_color"].tolist()
     ([[0.0, 0.0, 0.7071, 0.7071]], [[0.25, 0.0]])
     """
     from scipy.spatial.transform import Rotation

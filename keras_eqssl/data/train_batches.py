@@ -1,4 +1,4 @@
-"""The training stream a config describes: batches of view pairs (or GTSA's multi-crops), resumable at any step."""
+"""The training stream a config describes: batches of views (pairs, multi-crops), resumable at any step."""
 
 from __future__ import annotations
 
@@ -6,10 +6,8 @@ import os
 
 import tensorflow as tf
 
-from keras_eqssl.augment.policies import Policy, policy_from_config, rotated_pair
-from keras_eqssl.config_validation import ConfigError
-
-PAIR_VIEWS = ("v1", "v2")
+from keras_eqssl.augment.policies import policy_from_config, rotated_pair
+from keras_eqssl.errors import ConfigError
 
 
 def threedie_root(config, progress: bool = True) -> str:
@@ -31,19 +29,6 @@ def threedie_root(config, progress: bool = True) -> str:
     return str(root)
 
 
-def _pair_policy(config) -> Policy:
-    policy = policy_from_config(config.augment)
-    if config.model.get("method", "pair") == "gtsa":
-        return policy  # GTSAModel trains on every view of the multi-crop policy
-    names = policy.view_names()
-    if list(names[:2]) != list(PAIR_VIEWS):
-        raise ConfigError(
-            f"config.augment.policy={config.augment.policy!r} makes views {names}; pair methods train on 'v1' and "
-            "'v2' (policies simclr, byol, stl). Look at other policies' views with keras-eqssl-views."
-        )
-    return policy
-
-
 def train_batches(config, first_step: int = 0, split: str = "train", progress: bool = True):
     """The stream of training batches for `config`, starting at step `first_step`.
 
@@ -62,8 +47,8 @@ def train_batches(config, first_step: int = 0, split: str = "train", progress: b
 
     Returns:
         (dataset, param_specs): an infinite dataset of batches in the architecture's batch format
-        (`config.data.batch_size` pairs each), and the policy's `ParamSpec`s per view (None when
-        no policy runs).
+        (`config.data.batch_size` examples each), and the policy's `ParamSpec`s of every view it
+        makes (None when no policy runs); the model keeps those of the views it trains on.
     """
     batch = config.data.batch_size
     skip = first_step * batch
@@ -72,7 +57,11 @@ def train_batches(config, first_step: int = 0, split: str = "train", progress: b
 
         t = config.data.threedie
         resize = not t.augment_renders  # the policy's crop makes views of augment.size
-        policy = _pair_policy(config) if t.augment_renders else (rotated_pair(t.rotation) if t.rotation > 0 else None)
+        policy = (
+            policy_from_config(config.augment)
+            if t.augment_renders
+            else (rotated_pair(t.rotation) if t.rotation > 0 else None)
+        )
         ds = threedie_pairs(
             threedie_root(config, progress=progress),
             split,
@@ -90,17 +79,12 @@ def train_batches(config, first_step: int = 0, split: str = "train", progress: b
     from keras_eqssl.data import source_from_config
     from keras_eqssl.data.pipeline import view_batches
 
-    policy = _pair_policy(config)
+    policy = policy_from_config(config.augment)
     images = source_from_config(config).repeat()
     if skip:
         images = images.skip(skip)
     ds = view_batches(images, policy, batch, seed=config.seed, first_step=first_step)
-    # Views beyond the pair (E-SSL's rot0..rot3) stay in the batch for the objectives that use them;
-    # the returned specs are the pair's, which parameter prediction reads (GTSA: every view's).
-    specs = policy.param_specs()
-    if config.model.get("method", "pair") == "gtsa":
-        return ds, specs
-    return ds, {v: s for v, s in specs.items() if v in PAIR_VIEWS}
+    return ds, policy.param_specs()
 
 
 def first_batch(dataset: tf.data.Dataset) -> dict:

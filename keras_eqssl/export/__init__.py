@@ -6,9 +6,12 @@
   "equivariant"}` float32; no heads, decoder or target network. The contract: docs/serving.md.
 - `export_checkpoint(path, out_dir)`: the same from a `.keras` checkpoint, a `checkpoints/`
   directory or a training workdir (`keras-eqssl-export --checkpoint=PATH --out=DIR`).
+- `load_model(path)`: the trained model (any `SSLModel`) that such a path stands for, without its
+  optimizer: `keras.models.load_model` after a check that the archive is intact.
 - `load_encoder(path)` -> `Encoder`: checks the signatures; `encoder(images)` takes uint8 or
   [0, 1] float images (and format-1 exports, whose `serving_default` takes uint8), batches over N
   and returns NumPy arrays; `encoder.metadata` holds image size, split, mean/std and the model summary.
+  An `Encoder` is the probes' `encode` callable as it is (`keras_eqssl.probes`).
   Images it cannot take (another dtype, a shape other than `(N, H, W, 3)`, floats outside [0, 1])
   raise `ImagesError`, also through `encoder.signatures[name](images=...)`.
 - The output directory: new, empty or an earlier export (replaced); anything else is refused
@@ -38,7 +41,7 @@ from keras_eqssl.export.saved_model import (
     export_checkpoint,
     export_encoder,
     export_lock,
-    load_pair_model,
+    load_model,
     resolve_checkpoint,
 )
 
@@ -59,6 +62,6 @@ __all__ = [
     "export_encoder",
     "export_lock",
     "load_encoder",
-    "load_pair_model",
+    "load_model",
     "resolve_checkpoint",
 ]

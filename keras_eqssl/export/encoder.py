@@ -161,6 +161,32 @@ def _check_pixels(images, where: str, kinds: tuple[str, ...] = ("uint8", "float"
     return images
 
 
+def encode_in_batches(encode_batch, images: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
+    """`encode_batch` run on `images` `batch_size` at a time, its outputs concatenated over N.
+
+    The one batching loop of the encoders: `Encoder.__call__`, `keras_eqssl.probes.encoder_from_model`
+    and `keras_eqssl.probes.extract` run through it.
+
+    Args:
+        encode_batch: images `(n, H, W, 3)` -> `{name: (n, C)}` (tensors or arrays).
+        images: an array `(N, H, W, 3)`.
+        batch_size: images per call of `encode_batch` (>= 1).
+
+    Returns:
+        `{name: float32 (N, C)}`, in the order `encode_batch` returns them; `{}` for N = 0.
+
+    Example:
+    >>> out = encode_in_batches(lambda x: {"mean": x.mean(axis=(1, 2))}, np.ones((5, 2, 2, 3)), batch_size=2)
+    >>> out["mean"].shape, out["mean"].dtype
+    ((5, 3), dtype('float32'))
+    """
+    chunks = []
+    for start in range(0, len(images), batch_size):
+        out = encode_batch(images[start : start + batch_size])
+        chunks.append({k: np.asarray(v, dtype=np.float32) for k, v in out.items()})
+    return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]} if chunks else {}
+
+
 class CheckedSignature:
     """A signature of the SavedModel that checks its `images` before TensorFlow converts them.
 
@@ -202,6 +228,19 @@ class CheckedSignature:
         return images
 
 
+def _cache_key(path: str, signature: str) -> str:
+    """`savedmodel:<absolute path>@<saved_model.pb mtime_ns>:<size>:<signature>` ("?" without a local file)."""
+    pb = os.path.join(path, "saved_model.pb")
+    stamp = f"{os.stat(pb).st_mtime_ns}:{os.stat(pb).st_size}" if os.path.isfile(pb) else "?"
+    return f"savedmodel:{os.path.abspath(path)}@{stamp}:{signature}"
+
+
+def _checked_batch_size(batch_size) -> int:
+    if int(batch_size) < 1:
+        raise ValueError(f"Encoder: batch_size must be >= 1; received {batch_size}")
+    return int(batch_size)
+
+
 class Encoder:
     """An exported encoder: images in, `{"embedding", "invariant", "equivariant"}` float32 out.
 
@@ -209,7 +248,9 @@ class Encoder:
     preprocessing themselves (scale to [0, 1], resize to the training size, mean/std):
     `serving_default` takes float32 images in [0, 1], `serving_uint8` uint8 images in [0, 255].
     `encoder(images)` takes either and picks the signature by dtype. (A format-1 export has only
-    a uint8 `serving_default`; floats are then rounded to uint8 here.)
+    a uint8 `serving_default`; floats are then rounded to uint8 here.) It is also the probes'
+    `encode` callable (`keras_eqssl.probes`): `encoder(images)` runs `batch_size` images at a
+    time, and `cache_key` names the weights for their feature cache.
 
     Attributes:
         path: the SavedModel directory.
@@ -222,6 +263,10 @@ class Encoder:
             convert wrong (`serving_uint8` takes uint8 arrays only; `serving_default` floats in
             [0, 1]) and a shape other than `(N, H, W, 3)`, with an `ImagesError`.
         signature: `signatures["serving_default"]`.
+        batch_size: images per call of a signature when `__call__` is given none.
+        cache_key: names the weights for a feature cache: the absolute path, the modification
+            time and size of `saved_model.pb` (a re-export at the same path gets a new key) and
+            the signature uint8 images run through.
 
     Example:
 
@@ -237,9 +282,10 @@ class Encoder:
     ```
     """
 
-    def __init__(self, path: str, loaded, signatures: dict, metadata: dict):
+    def __init__(self, path: str, loaded, signatures: dict, metadata: dict, batch_size: int = 256):
         self.path = path
         self.metadata = metadata
+        self.batch_size = _checked_batch_size(batch_size)
         self._functions = dict(signatures)  # the concrete functions, for `__call__`'s checked arrays
         self.signatures = {name: CheckedSignature(name, fn, path) for name, fn in signatures.items()}
         self.signature = self.signatures[SIGNATURE_KEY]
@@ -247,6 +293,7 @@ class Encoder:
         outputs = self.signature.structured_outputs
         keys = [k for k in OUTPUT_KEYS if k in outputs] + sorted(k for k in outputs if k not in OUTPUT_KEYS)
         self.output_dims = {k: outputs[k].shape[-1] for k in keys}
+        self.cache_key = _cache_key(path, UINT8_SIGNATURE_KEY if UINT8_SIGNATURE_KEY in signatures else SIGNATURE_KEY)
 
     @property
     def image_size(self) -> tuple[int, int] | None:
@@ -287,13 +334,13 @@ class Encoder:
             return default, lambda x: tf.constant(np.round(x.astype(np.float32) * 255.0).astype(np.uint8))
         return default, lambda x: tf.constant(x, tf.float32)
 
-    def __call__(self, images, batch_size: int = 256) -> dict[str, np.ndarray]:
+    def __call__(self, images, batch_size: int | None = None) -> dict[str, np.ndarray]:
         """Features of `images` `(N, H, W, 3)` (any H, W), run `batch_size` at a time.
 
         Args:
             images: uint8 in [0, 255] (run by `serving_uint8`), or floats in [0, 1] (float16/32/64,
                 run by `serving_default` as float32).
-            batch_size: images per call of the signature.
+            batch_size: images per call of the signature (None: `self.batch_size`).
 
         Returns:
             A dict of float32 arrays `(N, C)`, one per output of the signature; `(0, C)` for N = 0.
@@ -304,24 +351,19 @@ class Encoder:
                 image `(H, W, 3)`: add a batch axis, `images[None]`), or floats outside [0, 1] or NaN.
         """
         images = _check_pixels(images, f"Encoder ({self.path})")
-        if int(batch_size) < 1:
-            raise ValueError(f"Encoder: batch_size must be >= 1; received {batch_size}")
-        batch_size = int(batch_size)
+        batch_size = self.batch_size if batch_size is None else _checked_batch_size(batch_size)
         if len(images) == 0:
             return {k: np.zeros((0, d), np.float32) for k, d in self.output_dims.items()}
         fn, to_tensor = self._route(images.dtype)
-        chunks = []
-        for start in range(0, len(images), batch_size):
-            out = fn(**{INPUT_KEY: to_tensor(images[start : start + batch_size])})
-            chunks.append({k: v.numpy() for k, v in out.items()})
-        return {k: np.concatenate([c[k] for c in chunks]) for k in self.output_dims}
+        out = encode_in_batches(lambda chunk: fn(**{INPUT_KEY: to_tensor(chunk)}), images, batch_size)
+        return {k: out[k] for k in self.output_dims}
 
     def __repr__(self) -> str:
         dims = ", ".join(f"{k}={d}" for k, d in self.output_dims.items())
         return f"Encoder({self.path!r}, image_size={self.image_size}, {dims})"
 
 
-def load_encoder(path: str | os.PathLike) -> Encoder:
+def load_encoder(path: str | os.PathLike, batch_size: int = 256) -> Encoder:
     """Loads an encoder SavedModel written by `export_encoder` (or any with the same signatures).
 
     Checks the signatures: `serving_default` takes `images` float32 `(N, H, W, 3)` (format 2) or
@@ -330,6 +372,7 @@ def load_encoder(path: str | os.PathLike) -> Encoder:
 
     Args:
         path: the SavedModel directory (local, or any path `tf.io.gfile` reads, e.g. `gs://`).
+        batch_size: images per call of a signature when `encoder(images)` is given none.
 
     Returns:
         An `Encoder`: call it on uint8 or [0, 1] float images; `.metadata` holds what the export recorded.
@@ -383,4 +426,4 @@ def load_encoder(path: str | os.PathLike) -> Encoder:
                 f"{'; '.join(problems)}. Expected uint8 (N, H, W, 3) images in [0, 255] and the outputs of "
                 f"{SIGNATURE_KEY!r}."
             )
-    return Encoder(path, loaded, signatures, _read_metadata(path, loaded))
+    return Encoder(path, loaded, signatures, _read_metadata(path, loaded), batch_size=batch_size)

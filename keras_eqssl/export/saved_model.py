@@ -13,17 +13,21 @@ the same directory, from another process or thread, fails at once (`ExportBusyEr
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import pathlib
 import re
-import shutil
-import threading
-import uuid
 
 import tensorflow as tf
 
+from keras_eqssl.checkpoints import (
+    CHECKPOINT_INDEX,
+    LockBusyError,
+    atomic_directory,
+    checkpoint_files,
+    file_lock,
+    latest_checkpoint,
+)
 from keras_eqssl.errors import InputError
 from keras_eqssl.export.encoder import (
     FORMAT,
@@ -36,7 +40,6 @@ from keras_eqssl.export.encoder import (
 )
 
 RESIZE_METHODS = ("bilinear", "bicubic", "area", "nearest", "lanczos3", "lanczos5", "gaussian", "mitchellcubic")
-CHECKPOINT_INDEX = "checkpoint.json"  # methods.callbacks.CHECKPOINT_INDEX
 FINAL_MODEL = "model.keras"  # what keras-eqssl-train saves in the workdir
 # What an export writes into its directory (TensorFlow's SavedModel layout, no assets, and the metadata).
 EXPORT_FILES = ("saved_model.pb", "fingerprint.pb", METADATA_FILE)
@@ -53,7 +56,7 @@ class ExportWriteError(InputError, OSError):
     """The output directory cannot be written (read-only, permission, a file where a directory must be)."""
 
 
-class ExportBusyError(InputError, RuntimeError):
+class ExportBusyError(LockBusyError):
     """Another export (another process or thread) is writing the same output directory."""
 
 
@@ -63,7 +66,7 @@ def _check_model(model) -> None:
     ]
     if missing:
         raise TypeError(
-            f"export_encoder needs a keras_eqssl model (an SSLModel: PairModel, GTSAModel; with backbone, "
+            f"export_encoder needs a keras_eqssl model (an SSLModel: PairModel, TeacherStudentModel; with backbone, "
             f"encoder_outputs, normalize, image_size, mean, std); received {type(model).__name__}, which lacks {missing}"
         )
 
@@ -256,38 +259,10 @@ def _writing(out: pathlib.Path):
         ) from err
 
 
-_HELD: dict[str, list] = {}  # lock file -> [thread id, depth, descriptor]: the export locks this process holds
-_HELD_GUARD = threading.Lock()
-
-
-def _lock_file(out: pathlib.Path) -> pathlib.Path:
-    return out.with_name(f".{out.name}.lock")
-
-
-def _acquire(lock: pathlib.Path, out: pathlib.Path) -> int:
-    """An open descriptor of `lock` holding its exclusive `flock`; `ExportBusyError` if another holds it."""
-    while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise ExportBusyError(
-                f"export_encoder: another export is writing {out} (it holds {lock}); wait for it to finish, "
-                "or choose another output directory"
-            ) from None
-        try:
-            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            return fd
-        os.close(fd)  # the holder removed the file as it let go: lock the new one
-
-
 @contextlib.contextmanager
 def export_lock(out_dir: str | os.PathLike):
-    """Holds the lock on the export directory `out_dir` for the block (`.NAME.lock` beside it).
+    """Holds the lock on the export directory `out_dir` for the block (`.NAME.lock` beside it,
+    `keras_eqssl.checkpoints.file_lock`).
 
     Another process or thread that asks for it meanwhile gets `ExportBusyError` ("another export
     is writing DIR") at once; the same thread may nest it (`export_encoder` takes it inside the
@@ -297,45 +272,18 @@ def export_lock(out_dir: str | os.PathLike):
     if "://" in path:
         yield
         return
-    out = pathlib.Path(os.path.abspath(path))  # one lock file, one key, however the path is spelled
-    lock = _lock_file(out)
-    key, me = str(lock), threading.get_ident()
-    with _HELD_GUARD:
-        held = _HELD.get(key)
-        if held is not None and held[0] == me:
-            held[1] += 1
-        elif held is not None:
-            raise ExportBusyError(
-                f"export_encoder: another export is writing {out} (another thread of this process); "
-                "wait for it to finish, or choose another output directory"
+    out = pathlib.Path(os.path.abspath(path))  # one lock file however the path is spelled
+    with contextlib.ExitStack() as held:
+        with _writing(out):  # taking the lock: an OSError names `out`; the block's own errors stay as they are
+            held.enter_context(
+                file_lock(
+                    out.with_name(f".{out.name}.lock"),
+                    busy=f"export_encoder: another export is writing {out}",
+                    advice="wait for it to finish, or choose another output directory",
+                    error=ExportBusyError,
+                )
             )
-        else:
-            with _writing(out):
-                out.parent.mkdir(parents=True, exist_ok=True)
-                fd = _acquire(lock, out)
-            _HELD[key] = [me, 1, fd]
-    try:
         yield
-    finally:
-        with _HELD_GUARD:
-            held = _HELD[key]
-            held[1] -= 1
-            if held[1] == 0:
-                del _HELD[key]
-                with contextlib.suppress(FileNotFoundError):
-                    lock.unlink()
-                os.close(held[2])
-
-
-def _replace_dir(tmp: pathlib.Path, out: pathlib.Path) -> None:
-    """Moves the finished export `tmp` to `out`, replacing an older export there."""
-    if not out.exists():
-        os.replace(tmp, out)
-        return
-    old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-    os.replace(out, old)
-    os.replace(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def export_encoder(
@@ -379,7 +327,7 @@ def export_encoder(
     `ExportBusyError` instead of mixing the two.
 
     Args:
-        model: a `keras_eqssl.methods.SSLModel` (`PairModel`, `GTSAModel`; built, e.g. trained or loaded).
+        model: a `keras_eqssl.methods.SSLModel` (`PairModel`, `TeacherStudentModel`; built, e.g. trained or loaded).
         out_dir: the directory to write (created; its parent too).
         resize: a `tf.image.resize` method (`"bilinear"`, `"bicubic"`, `"area"`, ...), or None to
             accept only images of `model.image_size` (other sizes fail at call time).
@@ -426,16 +374,10 @@ def export_encoder(
     with export_lock(out):
         replaces = check_export_dir(out)  # before the work: a refused directory costs nothing
         module, signatures, text = _export_module(model, resize, metadata)
-        with _writing(out):
-            tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
-            tmp.mkdir()  # not tempfile.mkdtemp: its 0700 mode would keep TF Serving's user out
-            try:
-                tf.saved_model.save(module, str(tmp), signatures=signatures)
-                (tmp / METADATA_FILE).write_text(text)
-                _check_out_dir(out)  # still nothing foreign in it
-                _replace_dir(tmp, out)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
+        with _writing(out), atomic_directory(out) as tmp:  # replaces `out` when the block ends
+            tf.saved_model.save(module, str(tmp), signatures=signatures)
+            (tmp / METADATA_FILE).write_text(text)
+            _check_out_dir(out)  # still nothing foreign in it
     if replaces:
         print(f"replaced the earlier export in {out}", flush=True)
     return out_path
@@ -526,8 +468,6 @@ def resolve_checkpoint(path: str | os.PathLike) -> str:
         return str(path)
     if (path / "saved_model.pb").exists():
         raise ValueError(f"export: {path} is already a SavedModel; load it with keras_eqssl.export.load_encoder")
-    from keras_eqssl.methods.callbacks import checkpoint_files
-
     if (path / CHECKPOINT_INDEX).exists() or checkpoint_files(path):
         return _latest(path)
     if (path / FINAL_MODEL).exists():
@@ -541,18 +481,22 @@ def resolve_checkpoint(path: str | os.PathLike) -> str:
 
 
 def _latest(directory: pathlib.Path) -> str:
-    from keras_eqssl.methods.callbacks import latest_checkpoint
-
     return latest_checkpoint(directory)["path"]
 
 
-def load_pair_model(path: str | os.PathLike):
-    """Loads the model (`SSLModel`) that `path` stands for (see `resolve_checkpoint`), without its optimizer."""
+def load_model(path: str | os.PathLike):
+    """Loads the model that `path` stands for (see `resolve_checkpoint`), without its optimizer.
+
+    `keras.models.load_model(file, compile=False)` with keras_eqssl's classes registered, after a
+    check that the archive is intact (a damaged one is named, with the intact earlier checkpoint
+    offered); any keras_eqssl model (`SSLModel`: `PairModel`, `TeacherStudentModel`, ...) loads, anything
+    else is a `ValueError` naming the file.
+    """
     file = resolve_checkpoint(path)
     import keras
 
     import keras_eqssl.methods  # noqa: F401  (registers the classes load_model needs)
-    from keras_eqssl.methods.resume import check_archive
+    from keras_eqssl.checkpoints import check_archive
 
     check_archive(file)  # a damaged file: named, with the intact earlier checkpoint offered
     try:
@@ -590,5 +534,5 @@ def export_checkpoint(
     ```
     """
     file = resolve_checkpoint(checkpoint_path)
-    model = load_pair_model(file)
+    model = load_model(file)
     return export_encoder(model, out_dir, resize=resize, metadata={"checkpoint": os.path.abspath(file)})

@@ -6,7 +6,6 @@ import json
 import math
 import os
 import pathlib
-import re
 import signal
 import threading
 
@@ -14,10 +13,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_eqssl.checkpoints import (
+    CHECKPOINT_INDEX,
+    delete_checkpoint,
+    latest_checkpoint,
+    save_atomically,
+    write_config,
+    write_text_atomically,
+)
 from keras_eqssl.errors import InputError
-from keras_eqssl.methods.resume import config_path, write_config
-
-CHECKPOINT_INDEX = "checkpoint.json"
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -30,10 +34,6 @@ class CheckpointWriteError(InputError, OSError):
 
 class ModelWriteError(InputError, OSError):
     """The trained model (`model.keras`) could not be written (disk full, permissions); the message names the file."""
-
-
-class MissingCheckpointError(InputError, FileNotFoundError):
-    """`checkpoint.json` names a checkpoint, but no checkpoint file is left."""
 
 
 class TrainingInterrupted(Exception):
@@ -134,50 +134,6 @@ class StopOnNonFinite(keras.callbacks.Callback):
         )
 
 
-def checkpoint_files(directory: str | os.PathLike | None) -> list[tuple[int, pathlib.Path]]:
-    """`(step, path)` of every complete checkpoint file (`ckpt-<step>.keras`) in `directory`, oldest
-    first. Temporaries (`.ckpt-*.tmp.keras`, left by a process killed while writing) are not ones."""
-    if not directory or not pathlib.Path(directory).is_dir():
-        return []
-    found = []
-    for path in pathlib.Path(directory).glob("ckpt-*.keras"):
-        match = re.fullmatch(r"ckpt-(\d+)\.keras", path.name)
-        if match:
-            found.append((int(match.group(1)), path))
-    return sorted(found)
-
-
-def latest_checkpoint(directory: str | os.PathLike | None) -> dict | None:
-    """`{"step", "path"}` of the newest checkpoint in `directory`, or None when it has none.
-
-    The files are what counts (`checkpoint.json` only records the last write): a deleted or stale
-    index never hides a checkpoint. An index that names a file when no checkpoint file is left
-    is an error (something deleted them), not a fresh start.
-    """
-    files = checkpoint_files(directory)
-    if files:
-        step, path = files[-1]
-        return {"step": step, "path": str(path)}
-    index = pathlib.Path(directory) / CHECKPOINT_INDEX if directory else None
-    if index is not None and index.exists():
-        try:
-            named = json.loads(index.read_text())["file"]
-        except (ValueError, KeyError, TypeError):
-            named = "a checkpoint (the index is unreadable)"
-        raise MissingCheckpointError(
-            f"{index} names {named}, but {directory} holds no checkpoint file (ckpt-<step>.keras): they were deleted "
-            "or moved. Put them back to resume, or start over in another workdir (or with "
-            "--config.train.resume=False --config.train.overwrite=True)."
-        )
-    return None
-
-
-def delete_checkpoint(path: str | os.PathLike) -> None:
-    """Deletes a checkpoint file and the config recorded beside it."""
-    pathlib.Path(path).unlink(missing_ok=True)
-    config_path(path).unlink(missing_ok=True)
-
-
 def _last_good(directory) -> str:
     """The error messages' "; the last good checkpoint is ..." clause ("" when there is none)."""
     kept = latest_checkpoint(directory) if directory else None
@@ -205,7 +161,7 @@ class Checkpointer(keras.callbacks.Callback):
 
     With `config` (the run's config), each checkpoint has it recorded beside it,
     `ckpt-{step:08d}.config.json`, written before the checkpoint itself: a resumed run compares its
-    own config with it (`keras_eqssl.methods.resume`).
+    own config with it (`keras_eqssl.resume`).
     """
 
     def __init__(
@@ -238,15 +194,12 @@ class Checkpointer(keras.callbacks.Callback):
                 f"no checkpoint was written{where}. Lower the learning rate, check the data, or use float32."
             )
         name = f"ckpt-{step:08d}.keras"
-        index_tmp = self.directory / f".{CHECKPOINT_INDEX}.tmp"
-        try:
+        try:  # each write leaves no temporary when it fails
             if self.config is not None:
                 write_config(self.directory / name, self.config)
             save_atomically(self.model, self.directory / name)
-            index_tmp.write_text(json.dumps({"step": step, "file": name}) + "\n")
-            os.replace(index_tmp, self.directory / CHECKPOINT_INDEX)
+            write_text_atomically(self.directory / CHECKPOINT_INDEX, json.dumps({"step": step, "file": name}) + "\n")
         except OSError as err:  # disk full, permissions, quota: name the file, leave no half-written one
-            index_tmp.unlink(missing_ok=True)
             raise CheckpointWriteError(
                 f"could not write checkpoint {self.directory / name} at step {step}: {err.strerror or err}"
                 f"{_last_good(self.directory)}. Free space in (or fix) {self.directory}, then rerun to resume."
@@ -256,20 +209,6 @@ class Checkpointer(keras.callbacks.Callback):
             delete_checkpoint(old)
         self.written = self.written[-self.keep :]
         return str(self.directory / name)
-
-
-def save_atomically(model, path: str | os.PathLike) -> None:
-    """`model.save(path)` through a temporary file beside it (`.NAME.tmp.keras`) and an atomic
-    rename, so a process killed at any moment leaves either the old file or the new one. A write
-    that fails (disk full, permissions) removes the temporary and raises its `OSError`."""
-    path = pathlib.Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.keras")
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def denormalize(images, mean, std) -> np.ndarray:

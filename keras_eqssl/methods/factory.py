@@ -1,18 +1,13 @@
-"""From a config (`keras_eqssl.default_config`) to a model (`PairModel`, `GTSAModel`) and its optimizer."""
+"""From a config (`keras_eqssl.default_config`) to a model (a kind of `MODEL_KINDS`) and its optimizer."""
 
 from __future__ import annotations
 
 import keras
 
-from keras_eqssl.config_validation import ConfigError, check_method, check_objectives, check_view_sizes
+from keras_eqssl.errors import ConfigError
 from keras_eqssl.methods.coupled_sgd import CoupledSGD
-from keras_eqssl.methods.gtsa import GTSAModel
-from keras_eqssl.methods.invariance import INVARIANCES
-from keras_eqssl.methods.objectives import OBJECTIVES
-from keras_eqssl.methods.objectives.base import parse_units
-from keras_eqssl.methods.pair_model import IMAGENET_MEAN, IMAGENET_STD, PairModel
 from keras_eqssl.methods.scheduled_adamw import ScheduledAdamW
-from keras_eqssl.methods.ssl_model import SSLModel
+from keras_eqssl.methods.ssl_model import IMAGENET_MEAN, IMAGENET_STD, MODEL_KINDS, SSLModel
 from keras_eqssl.methods.torch_adam import TorchAdam
 from keras_eqssl.nn.registry import backbone_from_name
 
@@ -37,62 +32,16 @@ def _switch(value: str) -> bool | None:
     return {"auto": None, "on": True, "off": False}[value]
 
 
-def _invariance(m, synchronized: bool):
-    name = m.invariance
-    common = dict(projector_units=parse_units(m.projector), synchronized=synchronized)
-    if _switch(m.get("projector_last_bias", "auto")) is not None:
-        common["projector_last_bias"] = _switch(m.projector_last_bias)
-    if name == "simclr":
-        last_bn = m.get("projector_last_bn", "auto")
-        if last_bn != "auto":
-            common["projector_last_bn"] = last_bn
-        return INVARIANCES[name](temperature=m.temperature, negatives=m.get("negatives", "all"), **common)
-    if name == "vicreg":
-        return INVARIANCES[name](**dict(m.vicreg), **common)
-    if name == "barlow":
-        return INVARIANCES[name](lambd=m.barlow_lambda, **common)
-    if name == "simsiam":
-        return INVARIANCES[name](predictor_units=parse_units(m.predictor), **common)
-    if name == "byol":
-        return INVARIANCES[name](predictor_units=parse_units(m.predictor), base_momentum=m.byol_momentum, **common)
-    raise ValueError(f"config.model.invariance={name!r}: unknown; choose one of {sorted(INVARIANCES)}")
-
-
-def enabled_objectives(config) -> list[str]:
-    """The short names of the objectives `config.model` turns on, in registry order."""
-    return [name for name in OBJECTIVES if name in config.model and config.model[name].enabled]
-
-
-def objectives_from_config(config, synchronized: bool = False) -> list:
-    """The enabled objectives of `config`, each built from its section `config.model.<short_name>`."""
-    check_objectives(config)
-    return [
-        OBJECTIVES[name].from_config_section(config.model[name], config, synchronized=synchronized)
-        for name in enabled_objectives(config)
-    ]
-
-
-def model_name(config) -> str:
-    """What the run trains, e.g. `vicreg_recon`, `simclr_stl`, `gtsa`, `dino` (the DINO-like baseline)."""
-    if config.model.get("method", "pair") == "gtsa":
-        g = config.model.gtsa
-        return (
-            "dino"
-            if g.dino_weight > 0 and not (g.crop_weight or g.correspondence_weight or g.rotation_weight)
-            else "gtsa"
-        )
-    return "_".join([config.model.invariance, *enabled_objectives(config)])
-
-
 def model_from_config(config, param_specs=None, synchronized: bool = False) -> SSLModel:
-    """The model of `config.model` (`method`: a `PairModel` or a `GTSAModel`) for views of `config.augment.size` px.
+    """The model of `config.model` (`method`: a kind of `MODEL_KINDS`, e.g. `PairModel`'s "pair") for views
+    of `config.augment.size` px.
 
     A model the config cannot build (a split wider than the backbone, a view size the ViT's
     patch grid or the decoder cannot use) is a `ConfigError` naming the fields involved.
 
     Args:
         config: a config with the `default_config` schema.
-        param_specs: the policy's `ParamSpec`s per view (see `train_batches`), to check
+        param_specs: the policy's `ParamSpec`s of every view (see `train_batches`), to check
             parameter-prediction targets at construction; None when no policy runs.
         synchronized: synchronised BatchNorm everywhere (several replicas and `model.sync_bn`).
     """
@@ -108,65 +57,24 @@ def model_from_config(config, param_specs=None, synchronized: bool = False) -> S
         ) from err
 
 
-def _gtsa_from_config(config, backbone, mean, std) -> GTSAModel:
-    g = config.model.gtsa
-    return GTSAModel(
-        backbone,
-        num_local=config.augment.gtsa.num_local,
-        image_size=config.augment.size,
-        local_size=config.augment.gtsa.local_size,
-        crop_weight=g.crop_weight,
-        correspondence_weight=g.correspondence_weight,
-        rotation_weight=g.rotation_weight,
-        dino_weight=g.dino_weight,
-        correspondence_warmup_steps=g.correspondence_warmup_steps,
-        roi_sizes=None if tuple(g.roi_sizes) == (0, 0) else tuple(g.roi_sizes),
-        sampling_ratio=g.sampling_ratio,
-        match_fraction=g.match_fraction,
-        projection_units=g.projection_units or None,
-        rotation_units=parse_units(g.rotation_units) or None,
-        dino_units=g.dino_units,
-        dino_hidden_units=g.dino_hidden_units,
-        dino_bottleneck_units=g.dino_bottleneck_units,
-        student_temperature=g.student_temperature,
-        teacher_temperature=g.teacher_temperature,
-        center_momentum=g.center_momentum,
-        mean=mean,
-        std=std,
-        total_steps=config.train.steps,
-        teacher_base_momentum=g.momentum,
-        name=model_name(config),
-    )
-
-
-def _model_from_config(config, param_specs, synchronized: bool) -> SSLModel:
+def _backbone_from_config(config, synchronized: bool):
     m = config.model
-    check_view_sizes(config)
-    sync = synchronized and m.sync_bn
     backbone_kwargs = {}
     if m.backbone.startswith("resnet"):
-        backbone_kwargs = dict(stem=m.stem, width=m.width, synchronized=sync, fused_bn=m.get("fused_bn", True))
+        backbone_kwargs = dict(stem=m.stem, width=m.width, synchronized=synchronized, fused_bn=m.get("fused_bn", True))
         backbone_kwargs["zero_init_residual"] = _switch(m.get("zero_init_residual", "auto"))
     elif m.backbone.startswith("vit"):
         backbone_kwargs = dict(drop_path_rate=m.get("drop_path_rate", 0.0))
-    backbone = backbone_from_name(m.backbone, **backbone_kwargs)
+    return backbone_from_name(m.backbone, **backbone_kwargs)
+
+
+def _model_from_config(config, param_specs, synchronized: bool) -> SSLModel:
+    check_view_sizes(config)
+    sync = synchronized and config.model.sync_bn
+    backbone = _backbone_from_config(config, sync)
     mean, std = normalization_from_config(config)
-    if m.get("method", "pair") == "gtsa":
-        check_method(config)
-        return _gtsa_from_config(config, backbone, mean, std)
-    objectives = objectives_from_config(config, sync)
-    return PairModel(
-        backbone,
-        invariance=_invariance(m, sync),
-        objectives=objectives,
-        split=None if tuple(m.split) == (0, 0) else tuple(m.split),
-        image_size=config.augment.size,
-        param_specs=param_specs,
-        mean=mean,
-        std=std,
-        total_steps=config.train.steps,
-        name=model_name(config),
-    )
+    kind = MODEL_KINDS[config.model.method]
+    return kind.from_run_config(config, backbone, mean=mean, std=std, param_specs=param_specs, synchronized=sync)
 
 
 def optimizer_from_config(config) -> keras.optimizers.Optimizer:
@@ -212,3 +120,39 @@ def optimizer_from_config(config) -> keras.optimizers.Optimizer:
     if o.name == "lamb":
         return keras.optimizers.Lamb(lr, weight_decay=o.weight_decay or None, **clip)
     raise ValueError(f"config.optim.name={o.name!r}: unknown; choose adam, adamw, sgd or lamb")
+
+
+def view_sizes(config) -> list[tuple[str, int, str]]:
+    """`(field, side, what)` of every view size the model sees: the views (also the size export serves at), the
+    `gtsa` policy's local crops and the `essl` policy's rotated crop."""
+    a = config.augment
+    sizes = [("augment.size", int(a.size), "the global views" if a.policy == "gtsa" else "the views")]
+    if a.policy == "gtsa" and a.gtsa.num_local > 0:
+        sizes.append(("augment.gtsa.local_size", int(a.gtsa.local_size), "the local crops"))
+    if a.policy == "essl":
+        sizes.append(("augment.essl.size", int(a.essl.size), "the rotated crop"))
+    return sizes
+
+
+def check_view_sizes(config) -> None:
+    """A ViT backbone sees every view whole: each view size is a multiple of its patch size.
+
+    Its patch embedding is a convolution with stride and kernel `patch_size`, without padding: a
+    view side that is not a multiple would lose its last rows and columns, silently.
+    """
+    model = config.get("model")
+    if model is None or config.get("augment") is None or not model.backbone.startswith("vit"):
+        return
+    from keras_eqssl.nn.vit_backbone import VIT_PRESETS, patch_fit_problem
+
+    patch = VIT_PRESETS[model.backbone]["patch_size"]
+    problems = [
+        f"config.{field}={side} ({what}): {problem}"
+        for field, side, what in view_sizes(config)
+        if (problem := patch_fit_problem(side, patch))
+    ]
+    if problems:
+        raise ConfigError(
+            f"config.model.backbone={model.backbone!r} cuts each view into {patch} x {patch} px patches; "
+            + "; ".join(problems)
+        )

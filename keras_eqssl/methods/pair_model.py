@@ -10,10 +10,11 @@ import tensorflow as tf
 from keras import ops
 
 from keras_eqssl.augment.base import ParamSpec
+from keras_eqssl.errors import ConfigError
 from keras_eqssl.losses.ema import ema_copy
 from keras_eqssl.methods.context import ModelContext
-from keras_eqssl.methods.invariance.base import TOTAL, Invariance
-from keras_eqssl.methods.objectives.base import Objective
+from keras_eqssl.methods.invariance.base import INVARIANCES, TOTAL, Invariance
+from keras_eqssl.methods.objectives.base import OBJECTIVES, Objective, enabled_objectives, objective_problems
 from keras_eqssl.methods.ssl_model import IMAGENET_MEAN, IMAGENET_STD, REPRESENTATION_KEYS, SSLModel
 from keras_eqssl.nn.backbone import Backbone
 
@@ -38,6 +39,16 @@ def _specs_from_config(config):
             for s in view_specs
         ]
     return out
+
+
+def _view_problems(config, views) -> list[str]:
+    """A policy whose views lack 'v1' or 'v2' cannot train a pair model."""
+    if set(VIEWS) <= set(views):
+        return []
+    return [
+        f"config.augment.policy={config.augment.policy!r} makes views {list(views)}; pair methods "
+        "(config.model.method='pair') train on 'v1' and 'v2' (policies simclr, byol, stl, essl)"
+    ]
 
 
 @keras.saving.register_keras_serializable(package="keras_eqssl")
@@ -85,24 +96,89 @@ class PairModel(SSLModel):
 
     Example:
 
-    ```python
-    import keras, numpy as np
-    from keras_eqssl.methods import PairModel, VICReg, CrossAttentionReconstruction
-    from keras_eqssl.nn import backbone_from_name
-
-    model = PairModel(
-        backbone_from_name("resnet18", stem="cifar", width=0.125),
-        invariance=VICReg(projector_units=[64, 64]),
-        objectives=[CrossAttentionReconstruction(target_size=32)],
-        split=(32, 32),
-        image_size=32,
-    )
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    views = np.random.default_rng(0).random((2, 8, 32, 32, 3)).astype("float32")
-    model.fit({"views": {"v1": views[0], "v2": views[1]}}, batch_size=8, epochs=1, verbose=0)
-    model(views[0])["invariant"].shape  # (8, 32)
-    ```
+    >>> import keras, numpy as np
+    >>> from keras_eqssl.methods import PairModel, VICReg, CrossAttentionReconstruction
+    >>> from keras_eqssl.nn import backbone_from_name
+    >>> model = PairModel(
+    ...     backbone_from_name("resnet18", stem="cifar", width=0.125),
+    ...     invariance=VICReg(projector_units=[64, 64]),
+    ...     objectives=[CrossAttentionReconstruction(target_size=16, decoder_dim=32)],
+    ...     split=(32, 32),
+    ...     image_size=16,
+    ... )
+    >>> model.compile(optimizer=keras.optimizers.Adam(1e-3))  # then model.fit(batches), as SSLModel's example
+    >>> views = np.random.default_rng(0).random((2, 8, 16, 16, 3)).astype("float32")
+    >>> total, terms = model.compute_losses({"views": {"v1": views[0], "v2": views[1]}})
+    >>> sorted(terms)  # the metrics fit shows, besides `loss` (the total)
+    ['recon', 'vicreg', 'vicreg_covariance', 'vicreg_invariance', 'vicreg_variance']
+    >>> {k: tuple(v.shape) for k, v in model(views[0]).items()}
+    {'embedding': (8, 64), 'invariant': (8, 32), 'equivariant': (8, 32)}
     """
+
+    # --- the kind: config.model.method="pair" (see SSLModel) ----------------------------------
+
+    kind = "pair"
+
+    @classmethod
+    def config_problems(cls, config) -> list[str]:
+        """The policy (when one runs) makes 'v1' and 'v2', and every enabled objective accepts the config."""
+        problems = []
+        data, augment = config.get("data"), config.get("augment")
+        if data is not None and augment is not None and (data.source != "threedie" or data.threedie.augment_renders):
+            from keras_eqssl.augment.policies import policy_from_config
+
+            problems += _view_problems(config, policy_from_config(augment).view_names())
+        return problems + objective_problems(config)
+
+    @classmethod
+    def batch_problems(cls, config, per_replica_batch: int) -> list[str]:
+        """The invariance loss's needs of the global batch, and each enabled objective's of a replica's."""
+        name = config.model.invariance.name
+        problems = [
+            f"config.model.invariance.name={name!r}: {problem}"
+            for problem in INVARIANCES[name].batch_problems(config.data.batch_size)  # statistics over all replicas
+        ]
+        for objective in enabled_objectives(config):
+            problems += [
+                f"config.model.{objective}: {p}" for p in OBJECTIVES[objective].batch_problems(per_replica_batch)
+            ]
+        return problems
+
+    @classmethod
+    def resume_rules(cls) -> dict[str, str]:
+        """Each invariance loss's and objective's `resume_apply` arguments apply on resume."""
+        rules = {
+            f"model.invariance.{name}.{key}": "apply" for name, loss in INVARIANCES.items() for key in loss.resume_apply
+        }
+        rules.update({f"model.{name}.{key}": "apply" for name, part in OBJECTIVES.items() for key in part.resume_apply})
+        return rules
+
+    @classmethod
+    def run_name(cls, config) -> str:
+        """The invariance loss and the enabled objectives, e.g. `vicreg_recon`, `simclr_stl`."""
+        return "_".join([config.model.invariance.name, *enabled_objectives(config)])
+
+    @classmethod
+    def from_run_config(cls, config, backbone, *, mean, std, param_specs, synchronized: bool) -> PairModel:
+        """`config.model.invariance`'s loss and the enabled objectives (`config.model.<short_name>`) on `backbone`."""
+        problems = (_view_problems(config, list(param_specs)) if param_specs else []) + objective_problems(config)
+        if problems:
+            raise ConfigError("; ".join(problems))
+        m = config.model
+        objectives = [
+            OBJECTIVES[name].from_config_section(m[name], config, synchronized=synchronized)
+            for name in enabled_objectives(config)
+        ]
+        loss = INVARIANCES[m.invariance.name]
+        invariance = loss.from_config_section(m.invariance[m.invariance.name], config, synchronized=synchronized)
+        return cls(
+            backbone,
+            invariance=invariance,
+            objectives=objectives,
+            split=None if tuple(m.split) == (0, 0) else tuple(m.split),
+            param_specs=None if param_specs is None else {v: s for v, s in param_specs.items() if v in VIEWS},
+            **cls._run_config_kwargs(config, mean=mean, std=std),
+        )
 
     def __init__(
         self,
@@ -200,8 +276,6 @@ class PairModel(SSLModel):
     def term_names(self) -> list[str]:
         return [prefix if term == TOTAL else f"{prefix}_{term}" for prefix, _, names in self._parts() for term in names]
 
-    _term_metric_names = term_names  # the name before `SSLModel`
-
     # --- the forward pass -------------------------------------------------------------------
 
     def _split(self, outputs) -> dict:
@@ -250,7 +324,7 @@ class PairModel(SSLModel):
         return {
             "views": views,
             "tokens": {v: parts[v]["tokens"] for v in names},
-            "pooled": {v: parts[v]["equivariant"] for v in names},
+            "equivariant": {v: parts[v]["equivariant"] for v in names},
             "features": {v: parts[v]["embedding"] for v in names},
             "invariant": {v: parts[v]["invariant"] for v in names},
             "batch": batch,
@@ -263,10 +337,6 @@ class PairModel(SSLModel):
     def _encode_together(self, names, views, training) -> dict:
         """The backbone's split outputs for `views[name]`, one backbone call for all (same-size views)."""
         return {v: self._split(out) for v, out in self.encode_together(self.backbone, views, names, training).items()}
-
-    def compute_pair_losses(self, batch: dict, training=False) -> tuple[tf.Tensor, dict]:
-        """`compute_losses` under the name it had before `SSLModel`."""
-        return self.compute_losses(batch, training=training)
 
     def compute_losses(self, batch: dict, training=False) -> tuple[tf.Tensor, dict]:
         """`(total, terms)`: the loss to minimise and every named term (per-replica scale, see losses)."""

@@ -8,10 +8,11 @@ import keras
 from keras import ops
 
 from keras_eqssl.methods.torch_adam import torch_adam_update
+from keras_eqssl.nn.attribute_config import AttributeConfig
 
 
 @keras.saving.register_keras_serializable(package="keras_eqssl")
-class ScheduledAdamW(keras.optimizers.AdamW):
+class ScheduledAdamW(AttributeConfig, keras.optimizers.AdamW):
     """`keras.optimizers.AdamW` with a cosine weight-decay schedule and a decay mask for matrices only.
 
     DINO (Caron et al., ICCV 2021) and GTSA (Kim et al., 2023) raise the weight decay from
@@ -51,6 +52,8 @@ class ScheduledAdamW(keras.optimizers.AdamW):
     >>> [opt.decays(v) for v in (kernel, bias)]
     [True, False]
     """
+
+    config_attributes = ("weight_decay_end", "decay_steps", "matrices_only", "torch_epsilon")
 
     def __init__(
         self,
@@ -105,13 +108,3 @@ class ScheduledAdamW(keras.optimizers.AdamW):
             if self.decays(variable):
                 lr = ops.cast(self.learning_rate, variable.dtype)
                 variable.assign(variable - variable * ops.cast(wd, variable.dtype) * lr)
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            weight_decay_end=self.weight_decay_end,
-            decay_steps=self.decay_steps,
-            matrices_only=self.matrices_only,
-            torch_epsilon=self.torch_epsilon,
-        )
-        return config

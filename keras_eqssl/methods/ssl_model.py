@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import tensorflow as tf
@@ -10,11 +10,15 @@ from keras import ops
 
 from keras_eqssl.losses.distributed import unscale
 from keras_eqssl.losses.ema import byol_momentum, ema_update
+from keras_eqssl.methods.registry import Registered
 from keras_eqssl.nn.backbone import Backbone
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 REPRESENTATION_KEYS = ("embedding", "invariant", "equivariant")
+
+# kind -> SSLModel subclass (`config.model.method`), filled by `SSLModel.__init_subclass__` (import order).
+MODEL_KINDS: dict[str, type] = {}
 
 
 def split_rows(parts: dict, n: int) -> list[tuple]:
@@ -27,8 +31,8 @@ def split_rows(parts: dict, n: int) -> list[tuple]:
 
 
 @keras.saving.register_keras_serializable(package="keras_eqssl")
-class SSLModel(keras.Model):
-    """Base class of the training methods (`PairModel`, `GTSAModel`): one backbone trained by its own losses.
+class SSLModel(Registered, keras.Model):
+    """Base class of the training methods (`PairModel`, `TeacherStudentModel`): one backbone trained by its own losses.
 
     A subclass says only what is new about it:
 
@@ -42,6 +46,21 @@ class SSLModel(keras.Model):
       with `teacher_base_momentum`; the base moves them after every optimizer step with BYOL's
       cosine momentum schedule from the base to 1 over `total_steps` (`ema_copy` makes a teacher);
     - `transform_gradients(grads, variables)`: a hook before the optimizer step (identity).
+
+    A subclass that sets `kind` is a model kind: it is in `MODEL_KINDS`, and
+    `config.model.method = kind` trains it. Its classmethods say how a run config sets it (the
+    defaults below are those of a kind without settings of its own):
+
+    - `config_section()`: the defaults of `config.model.<kind>` (nested dicts allowed; {}: none);
+    - `config_rules()`: `"model.<kind>...."` -> a check of the value (a message, or None);
+    - `config_problems(config)`, `batch_problems(config, per_replica_batch)`: what makes a config,
+      or a replica's batch, unusable for it (messages naming the fields);
+    - `resume_rules()`: dotted config prefix -> `"apply"` or `"ignore"` when a run resumes
+      (`keras_eqssl.resume`; anything else under `model` is refused);
+    - `run_name(config)`: the model's name for the run (default: `kind`);
+    - `from_run_config(config, backbone, *, mean, std, param_specs, synchronized)`: the model of
+      a run config, given its backbone, normalisation and the `ParamSpec`s of every view the
+      augmentation policy makes (None when none runs).
 
     Everything else is shared: `normalize` (uint8 or [0, 1] float images -> `(x - mean) / std`),
     `call(images) -> representation` (what `keras_eqssl.export` saves), `compile` (no Keras loss;
@@ -58,31 +77,84 @@ class SSLModel(keras.Model):
 
     Example (a minimal method: the backbone's pooled vectors of two views pulled together):
 
-    ```python
-    import keras, numpy as np
-    from keras import ops
-    from keras_eqssl.methods import SSLModel
-    from keras_eqssl.nn import backbone_from_name
-
-    class Agree(SSLModel):
-        def __init__(self, backbone, **kwargs):
-            super().__init__(backbone, **kwargs)
-            self.track_terms()
-
-        def term_names(self):
-            return ["agree"]
-
-        def compute_losses(self, batch, training=False):
-            a, b = (self.backbone(self.normalize(batch["views"][v]), training=training)["pooled"] for v in ("v1", "v2"))
-            loss = ops.mean(ops.square(a - b))
-            return loss, {"agree": loss}
-
-    model = Agree(backbone_from_name("resnet18", stem="cifar", width=0.0625), image_size=32)
-    model.compile(optimizer=keras.optimizers.SGD(0.01))
-    x = np.random.default_rng(0).random((2, 4, 32, 32, 3)).astype("float32")
-    model.fit({"views": {"v1": x[0], "v2": x[1]}}, batch_size=4, verbose=0).history["agree"]
-    ```
+    >>> import keras, numpy as np
+    >>> from keras import ops
+    >>> from keras_eqssl.methods import SSLModel
+    >>> from keras_eqssl.nn import backbone_from_name
+    >>> class Agree(SSLModel):
+    ...     def __init__(self, backbone, **kwargs):
+    ...         super().__init__(backbone, **kwargs)
+    ...         self.track_terms()
+    ...
+    ...     def term_names(self):
+    ...         return ["agree"]
+    ...
+    ...     def compute_losses(self, batch, training=False):
+    ...         views = (self.normalize(batch["views"][v]) for v in ("v1", "v2"))
+    ...         a, b = (self.backbone(x, training=training)["pooled"] for x in views)
+    ...         loss = ops.mean(ops.square(a - b))
+    ...         return loss, {"agree": loss}
+    >>> model = Agree(backbone_from_name("resnet18", stem="cifar", width=0.0625), image_size=16)
+    >>> model.compile(optimizer=keras.optimizers.SGD(0.01))
+    >>> x = np.random.default_rng(0).random((2, 4, 16, 16, 3)).astype("float32")
+    >>> history = model.fit({"views": {"v1": x[0], "v2": x[1]}}, batch_size=4, verbose=0)
+    >>> sorted(history.history)
+    ['agree', 'loss']
+    >>> tuple(model(x[0])["embedding"].shape)  # the pooled vector of the width-1/16 ResNet-18
+    (4, 32)
     """
+
+    registry = MODEL_KINDS
+    key_attribute = "kind"
+    kind: str | None = None
+
+    # --- the kind: how a run config sets, checks and builds it ------------------------------
+
+    @classmethod
+    def config_section(cls) -> dict:
+        """The defaults of `config.model.<kind>` ({}: the kind has no section)."""
+        return {}
+
+    @classmethod
+    def config_rules(cls) -> dict[str, Callable]:
+        """`"model.<kind>.<key>"` -> a check returning a message for a bad value, or None."""
+        return {}
+
+    @classmethod
+    def config_problems(cls, config) -> list[str]:
+        """What makes `config` unusable for this kind (fields that must agree), or []."""
+        return []
+
+    @classmethod
+    def batch_problems(cls, config, per_replica_batch: int) -> list[str]:
+        """What makes a replica's batch of `per_replica_batch` examples unusable, or []."""
+        return []
+
+    @classmethod
+    def resume_rules(cls) -> dict[str, str]:
+        """Dotted config prefix -> `"apply"` or `"ignore"` for a resumed run (see `keras_eqssl.resume`)."""
+        return {}
+
+    @classmethod
+    def run_name(cls, config) -> str:
+        """The model's name for the run of `config` (the checkpoints' and the metrics' model)."""
+        return cls.kind
+
+    @classmethod
+    def from_run_config(cls, config, backbone: Backbone, *, mean, std, param_specs, synchronized: bool) -> SSLModel:
+        """The model of run config `config` on `backbone` (synchronised BatchNorm in heads: `synchronized`)."""
+        return cls(backbone, **cls._run_config_kwargs(config, mean=mean, std=std))
+
+    @classmethod
+    def _run_config_kwargs(cls, config, *, mean, std) -> dict:
+        """The constructor arguments every kind of model takes from run config `config`."""
+        return dict(
+            image_size=config.augment.size,
+            mean=mean,
+            std=std,
+            total_steps=config.train.steps,
+            name=cls.run_name(config),
+        )
 
     def __init__(
         self,

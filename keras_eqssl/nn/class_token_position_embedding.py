@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
+from keras_eqssl.nn.attribute_config import AttributeConfig
+
 
 def bicubic_matrix(size: int, new_size: int) -> tf.Tensor:
     """The `(new_size, size)` float32 matrix `M` with `M @ x` = `tf.image.resize(x, bicubic)` along one axis.
@@ -55,7 +57,7 @@ def _constant_dino_matrix(size: int, new_size: int) -> tf.Tensor:
 
 
 @keras.saving.register_keras_serializable(package="keras_eqssl")
-class ClassTokenPositionEmbedding(keras.layers.Layer):
+class ClassTokenPositionEmbedding(AttributeConfig, keras.layers.Layer):
     """CLS token + learned position embeddings for a Vision Transformer.
 
     As in Dosovitskiy et al., "An Image is Worth 16x16 Words" (ICLR 2021): a learned CLS token is
@@ -87,6 +89,9 @@ class ClassTokenPositionEmbedding(keras.layers.Layer):
     layer(np.zeros((2, 6, 5, 32), "float32")).shape  # (2, 31, 32), positions resized
     ```
     """
+
+    config_attributes = ("grid_size", "initializer_range", "interpolation")
+    config_as_lists = ("grid_size",)
 
     def __init__(
         self, grid_size: int | Sequence[int], initializer_range: float = 0.02, interpolation: str = "dino", **kwargs
@@ -164,10 +169,3 @@ class ClassTokenPositionEmbedding(keras.layers.Layer):
     def from_config(cls, config: dict):
         # A config saved before `interpolation` existed was trained with TF's resize.
         return cls(**{"interpolation": "tf", **config})
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            grid_size=list(self.grid_size), initializer_range=self.initializer_range, interpolation=self.interpolation
-        )
-        return config

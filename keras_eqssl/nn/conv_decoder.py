@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
+from keras_eqssl.nn.attribute_config import AttributeConfig
 from keras_eqssl.nn.fused_batch_norm import FusedBatchNormalization
 
 
@@ -18,7 +19,7 @@ def _pair(value, what: str) -> tuple[int, int]:
 
 
 @keras.saving.register_keras_serializable(package="keras_eqssl")
-class ConvDecoder(keras.layers.Layer):
+class ConvDecoder(AttributeConfig, keras.layers.Layer):
     """Decodes a grid of tokens into an image: per-token Dense, reshape, k up-convolutions, 3-channel conv.
 
     The reconstruction decoder of the cross-attention method (Wang, Krajsek and Scharr,
@@ -53,6 +54,18 @@ class ConvDecoder(keras.layers.Layer):
     decoder(np.zeros((2, 64, 256), "float32")).shape  # (2, 64, 64, 3)
     ```
     """
+
+    config_attributes = (
+        "grid_size",
+        "target_size",
+        "hidden_dim",
+        "filters",
+        "output_channels",
+        "bn_momentum",
+        "bn_epsilon",
+        "synchronized",
+    )
+    config_as_lists = ("grid_size", "target_size")
 
     def __init__(
         self,
@@ -143,17 +156,3 @@ class ConvDecoder(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], *self.target_size, self.output_channels)
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            grid_size=list(self.grid_size),
-            target_size=list(self.target_size),
-            hidden_dim=self.hidden_dim,
-            filters=self.filters,
-            output_channels=self.output_channels,
-            bn_momentum=self.bn_momentum,
-            bn_epsilon=self.bn_epsilon,
-            synchronized=self.synchronized,
-        )
-        return config

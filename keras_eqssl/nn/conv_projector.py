@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_eqssl.nn.attribute_config import AttributeConfig
+
 
 def _conv(filters: int, kernel_size: int, name: str, dtype) -> keras.layers.Conv2D:
     """A 'same'-padded Conv2D with a bias, kernel N(0, 0.02^2) and zero bias."""
@@ -45,7 +47,7 @@ def _check_grid(input_shape, cls: str) -> None:
 
 
 @keras.saving.register_keras_serializable(package="keras_eqssl")
-class ConvProjector(keras.layers.Layer):
+class ConvProjector(AttributeConfig, keras.layers.Layer):
     """GTSA's dense projector: `num_blocks` residual blocks `x + GELU(LN(Conv3x3(x)))`, then a 1x1 conv.
 
     The projector of GTSA (Kim et al. 2023), applied to the grid of patch tokens of a ViT so that
@@ -75,6 +77,8 @@ class ConvProjector(keras.layers.Layer):
     >>> tuple(projector(np.zeros((2, 4, 4, 16), "float32")).shape)
     (2, 4, 4, 8)
     """
+
+    config_attributes = ("units", "output_units", "num_blocks", "epsilon")
 
     def __init__(self, units: int, output_units: int, num_blocks: int = 2, epsilon: float = 1e-5, **kwargs):
         units = _check_positive(units, "units", "ConvProjector")
@@ -115,19 +119,9 @@ class ConvProjector(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.output_units)
 
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            units=self.units,
-            output_units=self.output_units,
-            num_blocks=self.num_blocks,
-            epsilon=self.epsilon,
-        )
-        return config
-
 
 @keras.saving.register_keras_serializable(package="keras_eqssl")
-class ConvPredictor(keras.layers.Layer):
+class ConvPredictor(AttributeConfig, keras.layers.Layer):
     """GTSA's dense predictor: `Conv1x1(GELU(LN(Conv3x3(x))))`, no residual.
 
     The predictor of GTSA (Kim et al. 2023) on the projected patch grid (see `ConvProjector`):
@@ -151,6 +145,8 @@ class ConvPredictor(keras.layers.Layer):
     >>> tuple(predictor(np.zeros((2, 4, 4, 8), "float32")).shape)
     (2, 4, 4, 8)
     """
+
+    config_attributes = ("units", "epsilon")
 
     def __init__(self, units: int, epsilon: float = 1e-5, **kwargs):
         units = _check_positive(units, "units", "ConvPredictor")
@@ -176,6 +172,3 @@ class ConvPredictor(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "units": self.units, "epsilon": self.epsilon}

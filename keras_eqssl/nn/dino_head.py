@@ -5,9 +5,11 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_eqssl.nn.attribute_config import AttributeConfig
+
 
 @keras.saving.register_keras_serializable(package="keras_eqssl")
-class DINOHead(keras.layers.Layer):
+class DINOHead(AttributeConfig, keras.layers.Layer):
     """The head of DINO (Caron et al., ICCV 2021, "Emerging Properties in Self-Supervised Vision Transformers").
 
     An MLP of `num_layers` Dense layers (`hidden_units` wide, exact GELU between them, the last
@@ -41,6 +43,8 @@ class DINOHead(keras.layers.Layer):
     >>> tuple(head(np.ones((2, 8), "float32")).shape)
     (2, 64)
     """
+
+    config_attributes = ("output_units", "hidden_units", "bottleneck_units", "num_layers", "norm_last_layer")
 
     def __init__(
         self,
@@ -117,14 +121,3 @@ class DINOHead(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.output_units)
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            output_units=self.output_units,
-            hidden_units=self.hidden_units,
-            bottleneck_units=self.bottleneck_units,
-            num_layers=self.num_layers,
-            norm_last_layer=self.norm_last_layer,
-        )
-        return config

@@ -6,11 +6,13 @@ from collections.abc import Sequence
 
 import keras
 
+from keras_eqssl.nn.attribute_config import AttributeConfig
+
 NORMS = ("batch", "layer")
 
 
 @keras.saving.register_keras_serializable(package="keras_eqssl")
-class MLP(keras.layers.Layer):
+class MLP(AttributeConfig, keras.layers.Layer):
     """Projector / predictor MLP of SSL methods: `[Linear-BN-ReLU] * (n - 1)`, then a Linear.
 
     The head of SimCLR (Chen et al., ICML 2020), BYOL (Grill et al., NeurIPS 2020), VICReg (Bardes
@@ -47,6 +49,19 @@ class MLP(keras.layers.Layer):
     projector(np.zeros((4, 512), "float32")).shape  # (4, 256)
     ```
     """
+
+    config_attributes = (
+        "units",
+        "use_last_bias",
+        "last_batch_norm",
+        "last_norm_affine",
+        "synchronized",
+        "activation",
+        "bn_momentum",
+        "bn_epsilon",
+        "norm",
+    )
+    config_as_lists = ("units",)
 
     def __init__(
         self,
@@ -128,18 +143,3 @@ class MLP(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units[-1])
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            units=list(self.units),
-            use_last_bias=self.use_last_bias,
-            last_batch_norm=self.last_batch_norm,
-            last_norm_affine=self.last_norm_affine,
-            synchronized=self.synchronized,
-            activation=self.activation,
-            bn_momentum=self.bn_momentum,
-            bn_epsilon=self.bn_epsilon,
-            norm=self.norm,
-        )
-        return config

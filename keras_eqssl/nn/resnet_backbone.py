@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import keras
 
+from keras_eqssl.nn.attribute_config import AttributeConfig
 from keras_eqssl.nn.backbone import Backbone
 from keras_eqssl.nn.fused_batch_norm import FusedBatchNormalization
 
@@ -22,7 +23,7 @@ def scaled_filters(filters: int, width: float) -> int:
 
 
 @keras.saving.register_keras_serializable(package="keras_eqssl")
-class ResNetBackbone(Backbone):
+class ResNetBackbone(AttributeConfig, Backbone):
     """ResNet feature extractor returning the last feature map, its tokens and the pooled vector.
 
     The residual network of He et al., "Deep Residual Learning for Image Recognition"
@@ -81,6 +82,21 @@ class ResNetBackbone(Backbone):
     out["pooled"].shape       # (2, 64)
     ```
     """
+
+    config_attributes = (
+        "stackwise_num_blocks",
+        "block_type",
+        "stem",
+        "width",
+        "stackwise_num_filters",
+        "zero_init_residual",
+        "image_shape",
+        "bn_momentum",
+        "bn_epsilon",
+        "synchronized",
+        "fused_bn",
+    )
+    config_as_lists = ("stackwise_num_blocks", "stackwise_num_filters", "image_shape")
 
     def __init__(
         self,
@@ -196,23 +212,6 @@ class ResNetBackbone(Backbone):
         self.fused_bn = bool(fused_bn)
         self._feature_dim = in_channels
         self._feature_stride = (1 if stem == "cifar" else 4) * 2 ** (len(stackwise_num_blocks) - 1)
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            stackwise_num_blocks=list(self.stackwise_num_blocks),
-            block_type=self.block_type,
-            stem=self.stem,
-            width=self.width,
-            stackwise_num_filters=list(self.stackwise_num_filters),
-            zero_init_residual=self.zero_init_residual,
-            image_shape=list(self.image_shape),
-            bn_momentum=self.bn_momentum,
-            bn_epsilon=self.bn_epsilon,
-            synchronized=self.synchronized,
-            fused_bn=self.fused_bn,
-        )
-        return config
 
 
 def _conv(x, filters: int, kernel_size: int, stride: int, torch_padding: bool, name: str):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import keras
 
+from keras_eqssl.nn.attribute_config import AttributeConfig
+
 
 @keras.saving.register_keras_serializable(package="keras_eqssl")
-class TransformerEncoderBlock(keras.layers.Layer):
+class TransformerEncoderBlock(AttributeConfig, keras.layers.Layer):
     """Pre-LayerNorm Transformer encoder block of a Vision Transformer.
 
     `x + MHSA(LN(x))`, then `x + MLP(LN(x))` with a GELU MLP, as in Dosovitskiy et al.,
@@ -34,6 +36,8 @@ class TransformerEncoderBlock(keras.layers.Layer):
     block(np.zeros((2, 17, 32), "float32")).shape  # (2, 17, 32)
     ```
     """
+
+    config_attributes = ("num_heads", "mlp_dim", "layer_norm_epsilon", "dropout_rate", "drop_path_rate")
 
     def __init__(
         self,
@@ -118,13 +122,4 @@ class TransformerEncoderBlock(keras.layers.Layer):
         return input_shape
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            num_heads=self.num_heads,
-            mlp_dim=self.mlp_dim,
-            layer_norm_epsilon=self.layer_norm_epsilon,
-            dropout_rate=self.dropout_rate,
-            drop_path_rate=self.drop_path_rate,
-            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
-        )
-        return config
+        return {**super().get_config(), "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
+from keras_eqssl.nn.attribute_config import AttributeConfig
 from keras_eqssl.nn.backbone import Backbone
 from keras_eqssl.nn.class_token_position_embedding import ClassTokenPositionEmbedding
 from keras_eqssl.nn.tokens_to_grid import TokensToGrid
@@ -59,7 +60,7 @@ def _known_shape(x) -> tuple:
 
 
 @keras.saving.register_keras_serializable(package="keras_eqssl")
-class VisionTransformer(Backbone):
+class VisionTransformer(AttributeConfig, Backbone):
     """Vision Transformer feature extractor returning its patch tokens and a pooled vector.
 
     The ViT of Dosovitskiy et al., "An Image is Worth 16x16 Words: Transformers for Image
@@ -118,6 +119,23 @@ class VisionTransformer(Backbone):
     out["pooled"].shape       # (2, 32)
     ```
     """
+
+    config_attributes = (
+        "patch_size",
+        "hidden_dim",
+        "depth",
+        "num_heads",
+        "mlp_dim",
+        "image_size",
+        "pooling",
+        "layer_norm_epsilon",
+        "dropout_rate",
+        "drop_path_rate",
+        "init",
+        "position_interpolation",
+        "image_shape",
+    )
+    config_as_lists = ("image_shape",)
 
     def __init__(
         self,
@@ -255,22 +273,3 @@ class VisionTransformer(Backbone):
     def from_config(cls, config: dict):
         # A config saved before `position_interpolation` existed was trained with TF's resize.
         return cls(**{"position_interpolation": "tf", **config})
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            patch_size=self.patch_size,
-            hidden_dim=self.hidden_dim,
-            depth=self.depth,
-            num_heads=self.num_heads,
-            mlp_dim=self.mlp_dim,
-            image_size=self.image_size,
-            pooling=self.pooling,
-            layer_norm_epsilon=self.layer_norm_epsilon,
-            dropout_rate=self.dropout_rate,
-            drop_path_rate=self.drop_path_rate,
-            init=self.init,
-            position_interpolation=self.position_interpolation,
-            image_shape=list(self.image_shape),
-        )
-        return config

@@ -1,13 +1,13 @@
 """Evaluation on frozen features: augmentation-parameter and 3DIEBench regression, classification.
 
 Every probe takes an `encode` callable, `encode(uint8 (N, H, W, 3)) -> {"embedding", "invariant",
-"equivariant"}` of float32 (N, C): an exported SavedModel (`encoder_from_saved_model`), a Keras
-model in memory (`encoder_from_model`), or any NumPy function. Every probe returns `Score`s
+"equivariant"}` of float32 (N, C): an exported SavedModel (`keras_eqssl.export.load_encoder`), a
+Keras model in memory (`encoder_from_model`), or any NumPy function. Every probe returns `Score`s
 (`results`): one figure per (probe, target, part, head, metric), with its value in each repeat,
 printed as mean ± std next to the constant predictor.
 
 - `results`: the results format and every shared name (parts, heads, targets, families, metrics).
-- `features`: `extract` (batched, tqdm, on-disk `.npz` cache), the encoder adapters.
+- `features`: `extract` (batched, tqdm, on-disk `.npz` cache), `encoder_from_model`.
 - `r2`: R² per dimension (sklearn's), its mean, and SIE's global-mean R².
 - `linear`: ridge regression and classification heads, the penalty chosen by grouped cross-validation.
 - `heads`: MLP heads early-stopped on held-out groups (`train_mlp`).
@@ -18,19 +18,19 @@ printed as mean ± std next to the constant predictor.
 - `evaluate`: every probe a data source allows, on several SavedModels, then the report.
 - `statistics`: paired differences over seeds, t intervals, Holm–Bonferroni (the results pages' rule).
 - `tables`, `report`, `plots`: the Markdown report and its figures.
-- `online`: `OnlineLinearProbe`, a `PairModel` objective that reports `online_top1` while training.
 
 Names are imported lazily: `keras_eqssl.probes.results` and `r2` load without TensorFlow.
 
 Example:
->>> from keras_eqssl.probes import encoder_from_saved_model, param_probe, one   # doctest: +SKIP
->>> encode = encoder_from_saved_model("runs/recon/export")                       # doctest: +SKIP
+>>> from keras_eqssl.export import load_encoder                                  # doctest: +SKIP
+>>> from keras_eqssl.probes import param_probe, one                             # doctest: +SKIP
+>>> encode = load_encoder("runs/recon/export")                                   # doctest: +SKIP
 >>> scores = param_probe(encode, images, photo_ids, families=["rotation"])        # doctest: +SKIP
 >>> one(scores, target="rotation", part="equivariant", head="linear", metric="r2").text()  # doctest: +SKIP
 '0.41 ± 0.03'
 """
 
-import importlib as _importlib
+from keras_eqssl.lazy_exports import lazy_getattr as _lazy_getattr
 
 _EXPORTS = {
     "keras_eqssl.probes.results": (
@@ -45,7 +45,7 @@ _EXPORTS = {
         "pick",
         "read_metrics",
     ),
-    "keras_eqssl.probes.features": ("SavedModelEncoder", "encoder_from_model", "encoder_from_saved_model", "extract"),
+    "keras_eqssl.probes.features": ("encoder_from_model", "extract"),
     "keras_eqssl.probes.r2": ("r2_global_mean", "r2_mean", "r2_per_dim"),
     "keras_eqssl.probes.linear": ("fit_constant", "fit_ridge", "fit_ridge_classifier"),
     "keras_eqssl.probes.heads": ("TrainedHead", "train_mlp"),
@@ -69,19 +69,13 @@ _EXPORTS = {
         "paired_difference",
         "t_interval",
     ),
-    "keras_eqssl.probes.online": ("OnlineLinearProbe",),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name):
-    if name not in _WHERE:
-        raise AttributeError(f"module 'keras_eqssl.probes' has no attribute {name!r}")
-    value = getattr(_importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_getattr(__name__, _WHERE, globals())
 
 
 def __dir__():

@@ -101,19 +101,8 @@ def knn_predict(
     return out
 
 
-def knn_top1(
-    train_x,
-    train_y,
-    test_x,
-    test_y,
-    *,
-    k: int = 20,
-    weighting: str = "similarity",
-    temperature: float = 0.07,
-    num_classes: int | None = None,
-    batch_size: int = 1024,
-) -> float:
-    """Top-1 accuracy (in [0, 1]) of `knn_predict` on `(test_x, test_y)`.
+def knn_top1(train_x, train_y, test_x, test_y, **knn_options) -> float:
+    """Top-1 accuracy (in [0, 1]) of `knn_predict` (its keyword arguments: `knn_options`) on `(test_x, test_y)`.
 
     Example:
     >>> rng = np.random.default_rng(0)
@@ -123,17 +112,7 @@ def knn_top1(
     1.0
     """
     test_x, test_y = _check_labelled(test_x, test_y, "knn_top1")
-    pred = knn_predict(
-        train_x,
-        train_y,
-        test_x,
-        k=k,
-        weighting=weighting,
-        temperature=temperature,
-        num_classes=num_classes,
-        batch_size=batch_size,
-    )
-    return float(np.mean(pred == test_y))
+    return float(np.mean(knn_predict(train_x, train_y, test_x, **knn_options) == test_y))
 
 
 def linear_top1(train_x, train_y, test_x, test_y, train_groups=None) -> float:

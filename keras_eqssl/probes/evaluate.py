@@ -209,7 +209,7 @@ def evaluate_models(
 
     Returns `{"paths": {...}, "results": {name: ModelResults}, "key_numbers": {name: {metric: Score}}}`.
     """
-    from keras_eqssl.probes.features import encoder_from_saved_model
+    from keras_eqssl.export.encoder import load_encoder
     from keras_eqssl.probes.plots import embedding_map
     from keras_eqssl.probes.report import write_report
 
@@ -217,7 +217,7 @@ def evaluate_models(
     results, images = {}, dict(images or {})
     views = load_views(data) if data.threedie_root else None
     for name, path in models.items():
-        encode = encoder_from_saved_model(path)
+        encode = load_encoder(path)
         feats: dict = {}
         results[name] = evaluate_encoder(encode, data, views=views, seed=seed, progress=progress, features=feats)
         if train_info and name in train_info:

@@ -1,11 +1,11 @@
-"""Frozen features: encoders from a SavedModel or a Keras model, and batched, cached extraction.
+"""Frozen features: an encoder from a Keras model, and batched, cached extraction.
 
 Every probe takes an `encode` callable:
 
     encode(images: np.ndarray uint8 (N, H, W, 3)) -> {"embedding": (N, C), "invariant": ..., ...}
 
-so a probe runs on an exported SavedModel (`encoder_from_saved_model`), on a Keras model in
-memory (`encoder_from_model`), or on any NumPy function (tests).
+so a probe runs on an exported SavedModel (`keras_eqssl.export.load_encoder(path)`, an
+`Encoder`), on a Keras model in memory (`encoder_from_model`), or on any NumPy function (tests).
 
 `extract` runs an encoder over an array of images or a `tf.data.Dataset` in batches, with a tqdm
 progress bar for long runs, and can keep the features in an on-disk cache (`.npz` named by a hash
@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from keras_eqssl.probes.results import PARTS
+from keras_eqssl.export.encoder import encode_in_batches
 
 CACHE_VERSION = 1
 _SEP = "/"
@@ -45,117 +45,13 @@ def check_choices(what: str, given, known) -> list[str]:
 
 
 # --- encoders -----------------------------------------------------------------------------------
-class SavedModelEncoder:
-    """`encode` for a SavedModel exported by `keras_eqssl.export` (see `encoder_from_saved_model`).
-
-    Attributes:
-        path: the SavedModel directory.
-        batch_size: images per call of the serving signature.
-        signature: the signature it calls.
-        output_keys: the keys the signature returns.
-        cache_key: the absolute path and the `saved_model.pb` modification time and size, so a
-            re-export at the same path gets a new cache entry.
-    """
-
-    def __init__(self, path: str | os.PathLike, batch_size: int = 256, signature: str | None = None):
-        import tensorflow as tf
-
-        from keras_eqssl.export.encoder import SIGNATURE_KEY, UINT8_SIGNATURE_KEY
-
-        if batch_size < 1:
-            raise ValueError(f"encoder_from_saved_model: batch_size must be >= 1; received {batch_size}.")
-        self.path = str(path)
-        self.batch_size = int(batch_size)
-        if not tf.saved_model.contains_saved_model(self.path):
-            raise ValueError(f"encoder_from_saved_model: no SavedModel at {self.path!r}.")
-        loaded = tf.saved_model.load(self.path)
-        signatures = loaded.signatures
-        if signature is None:  # uint8 in, as the probes hold their images: format 2's serving_uint8, else format 1's
-            signature = UINT8_SIGNATURE_KEY if UINT8_SIGNATURE_KEY in signatures else SIGNATURE_KEY
-        if signature not in signatures:
-            raise ValueError(
-                f"encoder_from_saved_model: the SavedModel at {self.path!r} has no signature {signature!r}; "
-                f"it has {sorted(signatures)}."
-            )
-        fn = signatures[signature]
-        inputs = fn.structured_input_signature[1]
-        if "images" not in inputs:
-            raise ValueError(
-                f"encoder_from_saved_model: the signature {signature!r} of {self.path!r} lacks the input 'images' "
-                f"(uint8 (N, H, W, 3) in [0, 255], or float32 in [0, 1]); its inputs are {sorted(inputs)}."
-            )
-        if inputs["images"].dtype not in (tf.uint8, tf.float32):
-            raise ValueError(
-                f"encoder_from_saved_model: input 'images' of signature {signature!r} of {self.path!r} must be "
-                f"uint8 (pixels in [0, 255]) or float32 (in [0, 1]); it is {inputs['images'].dtype.name}."
-            )
-        outputs = fn.structured_outputs
-        missing = [k for k in PARTS if k not in outputs]
-        if missing:
-            raise ValueError(
-                f"encoder_from_saved_model: the signature {signature!r} of {self.path!r} lacks the output(s) "
-                f"{missing}; it returns {sorted(outputs)}, and probes need {list(PARTS)}."
-            )
-        self._loaded = loaded  # keeps the variables alive
-        self._fn = fn
-        self._scale = inputs["images"].dtype == tf.float32  # a float signature gets uint8 / 255
-        self.signature = signature
-        self.output_keys = tuple(sorted(outputs))
-        pb = pathlib.Path(self.path) / "saved_model.pb"
-        stat = pb.stat() if pb.exists() else None
-        stamp = f"{stat.st_mtime_ns}:{stat.st_size}" if stat else "?"
-        self.cache_key = f"savedmodel:{os.path.abspath(self.path)}@{stamp}:{signature}"
-
-    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        import tensorflow as tf
-
-        images = _check_images(images, "SavedModelEncoder")
-        chunks = []
-        for start in range(0, len(images), self.batch_size):
-            chunk = images[start : start + self.batch_size]
-            if self._scale:
-                chunk = chunk.astype(np.float32) / 255.0
-            out = self._fn(images=tf.constant(chunk))
-            chunks.append({k: v.numpy() for k, v in out.items()})
-        return _concat(chunks)
-
-    def __repr__(self) -> str:
-        return f"SavedModelEncoder({self.path!r}, batch_size={self.batch_size}, signature={self.signature!r})"
-
-
-def encoder_from_saved_model(
-    path: str | os.PathLike, batch_size: int = 256, signature: str | None = None
-) -> SavedModelEncoder:
-    """An `encode` callable for a SavedModel exported by `keras_eqssl.export`.
-
-    The signature must take `images`: uint8 (N, H, W, 3), or float32 in [0, 1] (the uint8
-    images are then divided by 255 here), and return at least `{"embedding", "invariant",
-    "equivariant"}` float32 (N, ·); anything else raises a `ValueError` that names the path and
-    the missing key.
-
-    Args:
-        path: the SavedModel directory.
-        batch_size: images per call (memory bound on the device).
-        signature: the signature name; None: `serving_uint8` where the export has it (format 2),
-            else `serving_default` (format 1, uint8).
-
-    Returns:
-        `encode(images uint8 (N, H, W, 3)) -> dict[str, np.ndarray (N, ·)]`, with a `cache_key`.
-
-    Example:
-    >>> encode = encoder_from_saved_model("runs/vicreg/export")  # doctest: +SKIP
-    >>> encode(images)["embedding"].shape                         # doctest: +SKIP
-    (1000, 512)
-    """
-    return SavedModelEncoder(path, batch_size=batch_size, signature=signature)
-
-
 def encoder_from_model(model, batch_size: int = 256, cache_key: str | None = None) -> Encode:
     """An `encode` callable for a Keras model in memory (inference mode, batched).
 
     A model with `encoder_outputs(images, training=False)` (e.g. `PairModel`) gets the uint8
     images as they are (it normalises them itself). Any other model gets them as float32 in
-    [0, 1]; a single-tensor output is returned as `{"embedding": ...}`.
+    [0, 1]; a single-tensor output is returned as `{"embedding": ...}`. (An exported SavedModel
+    is already an `encode` callable: `keras_eqssl.export.load_encoder(path)`.)
 
     Args:
         model: a `keras.Model` (or any callable taking `training=`).
@@ -179,15 +75,12 @@ def encoder_from_model(model, batch_size: int = 256, cache_key: str | None = Non
             return own(images, training=False)
         return model(tf.cast(images, tf.float32) / 255.0, training=False)
 
+    def run_batch(images: np.ndarray) -> Mapping:
+        out = run(tf.constant(images))
+        return out if isinstance(out, Mapping) else {"embedding": out}
+
     def encode(images: np.ndarray) -> dict[str, np.ndarray]:
-        images = _check_images(images, "encoder_from_model")
-        chunks = []
-        for start in range(0, len(images), batch_size):
-            out = run(tf.constant(images[start : start + batch_size]))
-            if not isinstance(out, Mapping):
-                out = {"embedding": out}
-            chunks.append({k: np.asarray(v, dtype=np.float32) for k, v in out.items()})
-        return _concat(chunks)
+        return encode_in_batches(run_batch, _check_images(images, "encoder_from_model"), batch_size)
 
     if cache_key is not None:
         encode.cache_key = str(cache_key)
@@ -200,12 +93,6 @@ def _check_images(images, where: str) -> np.ndarray:
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
         raise ValueError(f"{where}: expected uint8 images (N, H, W, 3); received {images.dtype} {images.shape}.")
     return images
-
-
-def _concat(chunks: list[dict]) -> dict[str, np.ndarray]:
-    if not chunks:
-        return {}
-    return {k: np.concatenate([c[k] for c in chunks], axis=0) for k in chunks[0]}
 
 
 def _flatten(tree, prefix: str = "") -> dict:
@@ -333,7 +220,7 @@ def extract(
         cache: a directory; when given, the result is stored as `features-<hash>.npz`, keyed by
             the model, the data and `parts`, and read back on the next call instead of encoding.
         model_key: a string naming the model weights; default `encode.cache_key` (set by
-            `encoder_from_saved_model`: the SavedModel's path and file stamp).
+            `load_encoder`: the SavedModel's path and file stamp).
         data_key: a string describing the data (source, split, size, seed, ...); default for an
             array: a hash of its bytes. A dataset needs one to be cached.
         progress: show a tqdm bar; None shows it for 20 batches or more.
@@ -365,7 +252,7 @@ def extract(
         if model_key is None:
             raise ValueError(
                 "extract: cache= needs a model_key (a string naming the weights), or an encoder with a "
-                "cache_key (encoder_from_saved_model sets one; encoder_from_model(..., cache_key=...))."
+                "cache_key (load_encoder's Encoder has one; encoder_from_model(..., cache_key=...))."
             )
         if data_key is None:
             if not is_array:
@@ -393,16 +280,16 @@ def extract(
 
 def _extract_array(encode, images, batch_size, parts, progress, desc) -> dict:
     n = len(images)
-    show = progress if progress is not None else n >= 20 * batch_size
-    chunks = []
-    with _progress(n, show, desc) as bar:
-        for start in range(0, n, batch_size):
-            batch = images[start : start + batch_size]
-            chunks.append(_encode_batch(encode, batch, parts, "extract"))
-            bar.update(len(batch))
-    if not chunks:
+    if not n:
         raise ValueError("extract: no images (N = 0).")
-    return _concat(chunks)
+    show = progress if progress is not None else n >= 20 * batch_size
+    with _progress(n, show, desc) as bar:
+
+        def step(batch: np.ndarray) -> dict[str, np.ndarray]:
+            bar.update(len(batch))
+            return _encode_batch(encode, batch, parts, "extract")
+
+        return encode_in_batches(step, images, batch_size)
 
 
 def _extract_dataset(encode, dataset, batch_size, parts, progress, desc) -> dict:
@@ -448,12 +335,11 @@ def _extract_dataset(encode, dataset, batch_size, parts, progress, desc) -> dict
             flat = _flatten(element) if flat_specs is not None else {"": element}
             count = 0
             for key in image_keys:
-                images = flat[key]
-                for start in range(0, len(images), batch_size):
-                    chunk = np.asarray(images[start : start + batch_size])
-                    out = _encode_batch(encode, chunk, parts, f"extract ({key or 'images'})")
-                    for part, value in out.items():
-                        features.setdefault(f"{key}{_SEP}{part}" if key else part, []).append(value)
+                images = np.asarray(flat[key])
+                where = f"extract ({key or 'images'})"
+                out = encode_in_batches(lambda chunk: _encode_batch(encode, chunk, parts, where), images, batch_size)
+                for part, value in out.items():
+                    features.setdefault(f"{key}{_SEP}{part}" if key else part, []).append(value)
                 count = len(images)
             for key, value in flat.items():
                 if key not in image_keys:

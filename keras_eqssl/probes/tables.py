@@ -264,13 +264,7 @@ def probe_tables(results: Mapping[str, ModelResults]) -> dict[tuple[str, str, st
     tables = {}
     for probe, target, metric in _groups(pick(_all_scores(results), dim="")):
         chosen = {m: pick(r.scores, probe=probe, target=target, metric=metric) for m, r in results.items()}
-        parts = ordered([s.part for ss in chosen.values() for s in ss], PARTS)
-        rows = [
-            [model, head, *(one(ss, head=head, part=p) for p in parts)]
-            for model, ss in chosen.items()
-            for head in ordered([s.head for s in ss], HEADS)
-        ]
-        tables[(probe, target, metric)] = markdown_table(["model", "head", *parts], rows, left=2)
+        tables[(probe, target, metric)] = _parts_table(chosen, "head", HEADS)
     return tables
 
 
@@ -290,15 +284,21 @@ def component_tables(results: Mapping[str, ModelResults], head: str = "linear") 
             m: [s for s in pick(r.scores, probe=probe, target=target, metric=metric, head=head, dim=None) if s.dim]
             for m, r in results.items()
         }
-        parts = ordered([s.part for ss in chosen.values() for s in ss], PARTS)
         known = THREEDIE_TARGETS[target][1] if probe == "3diebench" and target in THREEDIE_TARGETS else ()
-        rows = [
-            [model, dim, *(one(ss, part=p, dim=dim) for p in parts)]
-            for model, ss in chosen.items()
-            for dim in ordered([s.dim for s in ss], known)
-        ]
-        tables[(probe, target, metric)] = markdown_table(["model", "component", *parts], rows, left=2)
+        tables[(probe, target, metric)] = _parts_table(chosen, "dim", known, row_label="component")
     return tables
+
+
+def _parts_table(chosen: Mapping[str, list], row: str, known: Sequence[str], row_label: str | None = None) -> str:
+    """Markdown table of each model's scores in `chosen`: a row per (model, `Score.<row>` in `known`
+    order), a column per part present (`PARTS` order), cells `mean ± std`."""
+    parts = ordered([s.part for ss in chosen.values() for s in ss], PARTS)
+    rows = [
+        [model, key, *(one(ss, **{row: key}, part=p) for p in parts)]
+        for model, ss in chosen.items()
+        for key in ordered([getattr(s, row) for s in ss], known)
+    ]
+    return markdown_table(["model", row_label or row, *parts], rows, left=2)
 
 
 # --------------------------------------------------------------------------------------------------

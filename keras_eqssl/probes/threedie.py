@@ -165,7 +165,7 @@ def threedie_probe(
     """SIE's 3DIEBench rotation / colour probes on an encoder (see the module doc).
 
     Args:
-        encode: `encode(uint8 (N, H, W, 3)) -> {part: (N, C)}` (`encoder_from_saved_model`, ...).
+        encode: `encode(uint8 (N, H, W, 3)) -> {part: (N, C)}` (`load_encoder(path)`, ...).
         root: a 3DIEBench-format root (the real set, or one our renderer wrote).
         parts: the encoder outputs to probe.
         targets: "rotation" and/or "color".
@@ -182,7 +182,7 @@ def threedie_probe(
         A list of `Score`s (probe "3diebench"; metrics "r2", "r2_global"; components in `dim`).
 
     Example:
-    >>> encode = encoder_from_saved_model("runs/default/export")                  # doctest: +SKIP
+    >>> encode = load_encoder("runs/default/export")                              # doctest: +SKIP
     >>> scores = threedie_probe(encode, "/data/3DIEBench", parts=["equivariant"])  # doctest: +SKIP
     >>> one(scores, target="rotation", part="equivariant", head="linear", metric="r2").text()  # doctest: +SKIP
     '0.412 ± 0.015'

@@ -113,7 +113,7 @@ def check_config(objective, invariance) -> None:
             "output_activation", "reduction", "weight")  # fmt: skip
     wrong = {k: (built[k], compared[k]) for k in keys if built[k] != compared[k]}
     scales = np.asarray(built["target_scales"]["color"]) - np.asarray(compared["target_scales"]["color"])
-    if wrong or np.abs(scales).max() > 1e-6 or config.model.temperature != invariance.temperature:
+    if wrong or np.abs(scales).max() > 1e-6 or config.model.invariance.simclr.temperature != invariance.temperature:
         raise SystemExit(f"configs/augself.py differs from the compared settings: {wrong}, scales {scales}")
     if tuple(config.model.split) != (0, 0):
         raise SystemExit("configs/augself.py should train without a split (AugSelf reads the whole representation)")

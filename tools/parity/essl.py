@@ -152,7 +152,7 @@ def main() -> int:
     cmp.compare("loss", "SimCLR: our default nt_xent(negatives='all') vs info_nce_loss",
                 nt_xent(ours["z1"], ours["z2"], temperature=TEMPERATURE), theirs["simclr"], common.LOSS_TOL,
                 explained=True, note="explained: the library default (NT-Xent: each embedding against the 2B - 1 "
-                "others, same-view negatives too); config.model.negatives='cross_view' is E-SSL's")  # fmt: skip
+                "others, same-view negatives too); config.model.invariance.simclr.negatives='cross_view' is E-SSL's")  # fmt: skip
     total = ours["terms"]["simclr"] + LMBD * ours["terms"]["essl"]
     cmp.compare("loss", "total = SimCLR + 0.4 rotation", total, theirs["total"], common.LOSS_TOL)
 

@@ -1,4 +1,5 @@
-"""GTSA parity: our `GTSAModel` against the authors' `GTSA` module on the same weights, views and boxes.
+"""GTSA parity: our `TeacherStudentModel` with GTSA's parts against the authors' `GTSA` module on the same
+weights, views and boxes.
 
 Compares, at a tiny size on CPU in float32 (ViT patch 8, dim 384, depth 2, 6 heads; 2 global views
 of 96 px, a 12 x 12 grid, which takes GTSA's "more than 100 tokens" branch, and 2 local views of
@@ -41,6 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 import numpy as np  # noqa: E402
 
+GTSA_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "configs", "gtsa.py")
 COMMAND = "python tools/parity/gtsa.py --official <checkout of bok3948/GTSA> --json docs/parity/gtsa.json"
 PATCH, DIM, DEPTH, HEADS = 8, 384, 2, 6  # the official rotation head takes 384 inputs: ViT-S's width
 GLOBAL, LOCAL, NUM_LOCAL, BATCH, UNITS = 96, 48, 2, 2, 64
@@ -101,7 +103,7 @@ def _head_layers(model, teacher: bool = False) -> list[tuple[str, object, str]]:
         ("base_predictor.blocks.0.0", model.predictor.hidden_conv, "conv"),
         ("base_predictor.proj", model.predictor.output_conv, "conv"),
     ]
-    mlp, logits = model.rotation_head.layers
+    mlp, logits = model.part("rotation").head.layers
     # nn.Sequential(Linear, LN, GELU, Linear, LN, GELU, Linear, LN, Linear): Linear 0, 3, 6 and 8; LN 1, 4, 7.
     for j, dense in enumerate(mlp.dense_layers):
         out.append((f"rot_predictor.{3 * j}", dense, "dense"))
@@ -217,7 +219,7 @@ def _xyxy(yxyx: np.ndarray) -> np.ndarray:
 def _recipe_rows(cmp, transforms_module) -> None:
     """The multi-crop recipe of configs/gtsa.py against GTSATransforms at main_pretrain.py's defaults."""
     from keras_eqssl.augment.policies.factory import policy_from_config
-    from keras_eqssl.default_config import gtsa_config
+    from keras_eqssl.cli._config import load_config_file
 
     tr = transforms_module.GTSATransforms(
         size_crops=[224, 96], nmb_crops=[2, 8], min_scale_crops=[0.3, 0.1], max_scale_crops=[1.0, 0.3]
@@ -233,7 +235,7 @@ def _recipe_rows(cmp, transforms_module) -> None:
         "blur sigma": tuple(blur_apply.transforms[0].sigma),
         "min overlap (global, local)": (2 * tr.min_intersection, tr.min_intersection),
     }
-    kw = policy_from_config(gtsa_config().augment).kwargs
+    kw = policy_from_config(load_config_file(GTSA_CONFIG).augment).kwargs
     j = kw["jitter"]
     ours = {
         "global crop scale": kw["global_scale"],
@@ -354,8 +356,14 @@ def main() -> int:
     )
     import tensorflow as tf
 
-    from keras_eqssl.default_config import gtsa_config
-    from keras_eqssl.methods import GTSAModel, ScheduledAdamW
+    from keras_eqssl.cli._config import load_config_file
+    from keras_eqssl.methods import (
+        CorrespondenceTerm,
+        CropTerm,
+        RotationTerm,
+        ScheduledAdamW,
+        TeacherStudentModel,
+    )
     from keras_eqssl.methods.factory import optimizer_from_config
     from keras_eqssl.methods.ssl_model import IMAGENET_MEAN, IMAGENET_STD
     from keras_eqssl.nn import VisionTransformer
@@ -391,18 +399,23 @@ def main() -> int:
 
     # --- ours, the official weights loaded --------------------------------------------------------
     vit = VisionTransformer(patch_size=PATCH, hidden_dim=DIM, depth=DEPTH, num_heads=HEADS, image_size=GLOBAL)
-    ours = GTSAModel(
+    parts = [
+        CropTerm(),
+        CorrespondenceTerm(warmup_steps=(WARMUP + 1) * ITERS),
+        RotationTerm(units=(2 * DIM, 2 * DIM, 128)),
+    ]
+    ours = TeacherStudentModel(
         vit,
+        parts,
         num_local=NUM_LOCAL,
         image_size=GLOBAL,
         local_size=LOCAL,
         projection_units=UNITS,
-        rotation_units=(2 * DIM, 2 * DIM, 128),
         total_steps=total_steps,
         teacher_base_momentum=MOMENTUM,
-        correspondence_warmup_steps=(WARMUP + 1) * ITERS,
     )
-    assert tuple(ours.roi_sizes) == roi_sizes, (ours.roi_sizes, roi_sizes)
+    crop_roi = ours.part("crop").roi_sizes
+    assert tuple(crop_roi) == roi_sizes, (crop_roi, roi_sizes)
     reports = [
         load_vit_weights(ours.backbone, sd, "base_encoder."),
         load_vit_weights(ours.teacher_backbone, sd, "momentum_encoder."),
@@ -466,7 +479,7 @@ def main() -> int:
             cmp.compare(
                 "backbone",
                 f"rotation logits, {label}",
-                ours.rotation_head(tf.reduce_mean(o["tokens"], 1)),
+                ours.part("rotation").head(tf.reduce_mean(o["tokens"], 1)),
                 theirs.rot_predictor(t_tokens.mean(dim=1)),
                 common.OUTPUT_TOL,
             )
@@ -625,7 +638,7 @@ def main() -> int:
         cmp.compare_many("step", [(k, ours_w[k], theirs_w[k]) for k in ours_w], tol, note=f"{label}; {note}")
 
     # --- the schedules, over the whole (tiny) run -----------------------------------------------
-    config = gtsa_config()
+    config = load_config_file(GTSA_CONFIG)
     config.train.steps = total_steps
     config.optim.lr, config.optim.warmup_steps = BASE_LR, WARMUP * ITERS
     schedule = optimizer_from_config(config)._learning_rate  # the schedule object (`.learning_rate` is its value now)
@@ -667,14 +680,14 @@ def main() -> int:
     gate_ours = []
     for k in steps:
         opt.iterations.assign(int(k))
-        gate_ours.append(float(ours.correspondence_weight * ours._correspondence_scale()))
+        gate_ours.append(float(ours.part("correspondence").weight_at(opt.iterations)))
     cmp.compare(
         "step",
         "correspondence weight at step k",
         np.asarray(gate_ours),
         gate_theirs,
         0.0,
-        note=f"correspondence_warmup_steps=(warm-up epochs + 1) x steps per epoch = {(WARMUP + 1) * ITERS}",
+        note=f"correspondence warmup_steps=(warm-up epochs + 1) x steps per epoch = {(WARMUP + 1) * ITERS}",
     )
     return cmp.finish(args.json)
 

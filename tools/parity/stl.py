@@ -88,13 +88,10 @@ def official_args(main_module):
 
 
 def our_config():
-    import importlib.util
+    from keras_eqssl.cli._config import load_config_file
 
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    spec = importlib.util.spec_from_file_location("stl_config", os.path.join(root, "configs", "stl.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    c = module.get_config()
+    c = load_config_file(os.path.join(root, "configs", "stl.py"))
     c.data.batch_size = BATCH
     c.augment.size = SIZE
     c.train.steps = STEPS_PER_EPOCH * EPOCHS

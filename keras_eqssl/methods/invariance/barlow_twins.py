@@ -23,10 +23,14 @@ class BarlowTwins(Invariance):
     """
 
     short_name = "barlow"
+    config_defaults = {"projector_units": (512, 512, 512)}
+    resume_apply = ("lambd",)
+    batch_need = "Barlow Twins standardises each feature over the batch before its cross-correlation"
 
-    def __init__(self, projector_units=(2048, 2048, 2048), lambd: float = 5e-3, **kwargs):
-        kwargs.setdefault("projector_last_bias", False)
-        super().__init__(projector_units=projector_units, **kwargs)
+    def __init__(
+        self, projector_units=(2048, 2048, 2048), lambd: float = 5e-3, projector_last_bias: bool = False, **kwargs
+    ):
+        super().__init__(projector_units=projector_units, projector_last_bias=projector_last_bias, **kwargs)
         self.lambd = float(lambd)
 
     def terms(self, h1, h2, target, training=None) -> dict:

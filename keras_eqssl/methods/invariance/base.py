@@ -1,16 +1,27 @@
-"""The base class of invariance losses: a Layer that owns its heads and returns named loss terms."""
+"""The base class of invariance losses: a Layer that owns its heads, returns named loss terms and registers itself.
+
+A new invariance loss is one file: subclass `Invariance`, give it a `short_name`, and it is in
+`INVARIANCES`, in the config (`config.model.invariance.<short_name>`, built from its
+constructor's arguments; `config.model.invariance.name` picks one), in config validation, in
+the factory and in the metrics (the mechanism: `keras_eqssl.methods.registry`).
+"""
 
 from __future__ import annotations
 
 import keras
 
+from keras_eqssl.methods.registry import ConfigSection
+from keras_eqssl.nn.attribute_config import AttributeConfig
 from keras_eqssl.nn.mlp import MLP
 
 TOTAL = "total"
 
+# short_name -> Invariance subclass, filled by `Invariance.__init_subclass__` (import order).
+INVARIANCES: dict[str, type] = {}
+
 
 @keras.saving.register_keras_serializable(package="keras_eqssl")
-class Invariance(keras.layers.Layer):
+class Invariance(AttributeConfig, ConfigSection, keras.layers.Layer):
     """A pair-based SSL loss with its projector (and predictor): `(h1, h2) -> {"total", ...terms}`.
 
     Subclasses build their heads in `build(feature_shape)` and implement `terms(h1, h2, target)`.
@@ -25,6 +36,13 @@ class Invariance(keras.layers.Layer):
     `projected_terms(z1, z2, target)`: `PairModel` does so when an objective uses the
     projections too (SIE's joint regularisation).
 
+    Registration and config (class attributes of a subclass, see `keras_eqssl.methods.registry`):
+        short_name: the registry key, the config section `config.model.invariance.<short_name>`
+            and the metric prefix.
+        choices, config_defaults, resume_apply: as `Objective`'s (`config_defaults` holds the
+            loss's defaults in configs, e.g. a projector for small images).
+        batch_need: why a batch of one pair cannot train it (its `batch_problems`), or "".
+
     Args:
         projector_units: list of int. The projector MLP (`[]` for none: the loss sees `h`).
         projector_last_bias: bool. Whether the projector's last Dense has a bias (VICReg/SIE: no).
@@ -32,11 +50,23 @@ class Invariance(keras.layers.Layer):
         **kwargs: standard `keras.layers.Layer` arguments.
     """
 
+    config_attributes = ("projector_units", "projector_last_bias", "synchronized")
+    config_as_lists = ("projector_units",)
+
+    registry = INVARIANCES
     uses_target = False
     short_name = "ssl"
+    batch_need = ""
     term_names: tuple[str, ...] = (TOTAL,)  # the keys `call` returns, known before any call (for metrics)
     # `projected_terms` exists: `PairModel` may project once and hand the projections to objectives (SIE's joint terms)
     shares_projections = False
+
+    @classmethod
+    def batch_problems(cls, per_replica_batch: int) -> list[str]:
+        """A batch of one pair, for a loss with a `batch_need`: it needs at least 2 (across replicas)."""
+        if per_replica_batch >= 2 or not cls.batch_need:
+            return []
+        return [f"{cls.__name__} needs at least 2 pairs per batch: {cls.batch_need}"]
 
     def __init__(
         self,
@@ -86,12 +116,3 @@ class Invariance(keras.layers.Layer):
 
     def build_from_config(self, config):
         pass  # PairModel builds it with the shapes it knows (when loading too)
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            projector_units=list(self.projector_units),
-            projector_last_bias=self.projector_last_bias,
-            synchronized=self.synchronized,
-        )
-        return config

@@ -25,6 +25,9 @@ class BYOL(Invariance):
 
     uses_target = True
     short_name = "byol"
+    config_defaults = {"projector_units": (512, 128), "predictor_units": (512, 128), "base_momentum": 0.99}
+    resume_apply = ("base_momentum",)
+    batch_need = "BYOL's projector and predictor BatchNorms normalise over the batch (1 pair: constant outputs)"
 
     def __init__(
         self, projector_units=(4096, 256), predictor_units=(4096, 256), base_momentum: float = 0.996, **kwargs

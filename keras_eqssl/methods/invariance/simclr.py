@@ -44,6 +44,10 @@ class SimCLR(Invariance):
     """
 
     short_name = "simclr"
+    config_defaults = {"projector_units": (512, 128)}
+    choices = {"negatives": NEGATIVES, "projector_last_bn": PROJECTOR_LAST_BN}
+    resume_apply = ("temperature",)
+    batch_need = "SimCLR's negatives are the batch's other pairs"
 
     def __init__(
         self,
@@ -55,12 +59,7 @@ class SimCLR(Invariance):
     ):
         if not temperature > 0:
             raise ValueError(f"SimCLR: temperature must be > 0; received {temperature}")
-        if negatives not in NEGATIVES:
-            raise ValueError(f"SimCLR: negatives must be one of {NEGATIVES}; received {negatives!r}")
-        if projector_last_bn not in PROJECTOR_LAST_BN:
-            raise ValueError(
-                f"SimCLR: projector_last_bn must be one of {PROJECTOR_LAST_BN}; received {projector_last_bn!r}"
-            )
+        self.check_choices(negatives=negatives, projector_last_bn=projector_last_bn)
         self._projector_last_bn = projector_last_bn  # read by _make_projector, which the base __init__ calls
         super().__init__(projector_units=projector_units, **kwargs)
         self.temperature = float(temperature)

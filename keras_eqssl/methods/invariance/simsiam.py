@@ -24,6 +24,8 @@ class SimSiam(Invariance):
     """
 
     short_name = "simsiam"
+    config_defaults = {"projector_units": (512, 512, 512), "predictor_units": (128, 512)}
+    batch_need = "SimSiam's projector and predictor BatchNorms normalise over the batch (1 pair: constant outputs)"
 
     def __init__(self, projector_units=(2048, 2048, 2048), predictor_units=(512, 2048), **kwargs):
         super().__init__(projector_units=projector_units, **kwargs)

@@ -24,6 +24,9 @@ class VICReg(Invariance):
     """
 
     short_name = "vicreg"
+    config_defaults = {"projector_units": (512, 512, 512)}
+    resume_apply = ("sim_weight", "std_weight", "cov_weight")
+    batch_need = "VICReg's variance and covariance terms are statistics over the batch"
     term_names = ("total", "invariance", "variance", "covariance")
     shares_projections = True  # PairModel may project once and pass the projections (SIE's joint terms)
 
@@ -33,10 +36,10 @@ class VICReg(Invariance):
         sim_weight: float = 25.0,
         std_weight: float = 25.0,
         cov_weight: float = 1.0,
+        projector_last_bias: bool = False,
         **kwargs,
     ):
-        kwargs.setdefault("projector_last_bias", False)
-        super().__init__(projector_units=projector_units, **kwargs)
+        super().__init__(projector_units=projector_units, projector_last_bias=projector_last_bias, **kwargs)
         self.sim_weight, self.std_weight, self.cov_weight = float(sim_weight), float(std_weight), float(cov_weight)
 
     def terms(self, h1, h2, target, training=None) -> dict:

@@ -7,12 +7,18 @@ from keras_eqssl.methods.objectives.parameter_prediction import ParameterPredict
 from keras_eqssl.methods.objectives.sie import SIE
 from keras_eqssl.methods.objectives.stl import STL
 
+# isort: split
+# Registered last, so its classifier is built after every other objective's heads: turning it on
+# leaves their initial weights (drawn in registry order) as they are.
+from keras_eqssl.methods.objectives.online_probe import OnlineLinearProbe
+
 __all__ = [
     "OBJECTIVES",
     "TOTAL",
     "CrossAttentionReconstruction",
     "Objective",
     "ESSL",
+    "OnlineLinearProbe",
     "ParameterPrediction",
     "SIE",
     "STL",

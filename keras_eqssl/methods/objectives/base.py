@@ -2,39 +2,21 @@
 
 A new objective is one file: subclass `Objective`, give it a `short_name`, and it is in
 `OBJECTIVES`, in the config (`config.model.<short_name>`, built from its constructor's
-arguments), in config validation (its `choices`), in the factory and in the metrics.
+arguments), in config validation (its `choices`), in the factory and in the metrics
+(the mechanism: `keras_eqssl.methods.registry`).
 """
 
 from __future__ import annotations
 
-import inspect
-
 import keras
 
 from keras_eqssl.methods.context import ModelContext
+from keras_eqssl.methods.registry import ConfigSection, parse_units  # noqa: F401 (parse_units: the objectives' import)
 
 TOTAL = "total"
 
 # short_name -> Objective subclass, filled by `Objective.__init_subclass__` (import order).
 OBJECTIVES: dict[str, type] = {}
-
-# Constructor arguments that never appear in a config section: the factory passes them.
-FACTORY_ARGS = ("synchronized",)
-
-
-def _units_text(units) -> str:
-    return "-".join(str(int(u)) for u in units)
-
-
-def _is_units(value) -> bool:
-    return isinstance(value, (tuple, list)) and bool(value) and all(isinstance(u, int) for u in value)
-
-
-def parse_units(text) -> list[int]:
-    """`"2048-2048-256"` -> `[2048, 2048, 256]`; `""` -> `[]` (VICReg's `--mlp` format); lists pass."""
-    if isinstance(text, (tuple, list)):
-        return [int(u) for u in text]
-    return [int(u) for u in text.split("-")] if text else []
 
 
 def check_non_negative(owner: str, **values) -> None:
@@ -53,20 +35,34 @@ def units_argument(owner: str, name: str, value, allow_empty: bool = False) -> l
     return units
 
 
+def enabled_objectives(config) -> list[str]:
+    """The short names of the objectives `config.model` turns on, in registry order."""
+    return [name for name in OBJECTIVES if name in config.model and config.model[name].enabled]
+
+
+def objective_problems(config) -> list[str]:
+    """What each enabled objective finds wrong with the rest of the config (`config_problems`), field first."""
+    return [
+        f"config.model.{name}.enabled=True: " + "; ".join(problems)
+        for name in enabled_objectives(config)
+        if (problems := OBJECTIVES[name].config_problems(config))
+    ]
+
+
 @keras.saving.register_keras_serializable(package="keras_eqssl")
-class Objective(keras.layers.Layer):
+class Objective(ConfigSection, keras.layers.Layer):
     """A loss that `PairModel` adds to its invariance loss, times `weight`.
 
     `PairModel` calls `setup(context)` once at construction (check compatibility, raise a
     `ValueError` that says what is wrong, and build the heads), then, in every step,
     `objective(pair, training=...)` with
 
-        pair = {"views":      {"v1": (B, H, W, 3), "v2": ...}   normalised views the encoder saw,
-                "tokens":     {"v1": (B, N, d_equi), "v2": ...} equivariant tokens,
-                "pooled":     {"v1": (B, d_equi), "v2": ...}    equivariant pooled vectors,
-                "features":   {"v1": (B, C), "v2": ...}         the whole pooled representation,
-                "invariant":  {"v1": (B, d_inv), "v2": ...}     the invariant part,
-                "batch":      the input batch ("views", "params", "rel_rotation", "label", ...)}
+        pair = {"views":       {"v1": (B, H, W, 3), "v2": ...}   normalised views the encoder saw,
+                "tokens":      {"v1": (B, N, d_equi), "v2": ...} equivariant tokens,
+                "equivariant": {"v1": (B, d_equi), "v2": ...}    the equivariant part (pooled),
+                "features":    {"v1": (B, C), "v2": ...}         the whole pooled representation,
+                "invariant":   {"v1": (B, d_inv), "v2": ...}     the invariant part,
+                "batch":       the input batch ("views", "params", "rel_rotation", "label", ...)}
 
     Every entry also holds the views of `extra_views()` (e.g. E-SSL's rotated crops "rot0".."rot3"),
     encoded by the same backbone in one call.
@@ -85,85 +81,41 @@ class Objective(keras.layers.Layer):
         config_defaults: argument -> the config's default where it differs from the constructor's
             (e.g. the main job's tuned weight); units lists are written `"512-128"` in configs.
         resume_apply: arguments a resumed run may change (loss weights, temperatures).
+
+    Example (a toy objective that pulls the two views' equivariant vectors together):
+    >>> import numpy as np
+    >>> from keras import ops
+    >>> from keras_eqssl.methods import OBJECTIVES, Objective, PairModel, SimCLR
+    >>> from keras_eqssl.nn import backbone_from_name
+    >>> class PooledGap(Objective):
+    ...     short_name = "pooled_gap"
+    ...
+    ...     def call(self, pair, training=None):
+    ...         return {"total": ops.mean(ops.square(pair["equivariant"]["v1"] - pair["equivariant"]["v2"]))}
+    >>> OBJECTIVES["pooled_gap"] is PooledGap  # registered by the class statement
+    True
+    >>> model = PairModel(
+    ...     backbone_from_name("resnet18", stem="cifar", width=0.0625),
+    ...     SimCLR(projector_units=[16, 8]),
+    ...     objectives=[PooledGap(weight=0.5)],
+    ...     split=(16, 16),
+    ...     image_size=16,
+    ... )
+    >>> x = np.random.default_rng(0).random((2, 4, 16, 16, 3)).astype("float32")
+    >>> _, terms = model.compute_losses({"views": {"v1": x[0], "v2": x[1]}})
+    >>> sorted(terms)
+    ['pooled_gap', 'simclr']
+    >>> del OBJECTIVES["pooled_gap"]  # this example leaves the registry as it found it
     """
 
+    registry = OBJECTIVES
     short_name = "objective"
-    choices: dict[str, tuple] = {}
-    config_defaults: dict = {}
     resume_apply: tuple[str, ...] = ("weight",)
-    configurable = True
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        name = cls.__dict__.get("short_name")
-        if name is None or not cls.__dict__.get("configurable", True):
-            return
-        known = OBJECTIVES.get(name)
-        if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
-            raise ValueError(
-                f"Objective short_name {name!r} of {cls.__module__}.{cls.__qualname__} is taken by "
-                f"{known.__module__}.{known.__qualname__}; choose another short_name."
-            )
-        OBJECTIVES[name] = cls
-
-    # --- the config section -----------------------------------------------------------------
-
-    @classmethod
-    def config_arguments(cls) -> dict:
-        """Constructor argument -> default, as the config holds it (the config section's fields).
-
-        Arguments without a usable default (None, no default, or in `FACTORY_ARGS`) are left out
-        unless `config_defaults` gives one; units tuples become `"a-b"` strings.
-        """
-        out = {}
-        for name, param in inspect.signature(cls.__init__).parameters.items():
-            if name == "self" or param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL) or name in FACTORY_ARGS:
-                continue
-            default = cls.config_defaults.get(name, param.default)
-            if default is param.empty or default is None:
-                continue
-            out[name] = _units_text(default) if _is_units(default) else default
-        for name, default in cls.config_defaults.items():
-            out.setdefault(name, default)
-        return out
 
     @classmethod
     def config_section(cls) -> dict:
         """`{"enabled": False, **config_arguments()}`: this objective's default config section."""
         return {"enabled": False, **cls.config_arguments()}
-
-    @classmethod
-    def arguments_from_config(cls, section, config) -> dict:
-        """Constructor keyword arguments from the config section (units strings become lists).
-
-        Subclasses override it for fields the config spells differently (e.g. "auto" targets).
-        """
-        signature = inspect.signature(cls.__init__).parameters
-        args = {}
-        for name, value in section.items():
-            if name == "enabled" or name not in signature:
-                continue
-            default = signature[name].default
-            args[name] = parse_units(value) if isinstance(value, str) and _is_units(default) else value
-        return args
-
-    @classmethod
-    def from_config_section(cls, section, config, synchronized: bool = False) -> Objective:
-        """The objective a run config asks for (`config.model.<short_name>`)."""
-        args = cls.arguments_from_config(section, config)
-        if "synchronized" in inspect.signature(cls.__init__).parameters:
-            args["synchronized"] = synchronized
-        return cls(**args)
-
-    @classmethod
-    def config_problems(cls, config) -> list[str]:
-        """What makes a config unusable for this objective (e.g. the wrong augmentation policy), or []."""
-        return []
-
-    @classmethod
-    def batch_problems(cls, per_replica_batch: int) -> list[str]:
-        """What makes a per-replica batch of `per_replica_batch` examples unusable (STL: odd), or []."""
-        return []
 
     # --- the layer --------------------------------------------------------------------------
 

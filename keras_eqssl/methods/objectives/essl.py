@@ -60,7 +60,7 @@ class ESSL(Objective):
     ... )
     >>> x = np.random.default_rng(0).random((3, 4, 16, 16, 3)).astype("float32")
     >>> views = {"v1": x[0], "v2": x[1], **{f"rot{k}": np.rot90(x[2], k, axes=(1, 2)) for k in range(4)}}
-    >>> _, terms = model.compute_pair_losses({"views": views})
+    >>> _, terms = model.compute_losses({"views": views})
     >>> sorted(terms)
     ['essl', 'essl_accuracy', 'simclr']
     """
@@ -77,8 +77,7 @@ class ESSL(Objective):
         **kwargs,
     ):
         super().__init__(weight=weight, **kwargs)
-        if features not in FEATURES:
-            raise ValueError(f"ESSL: features must be one of {FEATURES}; received {features!r}")
+        self.check_choices(features=features)
         self.hidden_units = units_argument("ESSL", "hidden_units", hidden_units, allow_empty=True)
         self.features = features
         self.synchronized = bool(synchronized)
@@ -118,7 +117,7 @@ class ESSL(Objective):
     def logits(self, pair: dict, training=None):
         """`(logits, labels)`: the head on the rotated crops, rot0's rows first, `(4B, 4)` float32,
         and their rotations `(4B, 1)` int32."""
-        source = pair["features"] if self.features == "all" else pair["pooled"]
+        source = pair["features"] if self.features == "all" else pair["equivariant"]
         missing = [v for v in ROTATION_VIEWS if v not in source]
         if missing:
             raise ValueError(f"ESSL: the pair has no views {missing} (it has {sorted(source)}); {_POLICY_HINT}.")

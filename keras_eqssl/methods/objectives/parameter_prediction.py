@@ -162,16 +162,14 @@ class ParameterPrediction(Objective):
         self.targets = [str(t) for t in targets]
         if not self.targets:
             raise ValueError("ParameterPrediction: give at least one target key.")
-        for name, value in (
-            ("mode", mode),
-            ("features", features),
-            ("heads", heads),
-            ("crop_target", crop_target),
-            ("output_activation", output_activation),
-            ("reduction", reduction),
-        ):
-            if value not in self.choices[name]:
-                raise ValueError(f"ParameterPrediction: {name} must be one of {self.choices[name]}; received {value!r}")
+        self.check_choices(
+            mode=mode,
+            features=features,
+            heads=heads,
+            crop_target=crop_target,
+            output_activation=output_activation,
+            reduction=reduction,
+        )
         if crop_target == "center" and mode != "difference":
             raise ValueError(
                 "ParameterPrediction: crop_target='center' is AugSelf's difference target; use mode='difference'."
@@ -338,7 +336,7 @@ class ParameterPrediction(Objective):
         return {key: size / total for key, size in sizes.items()}
 
     def call(self, pair: dict, training=None) -> dict:
-        source = pair["pooled"] if self.features == "equivariant" else pair["features"]
+        source = pair["equivariant"] if self.features == "equivariant" else pair["features"]
         f1, f2 = source["v1"], source["v2"]
         x = ops.concatenate([f1, f2], axis=-1)
         targets = self._targets(pair["batch"])

@@ -8,6 +8,7 @@ from keras import ops
 from keras_eqssl.losses import distributed
 from keras_eqssl.losses.vicreg import _variance_and_covariance, vicreg
 from keras_eqssl.methods.objectives.base import TOTAL, Objective, check_non_negative, units_argument
+from keras_eqssl.nn.attribute_config import AttributeConfig
 from keras_eqssl.nn.hypernetwork import LinearHypernetwork
 from keras_eqssl.nn.mlp import MLP
 
@@ -22,13 +23,13 @@ _SOURCE_HINT = (
 
 
 @keras.saving.register_keras_serializable(package="keras_eqssl")
-class SIE(Objective):
+class SIE(AttributeConfig, Objective):
     """SIE's equivariance objective (Garrido, Najman, LeCun, "Self-Supervised Learning of Split
     Invariant Equivariant Representations", ICML 2023).
 
     After the official code (`facebookresearch/SIE`, `src/models.py` class `SIE`,
     `src/hypernetwork.py`, README's 3DIEBench command). With h1, h2 `(B, d_equi)` the equivariant
-    parts of the split (`pair["pooled"]`) and q `(B, 4)` the quaternion of R1^-1 R2, the rotation
+    parts of the split (`pair["equivariant"]`) and q `(B, 4)` the quaternion of R1^-1 R2, the rotation
     from view 1 to view 2 (`batch["rel_rotation"]`):
 
         z1 = g(h1), z2 = g(h2)                  g: the equivariant projector (BN MLP, last Dense no bias)
@@ -89,10 +90,22 @@ class SIE(Objective):
     >>> views = rng.random((2, 4, 16, 16, 3)).astype("float32")
     >>> q = rng.normal(size=(4, 4)).astype("float32")
     >>> batch = {"views": {"v1": views[0], "v2": views[1]}, "rel_rotation": q / np.linalg.norm(q, axis=1, keepdims=True)}
-    >>> _, terms = model.compute_pair_losses(batch)
+    >>> _, terms = model.compute_losses(batch)
     >>> sorted(t for t in terms if t.startswith("sie"))
     ['sie', 'sie_cov', 'sie_mse', 'sie_pred_std', 'sie_std']
     """
+
+    config_attributes = (
+        "equi_factor",
+        "sim_weight",
+        "std_weight",
+        "cov_weight",
+        "pred_std_weight",
+        "projector_units",
+        "joint_regularization",
+        "synchronized",
+    )
+    config_as_lists = ("projector_units",)
 
     short_name = "sie"
     resume_apply = (
@@ -161,18 +174,19 @@ class SIE(Objective):
             )
         section = config.model.get("sie")
         if section is not None and section.get("joint_regularization", False):
-            vicreg = config.model.get("vicreg")
-            if config.model.get("invariance") != "vicreg":
+            invariance = config.model.invariance
+            vicreg = invariance.get("vicreg")
+            if invariance.name != "vicreg":
                 problems.append(
                     "joint_regularization takes std and cov of [z_inv, z_equi] with the invariance loss's projections, "
-                    f"which only VICReg shares: set config.model.invariance='vicreg'; received {config.model.invariance!r}."
+                    f"which only VICReg shares: set config.model.invariance.name='vicreg'; received {invariance.name!r}."
                 )
             elif vicreg is not None and (vicreg.std_weight != 0 or vicreg.cov_weight != 0):
                 problems.append(
                     "with joint_regularization the SIE objective applies std and cov to [z_inv, z_equi] "
                     "(config.model.sie.std_weight / cov_weight), so VICReg's own would count twice: set "
-                    "config.model.vicreg.std_weight=0 and config.model.vicreg.cov_weight=0; received "
-                    f"{vicreg.std_weight!r} and {vicreg.cov_weight!r}."
+                    "config.model.invariance.vicreg.std_weight=0 and config.model.invariance.vicreg.cov_weight=0; "
+                    f"received {vicreg.std_weight!r} and {vicreg.cov_weight!r}."
                 )
         return problems
 
@@ -199,8 +213,8 @@ class SIE(Objective):
         if action is None:
             raise ValueError(f"SIE: the batch has no {ACTION!r}. {_SOURCE_HINT}.")
         dtype = self.projector.compute_dtype
-        z1 = self.projector(ops.cast(pair["pooled"]["v1"], dtype), training=training)
-        z2 = self.projector(ops.cast(pair["pooled"]["v2"], dtype), training=training)
+        z1 = self.projector(ops.cast(pair["equivariant"]["v1"], dtype), training=training)
+        z2 = self.projector(ops.cast(pair["equivariant"]["v2"], dtype), training=training)
         z2_hat = self.hypernetwork(z1, ops.cast(action, dtype))
         return ops.cast(z1, "float32"), ops.cast(z2, "float32"), ops.cast(z2_hat, "float32")
 
@@ -227,16 +241,3 @@ class SIE(Objective):
             + self.cov_weight * cov
         )
         return {TOTAL: total, "mse": mse, "std": std, "cov": cov, "pred_std": pred_std}
-
-    def get_config(self) -> dict:
-        return {
-            **super().get_config(),
-            "equi_factor": self.equi_factor,
-            "sim_weight": self.sim_weight,
-            "std_weight": self.std_weight,
-            "cov_weight": self.cov_weight,
-            "pred_std_weight": self.pred_std_weight,
-            "projector_units": list(self.projector_units),
-            "joint_regularization": self.joint_regularization,
-            "synchronized": self.synchronized,
-        }

@@ -63,7 +63,7 @@ class STL(Objective):
         projector_units: P_eq's units (STL: 512-128).
         transform_units: g's units; the last is k, the code width (STL: 128-128).
         transform_projector_units: P_t's units (STL: 128-128).
-        features: y is `"equivariant"` (`pair["pooled"]`: the split's equivariant part, the whole
+        features: y is `"equivariant"` (`pair["equivariant"]`: the split's equivariant part, the whole
             representation without a split) or `"all"` (`pair["features"]`, the whole vector).
         hypernetwork_init: the hypernetwork kernel's initializer: `"torch_linear"` (the official
             code's `nn.Linear` default, uniform(±1/sqrt(k)); the default) or `"glorot_uniform"`
@@ -83,7 +83,7 @@ class STL(Objective):
     ...     image_size=16,
     ... )
     >>> views = np.random.default_rng(0).random((2, 4, 16, 16, 3)).astype("float32")
-    >>> _, terms = model.compute_pair_losses({"views": {"v1": views[0], "v2": views[1]}})
+    >>> _, terms = model.compute_losses({"views": {"v1": views[0], "v2": views[1]}})
     >>> sorted(terms)
     ['simclr', 'stl', 'stl_equi', 'stl_trans']
     """
@@ -110,12 +110,7 @@ class STL(Objective):
         check_non_negative("STL", equi_weight=equi_weight, trans_weight=trans_weight)
         if not temperature > 0:
             raise ValueError(f"STL: temperature must be > 0; received {temperature}")
-        if features not in FEATURES:
-            raise ValueError(f"STL: features must be one of {FEATURES}; received {features!r}")
-        if hypernetwork_init not in HYPERNETWORK_INITS:
-            raise ValueError(
-                f"STL: hypernetwork_init must be one of {HYPERNETWORK_INITS}; received {hypernetwork_init!r}"
-            )
+        self.check_choices(features=features, hypernetwork_init=hypernetwork_init)
         self.equi_weight = float(equi_weight)
         self.trans_weight = float(trans_weight)
         self.temperature = float(temperature)
@@ -170,7 +165,7 @@ class STL(Objective):
 
     def representations(self, pair: dict):
         """`(y1, y2)`, `(B, d)` each: the vectors STL reads (`features`), in the heads' compute dtype."""
-        source = pair["pooled"] if self.features == "equivariant" else pair["features"]
+        source = pair["equivariant"] if self.features == "equivariant" else pair["features"]
         dtype = self.transform_encoder.compute_dtype
         return tuple(check_pairs(ops.cast(source[v], dtype), f"pair[{v!r}]") for v in ("v1", "v2"))
 

@@ -1,8 +1,7 @@
-"""GTSAModel: the geometry of its crop loss, its contract as a Keras model, and 2 replicas = 1 device."""
+"""TeacherStudentModel with GTSA's and DINO's parts: the geometry of the crop loss, the contract as a Keras model,
+the parts' registry and config, and 2 replicas = 1 device."""
 
 from __future__ import annotations
-
-import importlib
 
 import keras
 import numpy as np
@@ -13,13 +12,21 @@ from objective_helpers import check_two_replicas
 from keras_eqssl.augment.geometric import rot90
 from keras_eqssl.augment.policies import MultiCropPolicy
 from keras_eqssl.losses.roi_cosine import roi_cosine
-from keras_eqssl.methods import GTSAModel, ScheduledAdamW
+from keras_eqssl.methods import (
+    TERMS,
+    CorrespondenceTerm,
+    CropTerm,
+    DINOTerm,
+    RotationTerm,
+    ScheduledAdamW,
+    TeacherStudentModel,
+    TeacherStudentTerm,
+)
 from keras_eqssl.nn import VIT_PRESETS, VisionTransformer
 from keras_eqssl.nn.roi_align import roi_align
 
 NUM_LOCAL, GLOBAL, LOCAL = 2, 32, 16
-DINO = dict(crop_weight=0.0, correspondence_weight=0.0, rotation_weight=0.0, dino_weight=1.0, dino_units=64,
-            dino_hidden_units=32, dino_bottleneck_units=16)  # fmt: skip
+TINY_DINO = dict(units=64, hidden_units=32, bottleneck_units=16)
 
 
 # --- geometry: the rotated teacher RoI is the student RoI ----------------------------------
@@ -97,14 +104,20 @@ def test_roi_cosine_is_minus_one_for_matching_rois_and_ignores_invalid_examples(
 
 
 # --- the model ----------------------------------------------------------------------------
-def make_gtsa(**kwargs) -> GTSAModel:
+def gtsa_parts() -> list:
+    """GTSA's parts at their default weights: crop 1, correspondence 0.5, rotation 0.5."""
+    return [CropTerm(), CorrespondenceTerm(), RotationTerm()]
+
+
+def make_gtsa(parts=None, **kwargs) -> TeacherStudentModel:
     """Tiny GTSA (module-level: the 2-replica subprocess imports it); teacher momentum 0.5 so the EMA shows."""
     args = dict(num_local=NUM_LOCAL, image_size=GLOBAL, local_size=LOCAL, teacher_base_momentum=0.5)
-    return GTSAModel(VisionTransformer(**VIT_PRESETS["vit_tiny"]), **{**args, **kwargs})
+    vit = VisionTransformer(**VIT_PRESETS["vit_tiny"])
+    return TeacherStudentModel(vit, gtsa_parts() if parts is None else parts, **{**args, **kwargs})
 
 
-def make_dino() -> GTSAModel:
-    return make_gtsa(**DINO)
+def make_dino() -> TeacherStudentModel:
+    return make_gtsa([DINOTerm(**TINY_DINO)])
 
 
 def multicrop_batch(batch: int, size: int = GLOBAL, seed: int = 0) -> dict:
@@ -120,7 +133,7 @@ def multicrop_batch(batch: int, size: int = GLOBAL, seed: int = 0) -> dict:
     [(make_gtsa, ["correspondence", "crop", "rotation", "rotation_accuracy"]), (make_dino, ["dino"])],
     ids=["gtsa", "dino_baseline"],
 )
-def test_gtsa_model_contract(make, terms, tmp_path):
+def test_teacher_student_model_contract(make, terms, tmp_path):
     model = make()
     batch = multicrop_batch(8)
     assert sorted(model.term_names()) == terms
@@ -148,7 +161,8 @@ def test_gtsa_model_contract(make, terms, tmp_path):
     path = str(tmp_path / "gtsa.keras")
     model.save(path)
     loaded = keras.models.load_model(path)
-    assert isinstance(loaded, GTSAModel)
+    assert isinstance(loaded, TeacherStudentModel)
+    assert [type(p) for p in loaded.parts] == [type(p) for p in model.parts]
     for a, b in zip(model.weights, loaded.weights):
         np.testing.assert_array_equal(np.array(a), np.array(b), err_msg=a.path)
     np.testing.assert_array_equal(loaded(batch["views"]["l1"])["embedding"], model(batch["views"]["l1"])["embedding"])
@@ -156,7 +170,7 @@ def test_gtsa_model_contract(make, terms, tmp_path):
     ev_loaded = loaded.evaluate(batch, batch_size=8, verbose=0, return_dict=True)
     for k in ev:
         assert ev_loaded[k] == pytest.approx(ev[k], rel=1e-6), (k, ev, ev_loaded)
-    assert GTSAModel.from_config(model.get_config()).get_config() == model.get_config()
+    assert TeacherStudentModel.from_config(model.get_config()).get_config() == model.get_config()
 
 
 def test_gradients_reach_every_student_variable_and_no_teacher_variable():
@@ -173,7 +187,7 @@ def test_gradients_reach_every_student_variable_and_no_teacher_variable():
 
 
 def test_each_loss_is_its_own_term_and_the_total_weighs_them():
-    model = make_gtsa(crop_weight=0.7, correspondence_weight=0.3, rotation_weight=0.2)
+    model = make_gtsa([CropTerm(0.7), CorrespondenceTerm(0.3), RotationTerm(0.2)])
     total, terms = model.compute_losses(tf.nest.map_structure(tf.convert_to_tensor, multicrop_batch(4)))
     expected = 0.7 * terms["crop"] + 0.3 * terms["correspondence"] + 0.2 * terms["rotation"]
     assert float(total) == pytest.approx(float(expected), rel=1e-6)
@@ -181,7 +195,7 @@ def test_each_loss_is_its_own_term_and_the_total_weighs_them():
 
 
 def test_correspondence_loss_waits_for_the_warm_up():
-    model = make_gtsa(crop_weight=0.0, rotation_weight=0.0, correspondence_warmup_steps=2)
+    model = make_gtsa([CorrespondenceTerm(warmup_steps=2)])
     model.compile(optimizer=keras.optimizers.SGD(0.1))
     batch = multicrop_batch(4)
     history = model.fit(batch, batch_size=4, epochs=3, shuffle=False, verbose=0).history
@@ -199,8 +213,11 @@ def test_bad_batches_and_arguments_are_named():
     del batch["params"]["g2"]["overlap"]
     with pytest.raises(ValueError, match="params\\['g2'\\]\\['overlap'\\]"):
         model.compute_losses(batch)
-    with pytest.raises(ValueError, match="weights must be >= 0"):
-        make_gtsa(crop_weight=0, correspondence_weight=0, rotation_weight=0)
+    for parts in ([], [CropTerm(0.0)], [CropTerm(), CropTerm()], [CropTerm(), "rotation"]):
+        with pytest.raises(ValueError, match="at least one, each once, with loss weights > 0"):
+            make_gtsa(parts)
+    with pytest.raises(ValueError, match="weight must be >= 0"):
+        CropTerm(-1.0)
     with pytest.raises(ValueError, match="patch grids"):
         make_gtsa(local_size=4)
 
@@ -240,8 +257,9 @@ def _gelu(x):
 
 def test_rotation_head_is_gtsas_rot_predictor():
     """[Linear-LN-GELU] x 2, Linear-LN with no GELU, Linear(4): GTSA's rot_predictor, checked in NumPy."""
-    model = make_gtsa(rotation_units=(12, 10, 6))
-    mlp, logits = model.rotation_head.layers
+    model = make_gtsa([RotationTerm(units=(12, 10, 6))])
+    head = model.part("rotation").head
+    mlp, logits = head.layers
     x = np.random.default_rng(0).normal(size=(3, 32)).astype("float32")
     h = x
     for i, (dense, norm) in enumerate(zip(mlp.dense_layers, mlp.norm_layers)):
@@ -250,7 +268,7 @@ def test_rotation_head_is_gtsas_rot_predictor():
         )
         h = _gelu(h) if i < 2 else h
     expected = h @ np.asarray(logits.kernel) + np.asarray(logits.bias)
-    np.testing.assert_allclose(np.asarray(model.rotation_head(x)), expected, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(head(x)), expected, atol=1e-5)
     assert [d.units for d in mlp.dense_layers] == [12, 10, 6] and logits.units == 4
     # PyTorch's default nn.Linear init, as GTSA's rot_predictor: kernel and bias U(+-1/sqrt(fan_in)). The
     # lower bound is checked on kernel and bias together: a 4-entry bias alone stays under half the
@@ -272,7 +290,7 @@ def test_teacher_momentum_is_gtsas_next_step_momentum():
 
 def test_teacher_runs_without_the_students_drop_path():
     vit = VisionTransformer(**{**VIT_PRESETS["vit_tiny"], "drop_path_rate": 0.1})
-    model = GTSAModel(vit, num_local=NUM_LOCAL, image_size=GLOBAL, local_size=LOCAL)
+    model = TeacherStudentModel(vit, gtsa_parts(), num_local=NUM_LOCAL, image_size=GLOBAL, local_size=LOCAL)
     assert model.backbone.get_layer("block1").drop_path_rate == pytest.approx(0.1)
     assert model.teacher_backbone.drop_path_rate == 0.0
     assert all(model.teacher_backbone.get_layer(f"block{i}").drop_path_rate == 0.0 for i in range(2))
@@ -282,11 +300,11 @@ def test_teacher_runs_without_the_students_drop_path():
 
 
 def test_sampling_ratio_takes_torchvisions_adaptive_count():
-    assert make_gtsa().sampling_ratio == -1
-    assert make_gtsa(sampling_ratio=2).get_config()["sampling_ratio"] == 2
+    assert make_gtsa().part("crop").sampling_ratio == -1
+    assert make_gtsa([CropTerm(sampling_ratio=2)]).part("crop").get_config()["sampling_ratio"] == 2
     for bad in (0, -2, 1.5):
         with pytest.raises(ValueError, match="sampling_ratio must be an int >= 1 or -1"):
-            make_gtsa(sampling_ratio=bad)
+            CropTerm(sampling_ratio=bad)
 
 
 @pytest.mark.parametrize("torch_epsilon", [True, False])
@@ -323,39 +341,6 @@ def test_one_step_on_two_replicas_equals_one_device(make):
     assert figures["target_diff"] < 1e-4 * max(1.0, figures["grad_max"]), figures
 
 
-def _examples(module: str) -> list:
-    import inspect
-    import re
-    import textwrap
-
-    mod = importlib.import_module(module)
-    return [
-        pytest.param(textwrap.dedent(code), id=f"{module}.{name}")
-        for name, obj in vars(mod).items()
-        if inspect.isclass(obj) and obj.__module__ == mod.__name__
-        for code in re.findall(r"```python\n(.*?)```", obj.__doc__ or "", re.S)
-    ]
-
-
-@pytest.mark.parametrize("code", _examples("keras_eqssl.methods.ssl_model") + _examples("keras_eqssl.methods.gtsa"))
-def test_python_examples_of_the_base_and_gtsa_run(code):
-    from test_methods import test_docstring_python_examples_run
-
-    test_docstring_python_examples_run(code)
-
-
-@pytest.mark.parametrize(
-    "module",
-    ["keras_eqssl.methods.scheduled_adamw", "keras_eqssl.losses.roi_cosine", "keras_eqssl.losses.rotation_prediction",
-     "keras_eqssl.losses.ema"],
-)  # fmt: skip
-def test_doctests_run(module):
-    import doctest
-
-    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0, result
-
-
 def test_config_drop_path_rate_reaches_the_student_not_the_teacher():
     from train_helpers import load_config
 
@@ -366,3 +351,85 @@ def test_config_drop_path_rate_reaches_the_student_not_the_teacher():
     model = model_from_config(config)
     assert model.backbone.drop_path_rate == 0.1
     assert model.teacher_backbone.drop_path_rate == 0.0
+
+
+# --- the parts' registry and the model kind's config -------------------------------------------
+def test_parts_register_by_short_name_and_join_the_config_section():
+    assert list(TERMS) == ["crop", "correspondence", "rotation", "dino"]  # the order configs build them in
+
+    class Scale(TeacherStudentTerm):
+        short_name = "scale_test"
+
+        def __init__(self, weight: float = 0.0, bins: int = 4, **kwargs):
+            super().__init__(weight, **kwargs)
+            self.bins = bins
+
+    try:
+        assert TERMS["scale_test"] is Scale
+        assert TeacherStudentModel.config_section()["scale_test"] == {"weight": 0.0, "bins": 4}
+        assert "model.teacher_student.scale_test.weight" in TeacherStudentModel.config_rules()
+        with pytest.raises(ValueError, match="short_name 'crop' .* is taken by"):
+            type("Crop2", (TeacherStudentTerm,), {"short_name": "crop", "__module__": __name__})
+    finally:
+        del TERMS["scale_test"]
+
+
+def test_config_section_is_built_from_the_parts_constructors():
+    section = TeacherStudentModel.config_section()
+    assert {k: section[k] for k in ("name", "momentum", "projection_units")} == {
+        "name": "",
+        "momentum": 0.996,
+        "projection_units": 0,
+    }
+    assert {name: section[name]["weight"] for name in TERMS} == {
+        "crop": 1.0,
+        "correspondence": 0.5,
+        "rotation": 0.5,
+        "dino": 0.0,
+    }
+    assert section["crop"] == {"weight": 1.0, "roi_sizes": "", "sampling_ratio": -1}
+    assert section["correspondence"] == {"weight": 0.5, "warmup_steps": 0, "match_fraction": 0.5}
+    assert sorted(section["dino"]) == sorted(["weight", *TINY_DINO, "student_temperature", "teacher_temperature",
+                                              "center_momentum"])  # fmt: skip
+    assert TeacherStudentModel.resume_rules() == {"model.teacher_student.correspondence.warmup_steps": "apply"}
+
+
+def test_gtsa_and_dino_are_two_configs_of_one_kind():
+    from train_helpers import load_config
+
+    gtsa, dino = load_config("gtsa"), load_config("gtsa_dino")
+    assert gtsa.model.method == dino.model.method == TeacherStudentModel.kind == "teacher_student"
+    assert TeacherStudentModel.run_name(gtsa) == "gtsa" and TeacherStudentModel.run_name(dino) == "dino"
+    gtsa.model.teacher_student.name = ""
+    assert TeacherStudentModel.run_name(gtsa) == "crop_correspondence_rotation"
+    assert gtsa.model.teacher_student.correspondence.warmup_steps == gtsa.train.steps // 10
+
+
+def test_config_problems_name_the_fields():
+    from train_helpers import load_config
+
+    from keras_eqssl.config_validation import validate
+    from keras_eqssl.errors import ConfigError
+
+    assert TeacherStudentModel.config_problems(load_config("gtsa")) == []
+    config = load_config("gtsa")
+    config.augment.policy = "simclr"
+    config.augment.gtsa.rotate = False
+    problems = " | ".join(TeacherStudentModel.config_problems(config))
+    assert "set config.augment.policy='gtsa'" in problems
+    assert "config.model.teacher_student.rotation.weight > 0 predicts" in problems
+    config = load_config("gtsa")
+    for name in TERMS:
+        config.model.teacher_student[name].weight = 0.0
+    assert "every part's weight is 0" in " ".join(TeacherStudentModel.config_problems(config))
+    config = load_config("gtsa_dino")
+    assert TeacherStudentModel.batch_problems(config, 2) == []
+    assert "DINO (config.model.teacher_student.dino.weight > 0)" in TeacherStudentModel.batch_problems(config, 1)[0]
+    assert TeacherStudentModel.batch_problems(load_config("gtsa"), 1) == []
+    for field, value in (("correspondence.match_fraction", 0.0), ("crop.roi_sizes", "4"), ("dino.units", 0),
+                         ("rotation.weight", -1.0), ("dino.center_momentum", 2.0)):  # fmt: skip
+        config = load_config("gtsa")
+        part, key = field.split(".")
+        config.model.teacher_student[part][key] = value
+        with pytest.raises(ConfigError, match=rf"config\.model\.teacher_student\.{field}="):
+            validate(config)

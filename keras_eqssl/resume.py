@@ -9,7 +9,7 @@ Every config field has one of three rules (`RESUME_RULES`, first matching prefix
   `ConfigError`, naming every such field with its old and new value.
 - `"apply"`: the field sets how the remaining steps train, not what the weights are
   (`train.steps`, `optim.lr`/`schedule`/`warmup_steps`/`weight_decay`, loss weights and
-  temperatures, GTSA's `correspondence_warmup_steps`, `train.precision` between float32 and
+  temperatures, GTSA's correspondence `warmup_steps`, `train.precision` between float32 and
   mixed_bfloat16). A value a config file derives from another field (`configs/gtsa.py`: both
   warm-ups are 10% of `train.steps`) follows it, and is applied with it. The model and its
   optimizer are rebuilt from the new config and the checkpoint's weights and optimizer state
@@ -25,7 +25,7 @@ Example:
 
 ```python
 from keras_eqssl.default_config import get_config
-from keras_eqssl.methods.resume import resume_changes
+from keras_eqssl.resume import resume_changes
 
 old, new = get_config(), get_config()
 new.optim.lr, new.train.steps = 5e-4, 1200
@@ -39,14 +39,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import pathlib
 import warnings
-import zipfile
 
-from keras_eqssl.config_validation import ConfigError
-from keras_eqssl.errors import InputError
-
-CONFIG_SUFFIX = ".config.json"  # ckpt-00000100.keras -> ckpt-00000100.config.json
+from keras_eqssl.checkpoints import check_archive, config_path, read_config
+from keras_eqssl.errors import ConfigError
 
 # (prefix, rule); the longest matching prefix wins, so a specific key overrides its section.
 RESUME_RULES = (
@@ -64,22 +60,31 @@ RESUME_RULES = (
     ("optim.schedule", "apply"),
     ("optim.warmup_steps", "apply"),
     ("optim.weight_decay", "apply"),
-    ("model.temperature", "apply"),
-    ("model.vicreg", "apply"),
-    ("model.barlow_lambda", "apply"),
-    ("model.byol_momentum", "apply"),
-    ("model.gtsa.correspondence_warmup_steps", "apply"),  # a schedule; configs/gtsa.py derives it from train.steps
 )
-# Each objective adds ("model.<short_name>.<argument>", "apply") for its `resume_apply` arguments.
+# Each model kind adds its `resume_rules()`: PairModel's are each invariance loss's
+# ("model.invariance.<name>.<argument>", "apply") and each objective's ("model.<name>.<argument>", "apply")
+# for their `resume_apply` arguments (temperatures, loss weights, BYOL's base momentum).
+
+# The fields of the pair model's invariance loss before it had its section, `config.model.invariance`:
+# a checkpoint whose recorded config has them was written by an older version, and cannot be compared.
+FLAT_INVARIANCE_FIELDS = (
+    "model.invariance", "model.projector", "model.projector_last_bias", "model.predictor", "model.temperature",
+    "model.negatives", "model.projector_last_bn", "model.vicreg", "model.barlow_lambda", "model.byol_momentum",
+)  # fmt: skip
 
 
 def _rules() -> dict[str, str]:
-    from keras_eqssl.default_config import registered_objectives
+    from keras_eqssl.default_config import registered_model_kinds
 
     rules = dict(RESUME_RULES)
-    for name, objective in registered_objectives().items():
-        rules.update({f"model.{name}.{key}": "apply" for key in objective.resume_apply})
+    for kind in registered_model_kinds().values():
+        rules.update(kind.resume_rules())
     return rules
+
+
+def _flat_invariance_fields(recorded: dict) -> list[str]:
+    """The fields of `FLAT_INVARIANCE_FIELDS` a recorded (flattened) config has."""
+    return [key for key in recorded if key in FLAT_INVARIANCE_FIELDS or key.startswith("model.vicreg.")]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +128,14 @@ def resume_changes(recorded, current) -> list[Change]:
 
     defaults = _normalize(get_config())
     old, new = _normalize(recorded), _normalize(current)
+    flat = _flat_invariance_fields(old)
+    if flat:
+        raise ConfigError(
+            f"the checkpoint's recorded config has {', '.join(f'config.{k}' for k in flat)}: fields of an older "
+            "keras_eqssl, now in config.model.invariance (name, and one section per loss, e.g. "
+            "config.model.invariance.vicreg.sim_weight), so this version cannot compare its config; resume it "
+            "with the version that wrote it, or train in another workdir"
+        )
     changes = []
     for key in sorted(set(old) | set(new)):
         if key not in defaults and key not in new:
@@ -134,33 +147,6 @@ def resume_changes(recorded, current) -> list[Change]:
                 rule = "refuse"  # its loss-scale optimizer has other variables
             changes.append(Change(key, before, after, rule))
     return changes
-
-
-def config_path(checkpoint: str | os.PathLike) -> pathlib.Path:
-    """Where the run config of checkpoint `ckpt-<step>.keras` is recorded."""
-    path = pathlib.Path(checkpoint)
-    return path.with_name(path.name.removesuffix(".keras") + CONFIG_SUFFIX)
-
-
-def write_config(checkpoint: str | os.PathLike, config) -> pathlib.Path:
-    """Records `config` for `checkpoint` (atomically: a temporary file, then a rename)."""
-    path = config_path(checkpoint)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tree = config.to_dict() if hasattr(config, "to_dict") else config
-    tmp.write_text(json.dumps(tree, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-    return path
-
-
-def read_config(checkpoint: str | os.PathLike) -> dict | None:
-    """The config recorded with `checkpoint`, or None when it has none (written by an older version)."""
-    path = config_path(checkpoint)
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except ValueError as err:
-        raise ConfigError(f"{path}: the config recorded with the checkpoint is not valid JSON ({err})") from err
 
 
 def check_resume(checkpoint: str | os.PathLike, config) -> list[Change]:
@@ -181,50 +167,6 @@ def check_resume(checkpoint: str | os.PathLike, config) -> list[Change]:
             "train in another workdir."
         )
     return [c for c in changes if c.rule == "apply"]
-
-
-class DamagedCheckpointError(InputError, ValueError):
-    """A checkpoint file is not a complete `.keras` archive; the message offers the intact earlier one."""
-
-
-def check_archive(checkpoint: str | os.PathLike) -> None:
-    """`DamagedCheckpointError` unless `checkpoint` is a complete `.keras` archive (a zip with the
-    model's config and weights, every member's CRC intact), naming the newest intact one before it."""
-    path = pathlib.Path(checkpoint)
-    problem = _archive_problem(path)
-    if problem is None:
-        return
-    if path.name.startswith("ckpt-"):
-        earlier = _intact(path.parent, before=path)
-        offer = (
-            f"the newest intact one is {earlier[-1]}: move {path.name} away to resume from it"
-            if earlier
-            else "no intact earlier checkpoint is left: start over in another workdir"
-        )
-    else:  # a run's model.keras: its checkpoints are in checkpoints/ beside it
-        kept = _intact(path.parent / "checkpoints")
-        offer = f"the run's newest intact checkpoint is {kept[-1]}" if kept else "no intact checkpoint is beside it"
-    raise DamagedCheckpointError(f"checkpoint {path} is damaged: {problem}; {offer}.")
-
-
-def _archive_problem(path: pathlib.Path) -> str | None:
-    """What makes `path` not a complete `.keras` archive, or None when it is one."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            missing = {"config.json", "model.weights.h5"} - set(archive.namelist())
-            bad = archive.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError) as err:
-        return f"it is not a complete .keras archive ({err})"
-    return f"it lacks {sorted(missing)}" if missing else (f"member {bad} is corrupt" if bad else None)
-
-
-def _intact(directory: pathlib.Path, before: pathlib.Path | None = None) -> list[pathlib.Path]:
-    """The checkpoint files in `directory` (older than `before`) whose archives are whole, oldest first."""
-    from keras_eqssl.methods.callbacks import checkpoint_files
-
-    files = [path for _, path in checkpoint_files(directory)]
-    older = files[: files.index(before)] if before in files else files
-    return [path for path in older if _archive_problem(path) is None]
 
 
 def load_checkpoint_state(model, checkpoint: str | os.PathLike, step: int) -> None:

@@ -1,0 +1,1 @@
+"""Config files of `keras-eqssl-train` (`--config=configs/FILE.py`) and the recipes they share (`configs.common`)."""
