@@ -238,6 +238,7 @@ def run_pair_model_test(
         loaded = keras.models.load_model(path)
         assert type(loaded) is PairModel
         assert_outputs_equal(outputs, loaded(images, training=False), what="saved/loaded model(images)")
+        loaded.run_eagerly = True  # `evaluate` was traced in 2.; tracing it again costs seconds for 2 steps
         reloaded = loaded.evaluate(batch, batch_size=batch_size, verbose=0, return_dict=True)
         # The same weights give the same terms; the summed `loss` may differ in its last float32
         # bit between two evaluations (seen ~1 run in 10), so it is compared to 1e-6 relative.

@@ -125,6 +125,7 @@ def test_train_rejects_a_non_pair_policy_naming_it(tmp_path):
     assert "config.augment.policy='gtsa'" in result.stderr and "'v1'" in result.stderr
 
 
+@pytest.mark.slow  # two CLI processes (16 s); the one-line-error path is checked by the default suite's train CLI cases
 def test_evaluate_names_a_bad_model_and_a_bad_data_root(tmp_path):
     result = run_cli("evaluate", f"--model={tmp_path / 'nothing'}", "--data=skimage_photos", f"--out={tmp_path}")
     assert result.returncode == 2 and str(tmp_path / "nothing") in result.stderr

@@ -1,5 +1,6 @@
 """The package's layers (pyproject's `[tool.importlinter]`): nothing imports upward, lazy imports
-included, and every top-level module has its place, so no two of them import each other."""
+included, and every top-level module has its place, so no two of them import each other; and no
+two modules anywhere in the package import each other (no import cycle)."""
 
 from __future__ import annotations
 
@@ -55,3 +56,49 @@ def test_a_new_lazy_upward_import_breaks_the_contract(tmp_path):
     assert result.returncode != 0, result.stdout[-4000:]
     assert "keras_eqssl.nn is not allowed to import keras_eqssl.methods" in result.stdout
     assert "keras_eqssl.nn.mlp -> keras_eqssl.methods" in result.stdout
+
+
+def import_cycles(package: str) -> list[list[str]]:
+    """The groups of modules of `package` that import each other, directly or through others (lazy imports
+    included): the strongly connected components of the import graph with more than one module."""
+    import grimp
+
+    graph = grimp.build_graph(package)
+    index, low, stack, on_stack, cycles = {}, {}, [], set(), []
+
+    def visit(module):  # Tarjan's algorithm
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for imported in graph.find_modules_directly_imported_by(module):
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in on_stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            group = []
+            while not group or group[-1] != module:
+                group.append(stack.pop())
+                on_stack.discard(group[-1])
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for module in sorted(graph.modules):
+        if module not in index:
+            visit(module)
+    return cycles
+
+
+def test_no_two_modules_import_each_other():
+    assert import_cycles("keras_eqssl") == []
+
+
+def test_a_cycle_is_found(tmp_path, monkeypatch):
+    package = tmp_path / "cyclic"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("from cyclic import b\n")
+    (package / "b.py").write_text("def f():\n    from cyclic import a\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert import_cycles("cyclic") == [["cyclic.a", "cyclic.b"]]

@@ -360,6 +360,7 @@ def _train_four_steps(config) -> tuple:
     return model, model.fit(dataset, epochs=1, steps_per_epoch=config.train.steps, verbose=0).history
 
 
+@pytest.mark.slow  # a 4-step training from a config (12 s), like the registry tests' trainings; CI runs it
 def test_the_online_probe_trains_from_a_config_on_a_labelled_source():
     config = _online_probe_config()
     validate(config)

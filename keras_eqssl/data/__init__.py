@@ -3,10 +3,9 @@
 Names are imported lazily, so `keras_eqssl.data.render` runs without loading TensorFlow.
 """
 
+from keras_eqssl.data.source_names import PHOTO_SPLITS as PHOTO_SPLITS  # re-exported
+from keras_eqssl.data.source_names import SOURCES
 from keras_eqssl.lazy_exports import lazy_getattr as _lazy_getattr
-
-SOURCES = ("skimage_photos", "image_folder", "tfds", "fashion_mnist", "threedie")
-PHOTO_SPLITS = ("all", "train", "test")  # skimage_photos' `photos` (see `data.photos.photo_names`)
 
 _EXPORTS = {
     "keras_eqssl.data.photos": ("PHOTOS", "HELD_OUT_PHOTOS", "load_photos", "photo_names", "skimage_photos"),
@@ -30,7 +29,7 @@ _EXPORTS = {
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
-__all__ = sorted([*_WHERE, "SOURCES", "source_from_config"])
+__all__ = sorted([*_WHERE, "PHOTO_SPLITS", "SOURCES", "source_from_config"])
 
 
 __getattr__ = _lazy_getattr(__name__, _WHERE, globals())

@@ -7,7 +7,7 @@ import functools
 import numpy as np
 import tensorflow as tf
 
-from keras_eqssl.data import PHOTO_SPLITS
+from keras_eqssl.data.source_names import PHOTO_SPLITS
 
 # Photographs (not synthetic patterns) that scikit-image bundles in its wheel; some are gray.
 PHOTOS = (
