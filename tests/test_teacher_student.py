@@ -167,7 +167,6 @@ def test_teacher_student_model_contract(make, terms, tmp_path):
         np.testing.assert_array_equal(np.array(a), np.array(b), err_msg=a.path)
     np.testing.assert_array_equal(loaded(batch["views"]["l1"])["embedding"], model(batch["views"]["l1"])["embedding"])
     ev = model.evaluate(batch, batch_size=8, verbose=0, return_dict=True)
-    loaded.run_eagerly = True  # one step: tracing `test_step` again (checked just above) costs seconds
     ev_loaded = loaded.evaluate(batch, batch_size=8, verbose=0, return_dict=True)
     for k in ev:
         assert ev_loaded[k] == pytest.approx(ev[k], rel=1e-6), (k, ev, ev_loaded)
