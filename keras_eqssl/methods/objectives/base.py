@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 
 from keras_eqssl.methods.context import ModelContext
-from keras_eqssl.methods.registry import ConfigSection, parse_units  # noqa: F401 (parse_units: the objectives' import)
+from keras_eqssl.methods.registry import ConfigSection
 
 TOTAL = "total"
 
