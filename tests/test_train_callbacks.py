@@ -163,3 +163,25 @@ def test_a_signal_mid_epoch_stops_fit_after_the_step_with_a_checkpoint_of_it(tmp
     assert int(model.optimizer.iterations.numpy()) == 3  # the epoch of 4 steps was cut after step 3
     assert [step for step, _ in checkpoint_files(tmp_path)] == [3]
     assert signal.getsignal(signum) is before  # the handlers are put back
+
+
+def test_a_signal_between_two_fits_under_held_is_recorded_and_the_next_fit_stops_after_one_step(tmp_path):
+    import os
+    import signal
+
+    from keras_eqssl.methods.callbacks import StopOnSignal
+
+    before = signal.getsignal(signal.SIGINT)
+    stopper = StopOnSignal()
+    model = _model()
+    callbacks = [stopper, Checkpointer(tmp_path)]
+    with stopper.held():
+        model.fit(_batches(), epochs=1, steps_per_epoch=2, callbacks=callbacks, verbose=0)
+        assert stopper.interrupted is None
+        os.kill(os.getpid(), signal.SIGINT)  # between the fits: no KeyboardInterrupt
+        assert stopper.interrupted == signal.SIGINT
+        model.fit(_batches(), epochs=3, steps_per_epoch=2, initial_epoch=1, callbacks=callbacks, verbose=0)
+        assert signal.getsignal(signal.SIGINT) is before  # the first signal put the handlers back
+    assert int(model.optimizer.iterations.numpy()) == 3  # the second fit stopped after its first step
+    assert [step for step, _ in checkpoint_files(tmp_path)] == [2, 3]
+    assert signal.getsignal(signal.SIGINT) is before

@@ -257,6 +257,16 @@ def _batches(config, first_step: int, strategy, progress: bool):
     return dataset, specs
 
 
+def _signals_held(callbacks):
+    """`StopOnSignal.held()` of the run's stopper (a no-op context where it has none)."""
+    import contextlib
+
+    from keras_eqssl.methods.callbacks import StopOnSignal
+
+    stopper = next((c for c in callbacks if isinstance(c, StopOnSignal)), None)
+    return stopper.held() if stopper is not None else contextlib.nullcontext()
+
+
 def _raise_if_interrupted(callbacks, model, ckpt_dir: str) -> None:
     """`TrainingInterrupted` naming the checkpoint of the step `fit` stopped at, when a signal stopped it."""
     from keras_eqssl.checkpoints import latest_checkpoint
@@ -363,21 +373,23 @@ def _train(config, strategy_name: str, tpu: str, strategy_options: dict) -> dict
     start = time.perf_counter()
     callbacks = _callbacks(config, model, sample, checkpoint and checkpoint["path"], chief=chief)
     history = {}
-    for segment_start, epochs, per_segment_epoch, initial_epoch in fit_segments(first_step, steps, per_epoch):
-        if segment_start != first_step:  # a run resumed mid-epoch: a fresh stream from the epoch boundary
-            dataset, _ = _batches(config, segment_start, strategy, progress=False)
-        fit = model.fit(
-            dataset,
-            epochs=epochs,
-            steps_per_epoch=per_segment_epoch,
-            initial_epoch=initial_epoch,
-            callbacks=callbacks,
-            verbose=1 if config.train.progress else 2,
-            shuffle=False,
-        )
-        for name, values in fit.history.items():
-            history.setdefault(name, []).extend(values)
-        _raise_if_interrupted(callbacks, model, ckpt_dir)
+    with _signals_held(callbacks):  # a signal between two fits is a clean stop too
+        for segment_start, epochs, per_segment_epoch, initial_epoch in fit_segments(first_step, steps, per_epoch):
+            _raise_if_interrupted(callbacks, model, ckpt_dir)
+            if segment_start != first_step:  # a run resumed mid-epoch: a fresh stream from the epoch boundary
+                dataset, _ = _batches(config, segment_start, strategy, progress=False)
+            fit = model.fit(
+                dataset,
+                epochs=epochs,
+                steps_per_epoch=per_segment_epoch,
+                initial_epoch=initial_epoch,
+                callbacks=callbacks,
+                verbose=1 if config.train.progress else 2,
+                shuffle=False,
+            )
+            for name, values in fit.history.items():
+                history.setdefault(name, []).extend(values)
+            _raise_if_interrupted(callbacks, model, ckpt_dir)
     seconds = time.perf_counter() - start
     final = os.path.join(config.workdir, "model.keras")
     metrics = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -61,6 +62,10 @@ class StopOnSignal(keras.callbacks.Callback):
     are installed in `on_train_begin` and the previous ones put back in `on_train_end`; they can be
     installed only from the main thread, so in another thread this callback does nothing.
 
+    Training made of several `fit` calls wraps them in `with stopper.held():`, which keeps the
+    handlers from its start to its end: a signal between two calls is then recorded too (check
+    `interrupted` before the next call) instead of raising `KeyboardInterrupt` there.
+
     Example:
 
     ```python
@@ -77,19 +82,42 @@ class StopOnSignal(keras.callbacks.Callback):
         super().__init__()
         self.interrupted: int | None = None
         self._previous: dict = {}
+        self._held = False
+
+    @contextlib.contextmanager
+    def held(self):
+        """Keeps the handlers installed for the whole `with` block (several `fit` calls)."""
+        self.interrupted = None
+        self._install()
+        self._held = True
+        try:
+            yield self
+        finally:
+            self._held = False
+            self._restore()
+
+    def _install(self) -> None:
+        if threading.current_thread() is threading.main_thread() and not self._previous:
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+
+    def _restore(self) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous = {}
 
     def on_train_begin(self, logs=None):
-        self.interrupted = None
-        if threading.current_thread() is not threading.main_thread():
+        if self._held:
+            if self.interrupted is not None:  # came between two fits: stop after this call's first step
+                self.model.stop_training = True
             return
-        self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        self.interrupted = None
+        self._install()
 
     def _handle(self, signum, frame):
         self.interrupted = signum
-        self.model.stop_training = True
-        for s, handler in self._previous.items():  # the next signal acts at once
-            signal.signal(s, handler)
-        self._previous = {}
+        if self.model is not None:
+            self.model.stop_training = True
+        self._restore()  # the next signal acts at once
         os.write(
             2,
             f"\n{signal.Signals(signum).name}: stopping after this step and writing a checkpoint of it "
@@ -97,9 +125,8 @@ class StopOnSignal(keras.callbacks.Callback):
         )
 
     def on_train_end(self, logs=None):
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
-        self._previous = {}
+        if not self._held:
+            self._restore()
 
 
 class StopOnNonFinite(keras.callbacks.Callback):
