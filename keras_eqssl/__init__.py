@@ -29,16 +29,22 @@ _EXPORTS = {
     ),
     "keras_eqssl.checkpoints": ("latest_checkpoint", "save_atomically"),
     "keras_eqssl.config_validation": ("validate",),
-    "keras_eqssl.data": ("skimage_photos", "threedie_pairs", "train_batches", "view_batches"),
+    "keras_eqssl.data": ("skimage_photos", "threedie_pairs", "view_batches"),
+    # from its module: once anything imports the module keras_eqssl.data.train_batches, the package's
+    # attribute of that name is the module, not the function
+    "keras_eqssl.data.train_batches": ("train_batches",),
     "keras_eqssl.distribute": ("strategy_from_name",),
     "keras_eqssl.errors": ("ConfigError", "InputError"),
     "keras_eqssl.export": ("Encoder", "export_checkpoint", "export_encoder", "load_encoder"),
+    "keras_eqssl.export.finetune": ("classifier", "feature_model"),
+    "keras_eqssl.probes.low_label": ("low_label_probe", "low_label_scores", "low_label_table"),
     "keras_eqssl.methods": (
         "BYOL", "BarlowTwins", "CorrespondenceTerm", "CoupledSGD", "CropTerm", "CrossAttentionReconstruction",
         "DINOTerm", "ESSL", "INVARIANCES", "Invariance", "MODEL_KINDS", "OBJECTIVES", "Objective", "PairModel", "ParameterPrediction",
         "RotationTerm", "SIE", "SSLModel", "STL", "ScheduledAdamW", "SimCLR", "SimSiam", "TeacherStudentModel",
         "TeacherStudentTerm", "TorchAdam", "VICReg",
     ),
+    "keras_eqssl.methods.collapse": ("CollapseMonitor",),
     "keras_eqssl.methods.callbacks": (
         "CheckpointWriteError", "Checkpointer", "ModelWriteError", "NonFiniteLossError", "ReconstructionImages",
         "StopOnNonFinite", "StopOnSignal", "TrainingInterrupted",

@@ -151,6 +151,8 @@ def _value_rules() -> dict[str, Callable]:
         "train.checkpoint_every": positive_int,
         "train.log_every": positive_int,
         "train.image_every": non_negative_int,
+        "train.collapse_std_fraction": probability,
+        "train.collapse_rank_fraction": probability,
         "train.precision": one_of(("auto", "float32", "mixed_float16", "mixed_bfloat16")),
         "train.steps_per_execution": positive_int,
         "eval.families": names(KNOWN_FAMILIES, allow_empty=True),

@@ -44,7 +44,7 @@ def get_config() -> ml_collections.ConfigDict:
 
     c.data = ml_collections.ConfigDict()
     c.data.source = "threedie"  # threedie | skimage_photos | image_folder | tfds | fashion_mnist
-    c.data.root = ""  # image_folder: one subfolder per class
+    c.data.root = ""  # image_folder: one subfolder per class, or images directly in it (unlabelled)
     c.data.tfds_name = ""  # tfds: a prepared image-classification dataset, e.g. "cifar10"
     c.data.data_dir = ""  # tfds: its data_dir ("" = tfds default)
     c.data.split = "train"
@@ -164,6 +164,13 @@ def get_config() -> ml_collections.ConfigDict:
     c.train.checkpoint_every = 100  # steps; also the length of a Keras "epoch". Must divide steps (or be >= steps)
     c.train.log_every = 10  # TensorBoard scalars every N steps
     c.train.image_every = 100  # reconstruction images in TensorBoard every N steps (0 = never)
+    # Collapse monitors (keras_eqssl.methods.collapse.CollapseMonitor), every log_every steps on a fixed
+    # batch: the L2-normalised embedding's per-dimension std and its effective rank, in the progress bar and
+    # TensorBoard; a warning when std < collapse_std_fraction / sqrt(dim) or effective rank <
+    # collapse_rank_fraction * min(batch, dim).
+    c.train.collapse_monitor = True
+    c.train.collapse_std_fraction = 0.02
+    c.train.collapse_rank_fraction = 0.02
     c.train.resume = True  # continue from workdir/checkpoints if a checkpoint is there
     c.train.overwrite = False  # with resume=False: delete the workdir's checkpoints (else refuse to start)
     c.train.precision = "auto"  # auto | float32 | mixed_float16 | mixed_bfloat16 (keras_eqssl.precision)

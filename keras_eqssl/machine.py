@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import platform
 
@@ -94,3 +95,17 @@ def cores_line() -> str:
     inter = tf.config.threading.get_inter_op_parallelism_threads() or cores
     threads = f"TensorFlow: {intra} intra-op, {inter} inter-op threads; {onednn_state()}"
     return f"using {cores} of {os.cpu_count()} cores ({threads})"
+
+
+def has_nvidia_gpu() -> bool:
+    """Whether this process may see an NVIDIA GPU: a driver is loaded and `CUDA_VISIBLE_DEVICES` hides none of it.
+
+    No TensorFlow import: it reads `/proc/driver/nvidia` and `/dev/nvidia<N>`.
+
+    >>> has_nvidia_gpu() in (True, False)
+    True
+    """
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return False
+    return os.path.exists("/proc/driver/nvidia") or bool(glob.glob("/dev/nvidia[0-9]*"))

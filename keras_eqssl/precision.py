@@ -10,8 +10,8 @@ the mixed ones, see docs/performance.md):
 - `"mixed_float16"`: float16 compute with dynamic loss scaling (Keras wraps the optimizer); for
   GPUs. A run cannot be resumed across a change to or from it;
 - `"auto"` (the default): `"mixed_bfloat16"` on a CPU-only machine whose CPU has bf16
-  instructions (the issue's measurement: 1.3-1.4x faster than float32 per SimCLR step on a 2-core
-  AVX-512 BF16 CPU), else `"float32"`. GPUs get float32 from `"auto"`: the mixed policies are
+  instructions (1.01-1.56x faster than float32 per ResNet step on a 2-core AMD EPYC with
+  avx512_bf16: docs/performance.md), else `"float32"`. GPUs get float32 from `"auto"`: the mixed policies are
   not measured on a GPU here, set one explicitly. The environment variable
   `KERAS_EQSSL_AUTO_PRECISION` (a policy name) overrides what `"auto"` picks (the tests pin
   float32 with it, so that figures do not depend on the CI machine's CPU).

@@ -114,9 +114,10 @@ def test_image_folder_corrupt_image(tmp_path):
         list(ds)
 
 
-def test_image_folder_wrong_root(tmp_path):
+def test_image_folder_with_both_loose_images_and_class_subfolders_is_refused(tmp_path):
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "loose.jpg")
-    with pytest.raises(BadFileError, match=re.escape(str(tmp_path)) + ".*no class subfolders.*1 image"):
+    (tmp_path / "cats").mkdir()
+    with pytest.raises(BadFileError, match=re.escape(str(tmp_path)) + ".*both 1 image.*1 subfolder"):
         image_folder(tmp_path, 8)
 
 

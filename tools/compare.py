@@ -523,7 +523,7 @@ def _intro(args, names: list[str]) -> list[str]:
                 f"Every run: {args.steps} steps × {args.batch} pairs, ResNet-18 (cifar stem, width 1/4), AdamW 1e-3 "
                 "cosine, 32 px views.",
                 *(f"{note}." for note in notes),
-                "[methods/](methods/) has a page per method.",
+                "`docs/methods/` has a page per method.",
             ]
         ),
         "The claim under test (arXiv 2412.03314): the reconstruction branch keeps the transformation parameters "

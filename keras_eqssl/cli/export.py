@@ -34,6 +34,10 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 from absl import app, flags, logging  # noqa: E402
 
 from keras_eqssl.cli._config import checked, define_config_flag, input_errors_exit, parse_flags  # noqa: E402
+from keras_eqssl.cli._quiet import start_tensorflow  # noqa: E402
+
+start_tensorflow()  # before anything imports it: no CUDA probe lines on a machine without a GPU
+
 
 _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, "A .keras model, a checkpoints/ directory (newest) or a training workdir."

@@ -35,7 +35,10 @@ import time
 from absl import app, flags, logging
 
 from keras_eqssl.cli._config import checked, define_config_flag, input_errors_exit, parse_flags
+from keras_eqssl.cli._quiet import start_tensorflow
 from keras_eqssl.errors import ConfigError
+
+start_tensorflow()  # before anything imports it: no CUDA probe lines on a machine without a GPU
 
 _CONFIG = define_config_flag()
 _STRATEGY = flags.DEFINE_enum(
@@ -142,10 +145,15 @@ def _callbacks(config, model, sample_batch, resumed_from=None, chief=True):
         return callbacks
     if not isinstance(model.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
         callbacks.append(StopOnSignal())  # before the Checkpointer: the epoch it cuts short is checkpointed
-    callbacks += [
-        Checkpointer(ckpt_dir, config=config, resumed_from=resumed_from),
-        keras.callbacks.TensorBoard(tb_dir, update_freq=config.train.log_every),
-    ]
+    callbacks.append(Checkpointer(ckpt_dir, config=config, resumed_from=resumed_from))
+    # The collapse monitor goes before TensorBoard, which writes the numbers it adds to the logs.
+    if config.train.get("collapse_monitor", False) and config.data.batch_size > 1:
+        from keras_eqssl.methods.collapse import CollapseMonitor
+
+        t = config.train
+        images = next(iter(sample_batch["views"].values()))
+        callbacks.append(CollapseMonitor(images, t.log_every, t.collapse_std_fraction, t.collapse_rank_fraction))
+    callbacks.append(keras.callbacks.TensorBoard(tb_dir, update_freq=config.train.log_every))
     if config.train.image_every and model.reconstructions(sample_batch):
         callbacks.append(ReconstructionImages(tb_dir, sample_batch, every=config.train.image_every))
     return callbacks
@@ -444,15 +452,12 @@ def _eval_data(config):
             f"{config.augment.size} px; probes fit on the train split's objects and score on the val split's.",
             **common,
         )
-    import numpy as np
+    from keras_eqssl.probes.evaluate import source_eval_data
 
-    from keras_eqssl.data import source_from_config
-    from keras_eqssl.probes.evaluate import image_eval_data
-
-    elements = list(source_from_config(config).take(config.data.num_images).batch(4096).as_numpy_iterator())
-    images = np.concatenate([b["image"] for b in elements])
-    labels = np.concatenate([b["label"] for b in elements]) if "label" in elements[0] else np.zeros(len(images), int)
-    return image_eval_data(images, labels, config.data.source, **common)
+    data = source_eval_data(config, **common)
+    if data.no_labels:
+        print(f"skipping the classification probes: {data.no_labels}")
+    return data
 
 
 def _evaluate(config, model, sample, metrics, init_export) -> str:

@@ -9,6 +9,10 @@ from __future__ import annotations
 from absl import app, flags
 
 from keras_eqssl.cli._config import checked, define_config_flag, parse_flags
+from keras_eqssl.cli._quiet import start_tensorflow
+
+start_tensorflow()  # before anything imports it: no CUDA probe lines on a machine without a GPU
+
 
 _CONFIG = define_config_flag()
 _OUT = flags.DEFINE_string("out", "views.png", "Where to write the PNG.")

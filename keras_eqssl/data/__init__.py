@@ -21,7 +21,7 @@ _EXPORTS = {
     "keras_eqssl.data.threedie_index": ("list_objects", "ThreeDIEObjects"),
     "keras_eqssl.data.threedie_tfds": ("ThreeDIEBench", "tfds_pairs"),
     "keras_eqssl.data.tfds_source": ("tfds_images",),
-    "keras_eqssl.data.image_folder": ("image_folder", "list_image_folder"),
+    "keras_eqssl.data.image_folder": ("image_folder", "image_folder_layout", "list_image_folder"),
     "keras_eqssl.data.fashion_mnist": ("fashion_mnist", "fashion_mnist_available"),
     "keras_eqssl.data.image_files": ("BadFileError",),
     "keras_eqssl.data.quaternions": ("relative_rotation", "euler_xyz_to_quaternion"),
@@ -39,9 +39,9 @@ def source_from_config(config):
     """The `tf.data.Dataset` of `{"image", "label"}` named by `config.data.source`.
 
     Sources: `skimage_photos` (bundled photos), `image_folder` (`config.data.root` with one
-    subfolder per class), `tfds` (`config.data.tfds_name` already prepared in
-    `config.data.data_dir`; nothing is downloaded), `fashion_mnist` (Debian's
-    dataset-fashion-mnist package). Images have side `config.data.image_size`.
+    subfolder per class, or images directly in it and no subfolder: unlabelled, no "label"),
+    `tfds` (`config.data.tfds_name` already prepared in `config.data.data_dir`; nothing is downloaded),
+    `fashion_mnist` (Debian's dataset-fashion-mnist package). Images have side `config.data.image_size`.
     """
     d = config.data
     if d.source == "skimage_photos":

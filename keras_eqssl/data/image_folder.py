@@ -1,4 +1,11 @@
-"""A folder of class subfolders as `{"image", "label"}`, streamed: `ROOT/CLASS/**/*.jpg|png|gif|bmp`."""
+"""An image folder as a stream of `{"image", "label"}` (labelled) or `{"image"}` (unlabelled).
+
+Two layouts (`image_folder_layout`):
+- labelled: `ROOT/CLASS/**/*.jpg|png|gif|bmp`, one subfolder per class and no image directly in ROOT;
+- unlabelled (flat): `ROOT/*.jpg|png|gif|bmp`, images directly in ROOT and no subfolder.
+A folder with both is refused (which images would carry which label is ambiguous), and so is one
+with neither. Hidden files and folders (names starting with ".") are ignored.
+"""
 
 from __future__ import annotations
 
@@ -21,13 +28,76 @@ from keras_eqssl.data.image_files import (
 
 @dataclasses.dataclass(frozen=True)
 class ImageFolderListing:
-    """The files of an image folder: `paths[i]` has label `labels[i]`, the index of its class in `class_names`."""
+    """The files of an image folder: `paths[i]` has label `labels[i]`, the index of its class in `class_names`.
+
+    An unlabelled (flat) folder has no `class_names` and every label is -1.
+    """
 
     root: str
     class_names: tuple[str, ...]
     paths: tuple[str, ...]
     labels: tuple[int, ...]
     skipped: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def labelled(self) -> bool:
+        return bool(self.class_names)
+
+
+LABELLED, FLAT = "labelled", "flat"
+NO_LABELS = "no labels: {root} has no class subfolders"
+
+
+def _is_image(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
+
+
+def image_folder_layout(root: str | os.PathLike) -> str:
+    """The layout of `root`: "labelled" (class subfolders only) or "flat" (images directly in it, no subfolder).
+
+    Raises:
+        BadFileError (a ValueError) naming `root` when it is not a directory, holds both images and
+        subfolders, or holds neither.
+    """
+    root = os.path.abspath(os.fspath(root))
+    if not os.path.isdir(root):
+        raise BadFileError(root, "image folder root is not a directory")
+    entries = [e for e in os.scandir(root) if not e.name.startswith(".")]
+    folders = sorted(e.name for e in entries if e.is_dir())
+    loose = [e.name for e in entries if e.is_file() and _is_image(e.name)]
+    if folders and loose:
+        raise BadFileError(
+            root,
+            f"holds both {len(loose)} image(s) directly and {len(folders)} subfolder(s) ({', '.join(folders[:3])}"
+            f"{', ...' if len(folders) > 3 else ''}): put every image in class subfolders (ROOT/CLASS/image.jpg, "
+            "labelled) or every image directly in the folder with no subfolder (ROOT/image.jpg, unlabelled)",
+        )
+    if folders:
+        return LABELLED
+    if loose:
+        return FLAT
+    raise BadFileError(
+        root,
+        f"holds no images (no {'/'.join(IMAGE_EXTENSIONS)} files directly in it, and no class subfolders); expected "
+        "ROOT/CLASS/image.jpg (labelled) or ROOT/image.jpg (unlabelled)",
+    )
+
+
+def _found_files(root: str, layout: str) -> tuple[list, list, list, tuple]:
+    """(paths, labels, problems, class names) of a folder of `layout`, before any file check."""
+    if layout == FLAT:
+        paths = sorted(os.path.join(root, e.name) for e in os.scandir(root) if e.is_file() and _is_image(e.name))
+        return paths, [-1] * len(paths), [], ()
+    classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    paths, labels, problems = [], [], []
+    for label, name in enumerate(classes):
+        folder = os.path.join(root, name)
+        found = sorted(os.path.join(d, f) for d, _, files in os.walk(folder) for f in files if _is_image(f))
+        if not found:
+            problems.append((folder, f"class folder is empty (no {'/'.join(IMAGE_EXTENSIONS)} files)"))
+        paths += found
+        labels += [label] * len(found)
+    return paths, labels, problems, tuple(classes)
 
 
 def _drop_bad(results: list, paths: list, labels: list, problems: list) -> tuple[list, list]:
@@ -47,10 +117,11 @@ def list_image_folder(
     check_decode: bool = False,
     decode_check_limit: int = DECODE_CHECK_LIMIT,
 ) -> ImageFolderListing:
-    """Lists `ROOT/CLASS/**/image` files; labels are class indices in sorted folder-name order.
+    """Lists `ROOT/CLASS/**/image` files (labels: class indices in sorted folder-name order), or
+    the `ROOT/image` files of a flat folder (unlabelled: labels -1); see `image_folder_layout`.
 
     Args:
-        root: the folder of class subfolders.
+        root: the folder of class subfolders, or of images (no subfolder).
         check_files: read each file's header/end (no decode) to find corrupt or truncated images.
         skip_bad: skip bad files and empty class folders with a warning that counts them,
             instead of raising (labels keep the sorted-name numbering).
@@ -62,29 +133,11 @@ def list_image_folder(
             file unnamed.
 
     Raises:
-        BadFileError (a ValueError) naming the root, an empty class folder or a bad file.
+        BadFileError (a ValueError) naming the root (not a folder, no images, images and subfolders
+        mixed, no usable image), an empty class folder or a bad file.
     """
     root = os.path.abspath(os.fspath(root))
-    if not os.path.isdir(root):
-        raise BadFileError(root, "image folder root is not a directory")
-    classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
-    if not classes:
-        loose = [e.name for e in os.scandir(root) if e.name.lower().endswith(IMAGE_EXTENSIONS)]
-        hint = f"; it holds {len(loose)} image(s) directly, put them in class subfolders" if loose else ""
-        raise BadFileError(root, f"has no class subfolders (expected ROOT/CLASS/image.jpg){hint}")
-    paths, labels, problems = [], [], []
-    for label, name in enumerate(classes):
-        folder = os.path.join(root, name)
-        found = sorted(
-            os.path.join(d, f)
-            for d, _, files in os.walk(folder)
-            for f in files
-            if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")
-        )
-        if not found:
-            problems.append((folder, f"class folder is empty (no {'/'.join(IMAGE_EXTENSIONS)} files)"))
-        paths += found
-        labels += [label] * len(found)
+    paths, labels, problems, classes = _found_files(root, image_folder_layout(root))
     if check_files:
         paths, labels = _drop_bad(check_many(paths, check_image_file), paths, labels, problems)
     if check_decode or len(paths) <= decode_check_limit:
@@ -96,14 +149,14 @@ def list_image_folder(
             f"{reason} ({len(problems)} problem(s) in {root}; pass skip_bad=True, or --config.data.skip_bad=True, to skip them)",
         )
     if not paths:
-        raise BadFileError(root, "no usable images")
+        raise BadFileError(root, f"no usable images ({len(problems)} unreadable file(s)/empty folder(s) skipped)")
     if problems:
         warnings.warn(
             f"image folder {root}: skipped {len(problems)} bad file(s)/empty folder(s); "
             f"first: {problems[0][0]}: {problems[0][1]}",
             stacklevel=2,
         )
-    return ImageFolderListing(root, tuple(classes), tuple(paths), tuple(labels), tuple(problems))
+    return ImageFolderListing(root, classes, tuple(paths), tuple(labels), tuple(problems))
 
 
 def image_folder(
@@ -116,13 +169,14 @@ def image_folder(
     check_decode: bool = False,
     decode_check_limit: int = DECODE_CHECK_LIMIT,
 ) -> tf.data.Dataset:
-    """Images of class subfolders as `{"image": (S, S, 3) uint8, "label": () int64}`, decoded in tf.data.
+    """Images of class subfolders as `{"image": (S, S, 3) uint8, "label": () int64}`, or of a flat
+    folder as `{"image"}` alone (unlabelled), decoded in tf.data.
 
     Each image is centre-cropped to a square and resized to `image_size` (antialiased); gray and
     RGBA images become RGB. Only the file list is held in memory.
 
     Args:
-        root: `ROOT/CLASS/...` folder (see `list_image_folder`).
+        root: `ROOT/CLASS/...` or flat `ROOT/image` folder (see `image_folder_layout`).
         image_size: output side S.
         shuffle: shuffle the file list (seeded, reshuffled on each iteration), before decoding.
         seed: the shuffle seed.
@@ -148,6 +202,7 @@ def image_folder(
 
     def load(path, label):
         image = decode_image_checked(tf.io.read_file(path), path)
-        return {"image": tf.ensure_shape(square_resize(image, image_size), (image_size, image_size, 3)), "label": label}
+        image = tf.ensure_shape(square_resize(image, image_size), (image_size, image_size, 3))
+        return {"image": image, "label": label} if listing.labelled else {"image": image}
 
     return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)

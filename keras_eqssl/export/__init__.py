@@ -18,6 +18,11 @@
   (`ExportDirError`), an unwritable one is `ExportWriteError`, and a second export writing the
   same directory at once gets `ExportBusyError` (`export_lock`; `check_export_dir` checks first).
 
+- `feature_model(source)` -> a trainable `keras.Model`, [0, 1] images -> pooled features (the
+  normalisation included), from a model, a `.keras` file, a checkpoint or a workdir;
+  `classifier(features, num_classes)` puts a Dense head on it (`finetune`, loaded lazily: it
+  imports Keras). The fine-tuning recipe: docs/guide/finetuning.md.
+
 Loading needs TensorFlow only: `tf.saved_model.load(out_dir).signatures["serving_default"]`
 works in a process that never imports keras_eqssl, and TensorFlow Serving serves it as is.
 """
@@ -44,8 +49,15 @@ from keras_eqssl.export.saved_model import (
     load_model,
     resolve_checkpoint,
 )
+from keras_eqssl.lazy_exports import lazy_getattr as _lazy_getattr
+
+_LAZY = {name: "keras_eqssl.export.finetune" for name in ("InferenceMode", "classifier", "feature_model")}
+__getattr__ = _lazy_getattr(__name__, _LAZY, globals())  # Keras loads only when one of these is used
 
 __all__ = [
+    "InferenceMode",
+    "classifier",
+    "feature_model",
     "METADATA_FILE",
     "OUTPUT_KEYS",
     "RESIZE_METHODS",

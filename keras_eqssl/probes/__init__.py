@@ -15,6 +15,7 @@ printed as mean ± std next to the constant predictor.
 - `threedie` (`threedie_probe`): SIE's 3DIEBench protocol (relative rotation, colour).
 - `params` (`param_probe`): the flagship paper's protocol (rotation, colour, blur, translation parameters).
 - `classification`: linear-probe and kNN top-1.
+- `low_label`: top-1 with 1% and 10% of the labels (linear probe, optional fine-tuning), over seeds.
 - `evaluate`: every probe a data source allows, on several SavedModels, then the report.
 - `statistics`: paired differences over seeds, t intervals, Holm–Bonferroni (the results pages' rule).
 - `tables`, `report`, `plots`: the Markdown report and its figures.
@@ -57,6 +58,14 @@ _EXPORTS = {
         "knn_predict",
         "knn_top1",
         "linear_top1",
+    ),
+    "keras_eqssl.probes.low_label": (
+        "LowLabelScore",
+        "balanced_subset",
+        "finetuner",
+        "low_label_probe",
+        "low_label_scores",
+        "low_label_table",
     ),
     "keras_eqssl.probes.evaluate": ("EvalData", "evaluate_encoder", "evaluate_models"),
     "keras_eqssl.probes.report": ("write_report",),

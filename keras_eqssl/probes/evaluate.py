@@ -56,6 +56,8 @@ class EvalData:
             fit once on the others; each repeat scores a bootstrap sample of these groups).
         description: how the data was made, for the report.
         group_name: what a group of `images` is, for the report ("photo" by default; e.g. "tile").
+        no_labels: why `images` has no labels (its labels are None): the classification probes are
+            skipped with this reason.
     """
 
     threedie_root: str | None = None
@@ -71,6 +73,7 @@ class EvalData:
     param_test_groups: Sequence | None = None
     description: str = ""
     group_name: str = "photo"
+    no_labels: str = ""
 
     def __post_init__(self):
         unknown = [h for h in self.heads if h not in PROBE_HEADS]
@@ -80,18 +83,47 @@ class EvalData:
             raise ValueError(f"EvalData: repeats must be >= 1; received {self.repeats}.")
 
 
-def image_eval_data(images, labels, source: str, **common) -> EvalData:
-    """`EvalData` for labelled images of an image source: `skimage_photos` crops are grouped by
-    photo (the parameter probe holds out whole photos); other sources' images are their own group."""
+def image_eval_data(images, labels, source: str, no_labels: str = "", **common) -> EvalData:
+    """`EvalData` for the images of an image source: `skimage_photos` crops are grouped by photo
+    (the parameter probe holds out whole photos); other sources' images are their own group.
+
+    `labels` None (unlabelled images, e.g. a flat image folder) skips the classification probes;
+    `no_labels` then says why, in the report (default: "no labels").
+    """
     groups = np.asarray(labels) if source == "skimage_photos" else None
     held = "photos" if groups is not None else "images"
+    classes = "classification: the first 75% fit, the last 25% score" if labels is not None else "no labels"
     return EvalData(
-        images=(np.asarray(images), np.asarray(labels)),
+        images=(np.asarray(images), None if labels is None else np.asarray(labels)),
         groups=groups,
-        description=f"Data: {source}, {len(images)} images (classification: the first 75% fit, the last 25% score; "
-        f"the parameter probe holds out whole {held}).",
+        description=f"Data: {source}, {len(images)} images ({classes}; the parameter probe holds out whole {held}).",
+        no_labels=(no_labels or "no labels") if labels is None else "",
         **common,
     )
+
+
+def source_eval_data(config, **common) -> EvalData:
+    """`EvalData` of the first `config.data.num_images` images of `config.data`'s source
+    (`keras_eqssl.data.source_from_config`); an unlabelled source (a flat image folder) skips the
+    classification probes, and `EvalData.no_labels` says why.
+
+    Raises:
+        ValueError naming the source when it yields no image.
+    """
+    from keras_eqssl.data import source_from_config
+
+    d = config.data
+    batches = list(source_from_config(config).take(d.num_images).batch(4096).as_numpy_iterator())
+    if not batches:
+        raise ValueError(f"config.data.source={d.source!r} yields no images to evaluate on")
+    images = np.concatenate([b["image"] for b in batches])
+    labels = np.concatenate([b["label"] for b in batches]) if "label" in batches[0] else None
+    no_labels = ""
+    if labels is None and d.source == "image_folder":
+        from keras_eqssl.data.image_folder import NO_LABELS
+
+        no_labels = NO_LABELS.format(root=os.path.abspath(d.root))
+    return image_eval_data(images, labels, d.source, no_labels=no_labels, **common)
 
 
 def load_views(data: EvalData) -> dict:
@@ -147,13 +179,17 @@ def evaluate_encoder(
         groups = np.concatenate([views["train"]["object"], views["val"]["object"] + views["train"]["object"].max() + 1])
         group_name = "object"
     elif data.images is not None:
-        images, labels = np.asarray(data.images[0]), np.asarray(data.images[1])
+        images = np.asarray(data.images[0])
+        labels = np.full(len(images), -1) if data.images[1] is None else np.asarray(data.images[1])
         groups = np.arange(len(images)) if data.groups is None else np.asarray(data.groups)
         cut = int(len(images) * 0.75)
         feats = extract(encode, images, 256, parts=parts, progress=progress, desc="images")
         train = {"features": {p: f[:cut] for p, f in feats.items()}, "label": labels[:cut], "group": groups[:cut]}
         test = {"features": {p: f[cut:] for p, f in feats.items()}, "label": labels[cut:], "group": groups[cut:]}
-        found, why = classification_scores(train, test, parts=parts, repeats=data.repeats, seed=seed)
+        if data.images[1] is None:
+            found, why = [], [f"classification skipped: {data.no_labels or 'no labels'}."]
+        else:
+            found, why = classification_scores(train, test, parts=parts, repeats=data.repeats, seed=seed)
         probe_images, probe_features = images, feats
         group_name = data.group_name
     else:

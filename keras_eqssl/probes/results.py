@@ -89,8 +89,30 @@ def label(name: str) -> str:
     return LABELS.get(name, name)
 
 
+class Repeated:
+    """Mean, spread and text of a figure measured several times (a `values` tuple, one per repeat or seed)."""
+
+    values: tuple
+
+    @property
+    def mean(self) -> float:
+        """Mean over the repeats."""
+        return float(np.mean(self.values))
+
+    @property
+    def std(self) -> float:
+        """Sample standard deviation over the repeats (0.0 for one repeat)."""
+        return float(np.std(self.values, ddof=1)) if len(self.values) > 1 else 0.0
+
+    def text(self, decimals: int = 3) -> str:
+        """`"0.523 ± 0.025"` (no ± for a single repeat)."""
+        if len(self.values) == 1:
+            return f"{self.mean:.{decimals}f}"
+        return f"{self.mean:.{decimals}f} ± {self.std:.{decimals}f}"
+
+
 @dataclasses.dataclass(frozen=True)
-class Score:
+class Score(Repeated):
     """One figure of one probe over its repeats.
 
     Attributes:
@@ -129,22 +151,6 @@ class Score:
     def key(self) -> tuple[str, ...]:
         """`(probe, target, part, head, metric, dim)`: what the figure is."""
         return (self.probe, self.target, self.part, self.head, self.metric, self.dim)
-
-    @property
-    def mean(self) -> float:
-        """Mean over the repeats."""
-        return float(np.mean(self.values))
-
-    @property
-    def std(self) -> float:
-        """Sample standard deviation over the repeats (0.0 for one repeat)."""
-        return float(np.std(self.values, ddof=1)) if len(self.values) > 1 else 0.0
-
-    def text(self, decimals: int = 3) -> str:
-        """`"0.523 ± 0.025"` (no ± for a single repeat)."""
-        if len(self.values) == 1:
-            return f"{self.mean:.{decimals}f}"
-        return f"{self.mean:.{decimals}f} ± {self.std:.{decimals}f}"
 
     def to_json(self) -> dict:
         """The fields as a dict, `values` as a list of floats."""

@@ -1,0 +1,1 @@
+"""The documentation's pictures, made by code: `python tools/make_figures.py --only NAME` (see there)."""
