@@ -253,8 +253,17 @@ def main(argv=None) -> None:
         command = shlex.join([".venv/bin/python", "tools/diagnose_recon.py", *sys.argv[1:]])
         dirty = " (with uncommitted changes)" if version["dirty"] else ""
         head = [f"Made by `{command}` at commit `{version['commit'][:12]}`{dirty}, on {compare.usable_cores()} CPU "
-                f"cores ({compare.cpu_model()}).", ""]  # fmt: skip
+                f"cores ({compare.cpu_model()}).", "", *chart_lines(args.data)]  # fmt: skip
         pathlib.Path(args.md).write_text("\n".join(head + lines) + "\n")
+
+
+def chart_lines(data: str) -> list[str]:
+    """The page's chart of the first table (drawn by `tools/make_figures.py --only diagnosis_<data>`)."""
+    return [
+        f"![The diagnosis on the {data} as a chart](../images/diagnosis_{data}.png)",
+        "*The first table below as a chart: each measure's mean ± std over the seeds, each seed a small dot.*",
+        "",
+    ]
 
 
 def figure_table(per_row: dict, columns: list[str]) -> list[str]:
