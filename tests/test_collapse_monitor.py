@@ -100,6 +100,28 @@ def test_constant_embedding_warns_once_then_when_worse():
     assert stream.getvalue().count("WARNING") == 2
 
 
+@pytest.mark.slow  # two 2-step fits: about 4 s
+def test_a_collapsed_training_run_sees_the_warning_and_a_healthy_one_does_not():
+    """Two fits of 2 steps: a backbone whose weights are all zero (frozen, so every image gets the same
+    embedding: a collapsed run) warns; the same model with its initial weights does not."""
+    batch = as_tensors(policy_pair_batch(batch=8))
+    said = {}
+    for collapsed in (True, False):
+        keras.utils.set_random_seed(0)
+        model = make_pair_model("vicreg")
+        model.encoder_outputs(batch["views"]["v1"])  # builds the backbone
+        if collapsed:
+            model.backbone.set_weights([np.zeros_like(w) for w in model.backbone.get_weights()])
+            model.backbone.trainable = False
+        model.compile(optimizer=keras.optimizers.SGD(1e-3))
+        stream = io.StringIO()
+        model.fit(_repeat(batch, 2), epochs=1, steps_per_epoch=2, verbose=0,
+                  callbacks=[CollapseMonitor(batch["views"]["v1"], every=1, stream=stream)])  # fmt: skip
+        said[collapsed] = stream.getvalue()
+    assert "WARNING" in said[True] and "collapse" in said[True].lower(), said[True]
+    assert said[False] == "", said[False]
+
+
 def test_healthy_random_model_does_not_warn():
     model = make_pair_model("vicreg")
     batch = random_pair_batch(batch=16, uint8=True, specs={})
