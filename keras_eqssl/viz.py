@@ -80,9 +80,16 @@ def draw_views_grid(
     names = list(views)
     rows = min(rows, images.shape[0])
     cols = 1 + len(names)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols, 3.3 * rows), squeeze=False)
+    texts = [
+        [describe({k: np.asarray(v[r]) for k, v in params[n].items()}, augmix_all_ops) for n in names]
+        for r in range(rows)
+    ]
+    # Under each row of pictures, a row as tall as its longest parameter text: nothing overlaps or is cut.
+    heights = [h for row in texts for h in (2.1, 0.15 + 0.11 * max(t.count("\n") + 1 for t in row))]
+    fig = plt.figure(figsize=(2.3 * cols, sum(heights) + (0.4 if title else 0.0)))
+    grid = fig.add_gridspec(2 * rows, cols, height_ratios=heights, hspace=0.08, wspace=0.08)
     for r in range(rows):
-        ax = axes[r, 0]
+        ax = fig.add_subplot(grid[2 * r, 0])
         ax.imshow(np.clip(images[r], 0, 1))
         h, w = images.shape[1:3]
         for c, name in enumerate(names):
@@ -94,24 +101,17 @@ def draw_views_grid(
                 ax.text(x0 * (w - 1) + 2, y0 * (h - 1) + 8, name, color=colour, fontsize=7)
         ax.set_title(f"source {r}", fontsize=8)
         ax.axis("off")
+        fig.add_subplot(grid[2 * r + 1, 0]).axis("off")
         for c, name in enumerate(names):
-            ax = axes[r, c + 1]
+            ax = fig.add_subplot(grid[2 * r, c + 1])
             ax.imshow(np.clip(np.asarray(views[name][r]), 0, 1))
             ax.set_title(name, fontsize=8, color=_COLOURS[c % len(_COLOURS)])
-            row = {k: np.asarray(v[r]) for k, v in params[name].items()}
-            ax.text(
-                0,
-                -0.03,
-                describe(row, augmix_all_ops),
-                transform=ax.transAxes,
-                fontsize=6,
-                va="top",
-                family="monospace",
-            )
             ax.axis("off")
+            text = fig.add_subplot(grid[2 * r + 1, c + 1])
+            text.text(0, 1, texts[r][c], transform=text.transAxes, fontsize=6, va="top", family="monospace")
+            text.axis("off")
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path

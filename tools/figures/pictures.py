@@ -10,7 +10,6 @@ import os
 import pathlib
 import subprocess
 import sys
-import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # policy -> the config whose policy and sizes are drawn (each sets `augment.policy`)
@@ -37,11 +36,8 @@ def views(path: str, policy: str, rows: int = 1) -> str:
         sys.executable, "-m", "keras_eqssl.cli.views", f"--config={POLICY_CONFIGS[policy]}",
         "--config.data.source=skimage_photos", f"--out={path}", f"--rows={rows}",
     ]  # fmt: skip
-    with tempfile.TemporaryDirectory() as rc_dir:
-        # the grid's parameter text hangs below the last row: save the whole drawing
-        pathlib.Path(rc_dir, "matplotlibrc").write_text("savefig.bbox: tight\n")
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", MATPLOTLIBRC=rc_dir)
-        subprocess.run(command, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    subprocess.run(command, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
     return shrink_png(path)
 
 
@@ -89,5 +85,8 @@ def recon_grid(path: str, workdir: str = RECON_WORKDIR, images: int = 8) -> str:
     return path
 
 
-PICTURES = {f"views_{policy}": (lambda path, policy=policy: views(path, policy)) for policy in POLICY_CONFIGS}
+PICTURES = {
+    f"views_{policy}": (lambda path, policy=policy: views(path, policy, rows=2 if policy == "stl" else 1))
+    for policy in POLICY_CONFIGS
+}  # STL: two photos, to show the pair sharing its crop and colour
 PICTURES["recon_grid"] = recon_grid
