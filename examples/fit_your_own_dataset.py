@@ -55,7 +55,7 @@ def main() -> None:
 
     # 3. Keras as usual: compile, fit (every loss term is a metric), save.
     model.compile(optimizer=keras.optimizers.AdamW(1e-3))
-    history = model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0 if args.tiny else "auto")
+    history = model.fit(batches, steps_per_epoch=steps, epochs=1, shuffle=False, verbose=0 if args.tiny else "auto")
     print("losses after the last step:", {k: round(v[-1], 4) for k, v in history.history.items()})
 
     # 4. The features: the backbone only, no heads.

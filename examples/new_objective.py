@@ -75,7 +75,7 @@ def main() -> None:
         split=(half, half), image_size=size,
     )  # fmt: skip
     model.compile(optimizer=keras.optimizers.AdamW(1e-3))
-    history = model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0 if args.tiny else "auto")
+    history = model.fit(batches, steps_per_epoch=steps, epochs=1, shuffle=False, verbose=0 if args.tiny else "auto")
     print("terms after the last step:", {k: round(v[-1], 4) for k, v in history.history.items()})
 
 
