@@ -57,7 +57,7 @@ _EXPORTS = {
     ),
     "keras_eqssl.nn": (
         "MLP", "VIT_PRESETS", "Backbone", "ConvDecoder", "ConvPredictor", "ConvProjector", "CrossAttention",
-        "DINOHead", "FusedBatchNormalization", "LinearHypernetwork", "ResNetBackbone", "VisionTransformer", "available_backbones",
+        "DINOHead", "FusedBatchNormalization", "KerasHubBackbone", "LinearHypernetwork", "ResNetBackbone", "VisionTransformer", "available_backbones",
         "backbone_from_name", "load_backbone_weights", "load_mlp_weights", "load_resnet_weights", "load_vit_weights", "read_state_dict",
         "roi_align", "state_dict_from",
     ),

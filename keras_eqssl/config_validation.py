@@ -31,6 +31,8 @@ from keras_eqssl.probes.results import KNOWN_FAMILIES, PARTS, PROBE_HEADS
 # built from: their `choices`, `config_rules`, `config_problems` and `batch_problems`.
 BACKBONE_NAMES = ("resnet18", "resnet34", "resnet50", "vit_s16", "vit_b16", "vit_tiny")
 SWITCHES = ("auto", "on", "off")  # "auto": the component's own default
+# Sections whose keys are a component's own arguments (keras-hub constructor arguments), not schema fields.
+OPEN_SECTIONS = ("config.model.keras_hub.",)
 COUPLED = ("sgd", "adam")  # optimizers whose weight decay can be torch's L2 term (optim.weight_decay_mode)
 
 
@@ -57,6 +59,8 @@ def _compatible(default, value) -> bool:
 def _check_keys(config, schema, path: str) -> None:
     for key in config.keys():
         where = f"{path}.{key}"
+        if key not in schema and where.startswith(OPEN_SECTIONS):
+            continue  # arguments of a component, checked by it (keras-hub: methods.factory.check_keras_hub_backbone)
         if key not in schema:
             close = difflib.get_close_matches(key, list(schema.keys()), n=1)
             hint = f"; did you mean {path}.{close[0]}?" if close else f"; known keys: {sorted(schema.keys())}"
@@ -84,6 +88,7 @@ def _split(v):
 def _value_rules() -> dict[str, Callable]:
     from keras_eqssl.augment.policies import POLICIES
     from keras_eqssl.data import PHOTO_SPLITS, SOURCES
+    from keras_eqssl.nn.keras_hub_backbone import is_keras_hub_name
 
     scale = value_range(0.0, 1.0, strict_low=True)  # an area fraction: (0, 1]
     return {
@@ -129,7 +134,7 @@ def _value_rules() -> dict[str, Callable]:
         "data.threedie.num_objects": positive_int,
         "data.threedie.views": lambda v: "must be >= 2 (pairs of distinct views)" if v < 2 else None,
         "data.threedie.render_size": _source_side("renders"),
-        "model.backbone": one_of(BACKBONE_NAMES),
+        "model.backbone": lambda v: None if is_keras_hub_name(v) else one_of(BACKBONE_NAMES)(v),
         "model.stem": one_of(("imagenet", "cifar", "sie")),
         "model.width": lambda v: "must be > 0" if v <= 0 else None,
         "model.zero_init_residual": one_of(SWITCHES),
@@ -155,6 +160,7 @@ def _value_rules() -> dict[str, Callable]:
         "train.collapse_rank_fraction": probability,
         "train.precision": one_of(("auto", "float32", "mixed_float16", "mixed_bfloat16")),
         "train.steps_per_execution": positive_int,
+        "train.accumulate_steps": positive_int,
         "eval.families": names(KNOWN_FAMILIES, allow_empty=True),
         "eval.parts": names(PARTS),
         "eval.heads": names(PROBE_HEADS),
@@ -236,17 +242,45 @@ def check_model_kind(config) -> None:
         raise ConfigError("; ".join(problems))
     if config.get("data") is None:
         return
-    problems = kind.batch_problems(config, config.data.batch_size)  # one replica
+    micro = micro_batch_size(config)
+    problems = kind.batch_problems(micro_batch_config(config), micro)  # one replica, one micro-batch
     if problems:
-        raise ConfigError(f"config.data.batch_size={config.data.batch_size}: " + "; ".join(problems))
+        per = f" (micro-batches of {micro})" if micro != config.data.batch_size else ""
+        raise ConfigError(f"config.data.batch_size={config.data.batch_size}{per}: " + "; ".join(problems))
+
+
+def micro_batch_size(config, replicas: int = 1) -> int:
+    """The examples a replica's loss sees at once: `data.batch_size / (replicas * train.accumulate_steps)`;
+    `ConfigError` when the batch does not split evenly into them."""
+    batch, k = config.data.batch_size, (config.get("train") or {}).get("accumulate_steps", 1)
+    if batch % (replicas * k):
+        over = f"{replicas} replicas x " if replicas > 1 else ""
+        raise ConfigError(
+            f"config.data.batch_size={batch} does not split into {over}config.train.accumulate_steps={k} "
+            f"micro-batches: use a multiple of {replicas * k} (each update averages the gradients of {k} "
+            "micro-batches of batch_size / (replicas x accumulate_steps) examples)."
+        )
+    return batch // (replicas * k)
+
+
+def micro_batch_config(config):
+    """`config` as one micro-batch sees it: `data.batch_size` divided by `train.accumulate_steps`
+    (for the model kinds' `batch_problems`, whose batch statistics span the replicas); `config` itself for 1."""
+    k = (config.get("train") or {}).get("accumulate_steps", 1)
+    if k == 1:
+        return config
+    micro = config.copy_and_resolve_references()
+    micro.data.batch_size = config.data.batch_size // k
+    return micro
 
 
 def _check_together(config) -> None:
     """Rules that tie fields together."""
-    from keras_eqssl.methods.factory import check_view_sizes
+    from keras_eqssl.methods.factory import check_keras_hub_backbone, check_view_sizes
 
     train = config.get("train")
     check_view_sizes(config)
+    check_keras_hub_backbone(config)
     check_model_kind(config)
     if train is not None and train.checkpoint_every < train.steps and train.steps % train.checkpoint_every:
         raise ConfigError(

@@ -110,7 +110,9 @@ def get_config() -> ml_collections.ConfigDict:
     # A kind of keras_eqssl.methods.MODEL_KINDS: pair (PairModel: invariance + objectives) | teacher_student
     # (TeacherStudentModel: a student and its EMA teacher on multi-crops, with GTSA's and DINO's parts)
     m.method = "pair"
-    m.backbone = "resnet18"  # see keras_eqssl.nn.available_backbones()
+    m.backbone = "resnet18"  # see keras_eqssl.nn.available_backbones(), or "keras_hub:<class | preset | directory>"
+    # keras_hub backbones: the class's constructor arguments (or from_preset's, e.g. load_weights=False)
+    m.keras_hub = ml_collections.ConfigDict()
     m.stem = "cifar"  # ResNets: imagenet | cifar | sie
     m.width = 0.25  # channel multiplier (1.0 = the paper's width)
     # ResNets: each block's last BN starts with gamma 0 (torchvision's zero_init_residual); auto = on for the sie stem
@@ -179,6 +181,12 @@ def get_config() -> ml_collections.ConfigDict:
     # host round trip per step on TPUs and GPUs. Must divide checkpoint_every (the epoch length);
     # callbacks then see every steps_per_execution-th step.
     c.train.steps_per_execution = 1
+    # Gradient accumulation: each step splits the batch into this many micro-batches, one forward and
+    # backward pass at a time, and makes one optimizer update from their mean gradient (the memory of
+    # a batch of data.batch_size / accumulate_steps). data.batch_size stays the batch of one update and
+    # must be a multiple of it (per replica). Losses over the batch (negatives, variance/covariance,
+    # BatchNorm) see one micro-batch: docs/guide/memory.md.
+    c.train.accumulate_steps = 1
     c.train.deterministic = True  # tf.config.experimental.enable_op_determinism()
     c.train.progress = True
 

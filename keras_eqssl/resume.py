@@ -53,6 +53,7 @@ RESUME_RULES = (
     ("train.checkpoint_every", "ignore"),  # any step resumes: a mid-interval one finishes its interval first
     ("train.steps", "apply"),
     ("train.precision", "apply"),  # float32 <-> mixed_bfloat16; mixed_float16 is refused below
+    ("train.accumulate_steps", "apply"),  # the same batches, split into micro-batches
     ("data.threedie.cache_dir", "ignore"),
     ("data.check_decode", "ignore"),  # a check before training, not the data
     ("data.decode_check_limit", "ignore"),

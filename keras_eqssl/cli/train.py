@@ -100,7 +100,9 @@ def _build_or_resume(config, strategy, param_specs, checkpoint):
     with strategy.scope():
         model = model_from_config(config, param_specs, synchronized=strategy.num_replicas_in_sync > 1)
         model.compile(
-            optimizer=optimizer_from_config(config), steps_per_execution=config.train.get("steps_per_execution", 1)
+            optimizer=optimizer_from_config(config),
+            steps_per_execution=config.train.get("steps_per_execution", 1),
+            accumulate_steps=config.train.get("accumulate_steps", 1),
         )
         if checkpoint is not None:
             load_checkpoint_state(model, checkpoint["path"], checkpoint["step"])
@@ -309,6 +311,7 @@ def _save_model(model, path: str) -> None:
 def _check_replica_batch(config, replicas: int, strategy_name: str = "default") -> None:
     """The global batch splits evenly over the replicas, into batches the model kind accepts
     (`batch_problems`); several steps per execution only where Keras can run them."""
+    from keras_eqssl.config_validation import micro_batch_config, micro_batch_size
     from keras_eqssl.methods import MODEL_KINDS
 
     per_execution = config.train.get("steps_per_execution", 1)
@@ -324,9 +327,11 @@ def _check_replica_batch(config, replicas: int, strategy_name: str = "default") 
         raise ConfigError(
             f"config.data.batch_size={batch} does not split evenly over {replicas} replicas; use a multiple of {replicas}."
         )
-    problems = MODEL_KINDS[config.model.method].batch_problems(config, batch // replicas)
+    micro = micro_batch_size(config, replicas)  # a replica's batch, or its micro-batch with accumulate_steps > 1
+    problems = MODEL_KINDS[config.model.method].batch_problems(micro_batch_config(config), micro)
     if problems:
-        raise ConfigError(f"config.data.batch_size={batch} over {replicas} replica(s) with " + "; ".join(problems))
+        per = f" (micro-batches of {micro})" if micro != batch // replicas else ""
+        raise ConfigError(f"config.data.batch_size={batch} over {replicas} replica(s){per} with " + "; ".join(problems))
 
 
 def _train(config, strategy_name: str, tpu: str, strategy_options: dict) -> dict:

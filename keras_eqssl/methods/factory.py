@@ -9,6 +9,13 @@ from keras_eqssl.methods.coupled_sgd import CoupledSGD
 from keras_eqssl.methods.scheduled_adamw import ScheduledAdamW
 from keras_eqssl.methods.ssl_model import IMAGENET_MEAN, IMAGENET_STD, MODEL_KINDS, SSLModel
 from keras_eqssl.methods.torch_adam import TorchAdam
+from keras_eqssl.nn.keras_hub_backbone import (
+    PREFIX,
+    fixed_input_size,
+    is_keras_hub_name,
+    keras_hub_backbone_from_name,
+    keras_hub_problem,
+)
 from keras_eqssl.nn.registry import backbone_from_name
 
 # STL10's per-channel statistics, as the official STL code normalises its inputs (main.py).
@@ -59,6 +66,8 @@ def model_from_config(config, param_specs=None, synchronized: bool = False) -> S
 
 def _backbone_from_config(config, synchronized: bool):
     m = config.model
+    if is_keras_hub_name(m.backbone):
+        return _keras_hub_backbone_from_config(config)
     backbone_kwargs = {}
     if m.backbone.startswith("resnet"):
         backbone_kwargs = dict(stem=m.stem, width=m.width, synchronized=synchronized, fused_bn=m.get("fused_bn", True))
@@ -66,6 +75,44 @@ def _backbone_from_config(config, synchronized: bool):
     elif m.backbone.startswith("vit"):
         backbone_kwargs = dict(drop_path_rate=m.get("drop_path_rate", 0.0))
     return backbone_from_name(m.backbone, **backbone_kwargs)
+
+
+def _keras_hub_arguments(config) -> dict:
+    section = config.model.get("keras_hub")
+    return {} if section is None else section.to_dict()
+
+
+def _keras_hub_backbone_from_config(config):
+    """`config.model.backbone="keras_hub:<class | preset>"` built with `config.model.keras_hub`'s arguments."""
+    m = config.model
+    try:
+        return keras_hub_backbone_from_name(m.backbone, _keras_hub_arguments(config), image_size=config.augment.size)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(
+            f"config.model.backbone={m.backbone!r} with config.model.keras_hub={_keras_hub_arguments(config)} "
+            f"does not make a backbone: {err}"
+        ) from err
+
+
+def check_keras_hub_backbone(config) -> None:
+    """A keras-hub backbone (`config.model.backbone="keras_hub:..."`) exists and takes `config.model.keras_hub`'s
+    arguments; a backbone with one input size (keras-hub's ViT) sees only views of that size. Nothing is built."""
+    model = config.get("model")
+    if model is None or not is_keras_hub_name(model.backbone):
+        return
+    spec, arguments = model.backbone.removeprefix(PREFIX), _keras_hub_arguments(config)
+    problem = keras_hub_problem(spec, arguments)
+    if problem:
+        raise ConfigError(f"config.model.backbone={model.backbone!r} with config.model.keras_hub: {problem}")
+    if config.get("augment") is None:
+        return
+    size = fixed_input_size(spec, arguments, config.augment.size)
+    wrong = [f"config.{field}={side}" for field, side, _ in view_sizes(config) if size and (side, side) != size]
+    if wrong:
+        raise ConfigError(
+            f"config.model.backbone={model.backbone!r} takes {size[0]} x {size[1]} px images only "
+            f"(config.model.keras_hub.image_shape, else config.augment.size); {', '.join(wrong)} differ"
+        )
 
 
 def _model_from_config(config, param_specs, synchronized: bool) -> SSLModel:

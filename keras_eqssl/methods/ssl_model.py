@@ -10,6 +10,7 @@ from keras import ops
 
 from keras_eqssl.losses.distributed import unscale
 from keras_eqssl.losses.ema import byol_momentum, ema_update
+from keras_eqssl.methods.accumulation import accumulated_gradients, check_accumulate_steps, micro_batches
 from keras_eqssl.methods.registry import Registered
 from keras_eqssl.nn.backbone import Backbone
 
@@ -107,6 +108,7 @@ class SSLModel(Registered, keras.Model):
     registry = MODEL_KINDS
     key_attribute = "kind"
     kind: str | None = None
+    accumulate_steps: int = 1  # micro-batches per optimizer update (set by `compile`)
 
     # --- the kind: how a run config sets, checks and builds it ------------------------------
 
@@ -258,12 +260,16 @@ class SSLModel(Registered, keras.Model):
         teacher = {id(w) for t, _ in self.ema_pairs() for w in t.weights}
         return [v for v in self.trainable_variables if id(v) not in teacher]
 
-    def compile(self, optimizer="adam", **kwargs):
+    def compile(self, optimizer="adam", accumulate_steps: int = 1, **kwargs):
         """`keras.Model.compile` (no `loss`: the losses are the model's own); builds the optimizer now.
 
         Building the optimizer's slots here, not inside the first traced step, saves a second
         trace of `train_step` (TensorFlow retraces a function that created variables).
+        `accumulate_steps=k > 1`: each training step splits every replica's batch into k
+        micro-batches and makes one optimizer update from their mean gradient
+        (`keras_eqssl.methods.accumulation`); the batch must be a multiple of k per replica.
         """
+        self.accumulate_steps = check_accumulate_steps(accumulate_steps)
         super().compile(optimizer=optimizer, **kwargs)
         if not self.optimizer.built:
             self.optimizer.build(self.online_variables())
@@ -317,10 +323,19 @@ class SSLModel(Registered, keras.Model):
 
     def train_step(self, data):
         variables = self.online_variables()
-        with tf.GradientTape() as tape:
-            total, terms = self.compute_losses(data, training=True)
-            scaled = self.optimizer.scale_loss(total)
-        grads = self.transform_gradients(tape.gradient(scaled, variables), variables)
+        if self.accumulate_steps > 1:
+            grads, total, terms = accumulated_gradients(
+                lambda batch: self.compute_losses(batch, training=True),
+                micro_batches(data, self.accumulate_steps),
+                variables,
+                self.optimizer.scale_loss,
+            )
+        else:
+            with tf.GradientTape() as tape:
+                total, terms = self.compute_losses(data, training=True)
+                scaled = self.optimizer.scale_loss(total)
+            grads = tape.gradient(scaled, variables)
+        grads = self.transform_gradients(grads, variables)
         momentum = self.teacher_momentum() if self.ema_pairs() else None
         self.optimizer.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
         if momentum is not None:

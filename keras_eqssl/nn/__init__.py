@@ -8,6 +8,7 @@ from keras_eqssl.nn.cross_attention import CrossAttention
 from keras_eqssl.nn.dino_head import DINOHead
 from keras_eqssl.nn.fused_batch_norm import FusedBatchNormalization
 from keras_eqssl.nn.hypernetwork import LinearHypernetwork
+from keras_eqssl.nn.keras_hub_backbone import KerasHubBackbone
 from keras_eqssl.nn.mlp import MLP
 from keras_eqssl.nn.registry import BACKBONES, available_backbones, backbone_from_name
 from keras_eqssl.nn.resnet_backbone import ResNetBackbone
@@ -39,6 +40,7 @@ __all__ = [
     "CrossAttention",
     "DINOHead",
     "FusedBatchNormalization",
+    "KerasHubBackbone",
     "ResNetBackbone",
     "TokensToGrid",
     "TransformerEncoderBlock",
