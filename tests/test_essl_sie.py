@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from method_helpers import (
+    EVAL_ATOL,
     assert_outputs_equal,
     make_pair_model,
     random_pair_batch,
@@ -229,7 +230,7 @@ def test_sie_pair_model_contract(tmp_path):
     reloaded = loaded.evaluate(batch, batch_size=4, verbose=0, return_dict=True)
     assert sorted(results) == sorted(reloaded)
     for key, value in results.items():
-        np.testing.assert_allclose(reloaded[key], value, rtol=1e-6, err_msg=key)
+        np.testing.assert_allclose(reloaded[key], value, rtol=1e-6, atol=EVAL_ATOL, err_msg=key)
 
 
 def test_sie_joint_regularization_matches_numpy():
@@ -237,6 +238,7 @@ def test_sie_joint_regularization_matches_numpy():
     invariance loss projects once and shares its projections; the total is SIE's."""
     from keras_eqssl.methods import VICReg
 
+    keras.utils.set_random_seed(0)  # the same weights whatever ran before in this process
     sie = SIE(projector_units=[8, 6], std_weight=3.0, cov_weight=0.5, pred_std_weight=2.0, joint_regularization=True)
     invariance = VICReg(projector_units=[8, 4], sim_weight=10.0, std_weight=0.0, cov_weight=0.0)
     model = make_pair_model(invariance, objectives=[sie], split=(8, 8))
@@ -253,7 +255,9 @@ def test_sie_joint_regularization_matches_numpy():
     std = (_variance(x) + _variance(y)) / 2
     cov = _covariance(x) + _covariance(y)
     per_block = _covariance(z1) + _covariance(z2) + (_covariance(zi1) * 4 + _covariance(zi2) * 4) / 6
-    assert cov * 10 / 6 > per_block + 1e-6  # the inv-equi cross-covariance is in
+    # the inv-equi cross-covariance is in: the joint sum exceeds the per-block sums (relative: the
+    # values scale with the random weights, down to 1e-8)
+    assert cov * 10 / 6 - per_block > 1e-3 * per_block
     mse, pred_std = ((z2_hat - z2) ** 2).mean(), _variance(z2_hat) / 2
     inv = ((zi1 - zi2) ** 2).mean()
     expected = 10.0 * inv + 0.45 * 10.0 * mse + 3.0 * std + 2.0 * pred_std + 0.5 * cov  # SIE's loss

@@ -31,6 +31,7 @@ import numpy as np
 
 from keras_eqssl.probes.classification import _check_labelled, _check_labels
 from keras_eqssl.probes.features import Encode, extract
+from keras_eqssl.probes.linear import fit_constant
 from keras_eqssl.probes.results import Repeated
 
 FRACTIONS = (0.01, 0.1)
@@ -82,10 +83,6 @@ def _linear_predict(train_x, train_y, test_x) -> np.ndarray:
     return fit_ridge_classifier(train_x, train_y, np.arange(len(train_y))).predict(test_x)
 
 
-def _constant_predict(train_y, n: int) -> np.ndarray:
-    return np.full(n, np.bincount(train_y).argmax())
-
-
 def _check_fractions(fractions: Sequence[float], seeds: Sequence[int]) -> None:
     if not fractions or not seeds:
         raise ValueError(f"low-label evaluation needs fractions and seeds; received {fractions}, {seeds}")
@@ -129,7 +126,7 @@ def low_label_scores(
     for fraction in fractions:
         subsets = [balanced_subset(train_y, fraction, seed) for seed in seeds]
         predictions = {
-            "constant": [_constant_predict(train_y[rows], len(test_y)) for rows in subsets],
+            "constant": [fit_constant(train_y[rows], classification=True).predict(test_y) for rows in subsets],
             "linear": [_linear_predict(train_x[rows], train_y[rows], test_x) for rows in subsets],
         }
         if fit_predict is not None:
