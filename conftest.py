@@ -10,6 +10,10 @@ import os
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 os.environ["KERAS_BACKEND"] = "tensorflow"
 os.environ["KERAS_EQSSL_AUTO_PRECISION"] = "float32"
+# oneDNN off in the test process and the runs it starts (as `train.deterministic=True` sets it): many
+# tests compare numbers across processes or replicas to 1e-5 or bit for bit. The tests of oneDNN's
+# default and of the deterministic switch clear it for the processes they start.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 # Modules that must not be imported while collecting doctests. The command-line apps define absl flags
 # at import time, and several of them define the same names (--out, --seed, --config): importing two

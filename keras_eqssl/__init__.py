@@ -8,13 +8,14 @@ the renderer, for one, must create its GL context before TensorFlow's LLVM is lo
 import os as _os
 
 from keras_eqssl.lazy_exports import lazy_getattr as _lazy_getattr
+from keras_eqssl.onednn import choose_onednn as _choose_onednn
 
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's start-up INFO lines; set it yourself to see them
-# oneDNN's CPU kernels are left as TensorFlow sets them (on only for CPUs with AVX-512 VNNI/BF16
-# or AMX). TF_ENABLE_ONEDNN_OPTS=1, set before TensorFlow is imported, made a ResNet-18 step 2.1x
-# faster on an AMD EPYC, but 2-worker runs then no longer equal one process to 1e-5
-# (docs/performance.md); so it is the user's choice, not a default.
+# oneDNN's CPU kernels on where they are faster (x86-64 with AVX2), unless TF_ENABLE_ONEDNN_OPTS is
+# set or TensorFlow is already imported; `train.deterministic=True` turns them off for bit-exact
+# resume (keras_eqssl/onednn.py, docs/performance.md).
+_choose_onednn()
 
 __version__ = "0.1.0"
 

@@ -70,6 +70,8 @@ def _check_keys(config, schema, path: str) -> None:
             if not isinstance(value, (ml_collections.ConfigDict, dict)):
                 raise ConfigError(f"{where}: expected a section (ConfigDict), received {value!r}.")
             _check_keys(value, default, where)
+        elif value is None and default is not None:  # ml_collections.config_dict.placeholder(type): required
+            raise ConfigError(f"{where} is required and not set: give it on the command line, --{where}=VALUE")
         elif not _compatible(default, value):
             raise ConfigError(
                 f"{where}={value!r}: wrong type; expected {type(default).__name__} like the default {default!r}."
@@ -197,7 +199,8 @@ def validate(config: ml_collections.ConfigDict, schema: ml_collections.ConfigDic
     """Raises `ConfigError` naming the first bad field; returns None for a good config.
 
     Checks: every key exists in the schema (`default_config.get_config()`), every value has the
-    schema's type, probabilities (`p`, `*_p`) lie in [0, 1], ranges have min <= max and area
+    schema's type and is set (None: a field the config file requires, made with
+    `ml_collections.config_dict.placeholder`), probabilities (`p`, `*_p`) lie in [0, 1], ranges have min <= max and area
     fractions (crop scales) lie in (0, 1], sizes are positive, image and view sides are at least
     `MIN_SIDE` px, a ViT's view sides are multiples of its patch size, names are known, every
     float is finite (no NaN or inf), and a batch holds at least 2 pairs (2 images for DINO).

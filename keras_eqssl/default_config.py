@@ -47,6 +47,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.root = ""  # image_folder: one subfolder per class, or images directly in it (unlabelled)
     c.data.tfds_name = ""  # tfds: a prepared image-classification dataset, e.g. "cifar10"
     c.data.data_dir = ""  # tfds: its data_dir ("" = tfds default)
+    # tfds: keep only these classes, comma-separated label names (e.g. ImageNet wnids: ImageNet-100), labelled
+    # 0..K-1 in the dataset's order; "" = all
+    c.data.tfds_classes = ""
     c.data.split = "train"
     c.data.photos = "all"  # skimage_photos: all | train | test (test = 4 photos held out of train)
     c.data.image_size = 128  # side of the source images handed to the policy
@@ -187,7 +190,10 @@ def get_config() -> ml_collections.ConfigDict:
     # must be a multiple of it (per replica). Losses over the batch (negatives, variance/covariance,
     # BatchNorm) see one micro-batch: docs/guide/memory.md.
     c.train.accumulate_steps = 1
-    c.train.deterministic = True  # tf.config.experimental.enable_op_determinism()
+    # True: bit-exact resume and replica equality. Turns oneDNN off (TF_ENABLE_ONEDNN_OPTS=0; faster on
+    # x86-64 CPUs, on by default there, but processes then differ by rounding) and turns TensorFlow's op
+    # determinism on (tf.config.experimental.enable_op_determinism()).
+    c.train.deterministic = False
     c.train.progress = True
 
     # After training: export the encoder (SavedModel) and run the probes the data source allows,

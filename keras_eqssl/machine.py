@@ -4,19 +4,9 @@ from __future__ import annotations
 
 import glob
 import os
-import platform
 
-
-def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo), else what `platform` knows."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from keras_eqssl.cpu_info import cpu_flags, cpu_model
+from keras_eqssl.onednn import why_onednn
 
 
 def machine_line() -> str:
@@ -26,18 +16,6 @@ def machine_line() -> str:
 
 # The instruction-set extensions that decide whether bfloat16 math runs natively on a CPU.
 BF16_FLAGS = ("avx512f", "avx512_bf16", "amx_bf16")
-
-
-def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags (the `flags` line of /proc/cpuinfo); empty where it cannot be read."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
 
 
 def bf16_support() -> dict[str, bool]:
@@ -81,9 +59,7 @@ def onednn_enabled() -> bool:
 
 def onednn_state() -> str:
     """`"oneDNN off (TensorFlow's default on this CPU)"`, `"oneDNN on (TF_ENABLE_ONEDNN_OPTS=1)"`, ..."""
-    value = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
-    why = "TensorFlow's default on this CPU" if value is None else f"TF_ENABLE_ONEDNN_OPTS={value}"
-    return f"oneDNN {'on' if onednn_enabled() else 'off'} ({why})"
+    return f"oneDNN {'on' if onednn_enabled() else 'off'} ({why_onednn()})"
 
 
 def cores_line() -> str:

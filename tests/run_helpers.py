@@ -56,16 +56,19 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
+def env_as_a_user_has_it(**extra) -> dict:
+    """This environment without the tests' `TF_ENABLE_ONEDNN_OPTS=0` (conftest.py): oneDNN as the package
+    chooses it, on where faster unless the run sets `train.deterministic=True` (as these runs do)."""
+    from keras_eqssl.onednn import ONEDNN_VARIABLE, PACKAGE_MARK
+
+    kept = {k: v for k, v in os.environ.items() if k not in (ONEDNN_VARIABLE, PACKAGE_MARK)}
+    return {**kept, **extra}
+
+
 def env(**extra) -> dict:
-    # oneDNN off: with it on, separate processes differ by rounding that Adam amplifies (1e-3 after 12
-    # steps), so the exactness these tests check would fail on CPUs where TensorFlow turns it on.
-    env = {
-        **os.environ,
-        "CUDA_VISIBLE_DEVICES": "-1",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "TF_ENABLE_ONEDNN_OPTS": "0",
-        **extra,
-    }
+    # train.deterministic=True (train_args) turns oneDNN off in every process: with it on, separate
+    # processes differ by rounding that Adam amplifies (1e-3 after 12 steps).
+    env = env_as_a_user_has_it(CUDA_VISIBLE_DEVICES="-1", TF_CPP_MIN_LOG_LEVEL="2", **extra)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     return env
 

@@ -177,31 +177,6 @@ def test_bench_pipeline_gtsa_jit_off_and_on(tmp_path):
     check_pipeline_rows(json.loads((tmp_path / "on.json").read_text())["rows"], ["gtsa"], jits=("off", "on"))
 
 
-@pytest.mark.parametrize(
-    "user_value, state",
-    [
-        (None, "oneDNN (on|off) \\(TensorFlow's default on this CPU\\)"),
-        ("0", "oneDNN off \\(TF_ENABLE_ONEDNN_OPTS=0\\)"),
-        ("1", "oneDNN on \\(TF_ENABLE_ONEDNN_OPTS=1\\)"),
-    ],
-)
-def test_import_leaves_onednn_to_the_user_and_reports_it(user_value, state):
-    """`import keras_eqssl` does not change TF_ENABLE_ONEDNN_OPTS; the tables say what TensorFlow runs."""
-    import os
-    import re
-    import subprocess
-
-    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
-    if user_value is not None:
-        env["TF_ENABLE_ONEDNN_OPTS"] = user_value
-    code = "import os, keras_eqssl, keras_eqssl.machine as m; print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'), m.onednn_state())"
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    value, reported = result.stdout.strip().splitlines()[-1].split(maxsplit=1)
-    assert value == str(user_value)
-    assert re.fullmatch(state, reported), reported
-
-
 @pytest.mark.slow  # an end-to-end run; CI runs it in the full suite
 def test_bench_batch_norm_times_keras_and_fused_per_precision(tmp_path, capsys):
     bench_batch_norm = load_tool("bench_batch_norm")
@@ -220,3 +195,25 @@ def test_bench_batch_norm_times_keras_and_fused_per_precision(tmp_path, capsys):
     import keras
 
     assert keras.mixed_precision.global_policy().name == "float32"  # left as found
+
+
+def test_bench_pipeline_says_what_its_on_disk_source_measures(tmp_path):
+    bench_pipeline = load_tool("bench_pipeline")
+    for i in range(3):
+        (tmp_path / f"{i}.jpg").write_bytes(b"\xff\xd8" + bytes(100 * i) + b"\xff\xd9")
+    line = bench_pipeline.folder_line(str(tmp_path))
+    assert line.startswith("source: 3 JPEG files") and "no tf.data cache" in line and "page cache" in line
+
+
+@pytest.mark.slow  # an end-to-end run; CI runs it in the full suite
+def test_bench_pipeline_reads_an_on_disk_folder(tmp_path, capsys):
+    bench_pipeline = load_tool("bench_pipeline")
+    out = tmp_path / "disk.json"
+    args = ["--policies", "simclr", "--size", "32", "--image-size", "40", "--batch", "4", "--batches", "2"]
+    args += ["--warmup", "1", "--jit", "off", "--disk-images", "12", "--disk-side", "48"]
+    bench_pipeline.main([*args, *TINY, "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert "CPU: " in printed and "source: 12 JPEG files" in printed and "wrote 12 JPEGs of 48 px" in printed
+    data = json.loads(out.read_text())
+    assert data["source"].startswith("source: 12 JPEG files")
+    check_pipeline_rows(data["rows"], ["simclr"])

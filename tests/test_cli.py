@@ -11,8 +11,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def run_cli(name, *args, timeout=240):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+def run_cli(name, *args, timeout=240, **env_values):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", **env_values)
     return subprocess.run(
         [sys.executable, "-m", f"keras_eqssl.cli.{name}", *args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
@@ -136,18 +136,20 @@ def test_evaluate_names_a_bad_model_and_a_bad_data_root(tmp_path):
 
 @pytest.mark.slow
 def test_the_width_that_crashed_onednn_trains_a_step(tmp_path):
-    """Issue 10 item 5: `model.width=0.125`, `split=(32,32)`, cifar stem died with SIGSEGV (a double
-    free in oneDNN) in the first gradient on the reporter's machine (TensorFlow 2.21). Run in a
-    subprocess so a crash fails this test instead of killing the test run."""
+    """`model.width=0.125`, `split=(32,32)`, cifar stem once died with SIGSEGV (a double free in oneDNN)
+    in the first gradient (TensorFlow 2.21, an Intel CPU with AMX). It runs here with oneDNN on, as the
+    package's default has it on x86-64 CPUs, in a subprocess so a crash fails this test instead of
+    killing the test run."""
     result = run_cli(
         "train", "--config.data.source=skimage_photos", "--config.data.num_images=16",
         "--config.data.batch_size=16", "--config.model.width=0.125", "--config.model.split=(32,32)",
         "--config.model.stem=cifar", "--config.train.steps=1", "--config.train.checkpoint_every=1",
         "--config.train.progress=False", "--config.eval.enabled=False", f"--config.workdir={tmp_path}",
-        timeout=600,
+        timeout=600, TF_ENABLE_ONEDNN_OPTS="1",
     )  # fmt: skip
     assert result.returncode == 0, f"exit {result.returncode}: {result.stderr[-3000:]}"
     assert "trained steps 0..1" in result.stdout
+    assert "oneDNN on (TF_ENABLE_ONEDNN_OPTS=1)" in result.stdout
 
 
 @pytest.mark.parametrize("onednn", [True, False])
@@ -165,6 +167,6 @@ def test_deterministic_runs_warn_when_onednn_is_on(onednn, monkeypatch):
     monkeypatch.setattr(logging, "warning", lambda msg, *args: warnings.append(msg % args if args else msg))
     config = default_config.get_config()
     config.train.precision = "float32"
-    assert config.train.deterministic
+    config.train.deterministic = True
     train._setup(config)
     assert any("TF_ENABLE_ONEDNN_OPTS=0" in w for w in warnings) == onednn, warnings

@@ -11,7 +11,6 @@ the comparison is exact on CPU.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import time
 import keras
 import numpy as np
 import pytest
+from run_helpers import env_as_a_user_has_it
 from train_helpers import ROOT
 
 import keras_eqssl.methods  # noqa: F401  (registers PairModel and its layers for load_model)
@@ -47,13 +47,15 @@ def _command(workdir):
 
 
 def _env():
-    # oneDNN off: bit-exact resume needs the same kernels in every process (docs/performance.md).
-    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", TF_ENABLE_ONEDNN_OPTS="0")
+    # oneDNN as the package chooses it: `train.deterministic=True` (ARGS) turns it off, which bit-exact
+    # resume needs (the same kernels in every process; docs/performance.md).
+    return env_as_a_user_has_it(TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
 
 
 def _run(workdir):
     result = subprocess.run(_command(workdir), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "oneDNN off (train.deterministic=True: TF_ENABLE_ONEDNN_OPTS=0)" in result.stdout, result.stdout[-2000:]
     return result.stdout
 
 

@@ -27,6 +27,14 @@ the config's (random crops of the photos at `data.image_size`, 128 px).
   the step while using at most about half of the machine. "pipeline CPU share" is the pipeline's
   CPU time per image over the pipeline's plus the step's: the share of the cores it takes in a run.
 
+**On disk** (`--disk-images N`, or `--folder DIR`): the source is an image folder instead of the
+photos: N JPEGs of `--disk-side` px (default 288; random crops of the photos, quality 90) written to
+a temporary folder first, read through `image_folder` exactly as training reads one (`data.image_size`
+from `--image-size`, then the policy's views of `--size`). Nothing caches them: every image costs a
+file read, a JPEG decode and a resize, as for a data set larger than RAM. The OS page cache may
+still hold the freshly written files (dropping it needs root), so the supply figure is read from
+memory + decode + resize, not disk bandwidth: a bound on what a slow disk allows, not a disk test.
+
 Each policy runs in its own child process (`--in-process`: all in this one). Absolute figures move
 with other work on the machine; the ratios of one run are what counts.
 
@@ -34,6 +42,7 @@ Usage:
     python tools/bench_pipeline.py                                  # every policy, 96 px, batch 64, jit off and on
     python tools/bench_pipeline.py --policies stl,gtsa --jit off --batches 4 --steps 1
     python tools/bench_pipeline.py --size 32 --batch 16 --width 0.25 --json /tmp/bench_pipeline.json
+    python tools/bench_pipeline.py --disk-images 2000 --image-size 256 --size 224 --batch 16 --jit off  # 224 px, on disk
 """
 
 from __future__ import annotations
@@ -76,6 +85,9 @@ def policy_config(name: str, args):
     config = bench_train.load_config(POLICIES[name][0])
     if config.data.source == "threedie":
         config.data.source = "skimage_photos"  # the policy's views of the bundled photos
+    if args.folder:  # an image folder on disk, read and decoded every epoch (no cache)
+        config.data.source, config.data.root = "image_folder", args.folder
+        config.data.decode_check_limit = 0  # no decode-everything check before the timing
     config.data.batch_size = args.batch
     if args.image_size:
         config.data.image_size = args.image_size
@@ -85,6 +97,33 @@ def policy_config(name: str, args):
         config.model.width = args.width
         config.model.stem = args.backbone_stem
     return config
+
+
+def write_jpeg_folder(root: str, count: int, side: int, seed: int = 0) -> int:
+    """Writes `count` JPEGs (quality 90) of `side` px, random crops of the bundled photos, into `root`
+    (a flat, unlabelled image folder); returns their total size in bytes."""
+    from keras_eqssl.data.photos import skimage_photos
+
+    os.makedirs(root, exist_ok=True)
+    total = 0
+    for i, element in enumerate(skimage_photos(image_size=side, num_images=count, seed=seed)):
+        data = tf.io.encode_jpeg(element["image"], quality=90).numpy()
+        with open(os.path.join(root, f"{i:06d}.jpg"), "wb") as f:
+            f.write(data)
+        total += len(data)
+    return total
+
+
+def folder_line(folder: str) -> str:
+    """What the on-disk source is, and what its supply figure measures."""
+    names = [e for e in os.scandir(folder) if e.is_file()]
+    megabytes = sum(e.stat().st_size for e in names) / 2**20
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"source: {len(names)} JPEG files, {megabytes:.0f} MB, in {folder}, listed once and read, decoded and resized "
+        f"every time (no tf.data cache: each image costs a file read and a decode, as for a data set larger than "
+        f"RAM); the files may sit in the OS page cache ({ram:.0f} GiB RAM), so disk bandwidth is not measured"
+    )
 
 
 def describe(name: str, config) -> str:
@@ -175,7 +214,7 @@ def child_args(args) -> list[str]:
     out = []
     for option in (
         "batch", "size", "width", "backbone_stem", "image_size", "batches", "warmup", "steps", "step_warmup",
-        "repeats", "jit", "precision",
+        "repeats", "jit", "precision", "folder",
     ):  # fmt: skip
         value = getattr(args, option)
         if value is not None:
@@ -215,6 +254,11 @@ def main(argv=None) -> dict:
     parser.add_argument(
         "--precision", default="float32", choices=bench_train.PRECISIONS, help="the step's dtype policy"
     )
+    parser.add_argument(
+        "--disk-images", type=int, default=0, help="read N JPEGs written to a temporary folder (default 0: the photos)"
+    )
+    parser.add_argument("--disk-side", type=int, default=288, help="side of those JPEGs in px (default 288)")
+    parser.add_argument("--folder", help="read this image folder (flat or class subfolders) instead of the photos")
     parser.add_argument("--json", metavar="OUT", help="also write the figures to this JSON file")
     parser.add_argument("--in-process", action="store_true", help="run every policy in this process (no children)")
     parser.add_argument("--child-policy", help=argparse.SUPPRESS)
@@ -233,7 +277,25 @@ def main(argv=None) -> dict:
         parser.error("--batch, --size, --batches, --steps, --repeats and --width must be positive")
     if min(args.warmup, args.step_warmup) < 0:
         parser.error("--warmup and --step-warmup must be >= 0")
+    if args.disk_images < 0 or args.disk_side < 1:
+        parser.error("--disk-images must be >= 0 and --disk-side positive")
+    with tempfile.TemporaryDirectory(prefix="bench_pipeline_") as tmp:
+        if args.disk_images and not args.folder:
+            args.folder = os.path.join(tmp, "images")
+            start = time.perf_counter()
+            size = write_jpeg_folder(args.folder, args.disk_images, args.disk_side)
+            print(
+                f"wrote {args.disk_images} JPEGs of {args.disk_side} px ({size / 2**20:.0f} MB) in "
+                f"{time.perf_counter() - start:.0f} s",
+                flush=True,
+            )
+        return run_policies(policies, jits, jit_names, args)
+
+
+def run_policies(policies: list[str], jits: list[bool], jit_names: list[str], args) -> dict:
+    """Every policy's row, the table and the JSON (see the module docstring)."""
     descriptions = {name: describe(name, policy_config(name, args)) for name in policies}
+    source = folder_line(args.folder) if args.folder else "source: random crops of the bundled photos, in memory"
     print(
         f"{machine_line()}; TF {tf.__version__}, Keras {keras.__version__}; supply: {args.warmup} + {args.batches} "
         f"batches; consume: {args.step_warmup} + {args.steps} steps ({args.precision}, jit {args.jit}); best of "
@@ -241,6 +303,7 @@ def main(argv=None) -> dict:
         flush=True,
     )
     print(cpu_features_line(), flush=True)
+    print(source, flush=True)
     for text in descriptions.values():
         print(f"  {text}", flush=True)
 
@@ -279,6 +342,7 @@ def main(argv=None) -> dict:
     print(f"Input pipeline supply vs training step consumption, source images/s ({args.precision} step);")
     print(machine_line())
     print(cpu_features_line())
+    print(source)
     for text in descriptions.values():
         print(text)
     print("supply = train_batches alone; consume = the step alone on a repeated batch; ratio = supply / consume;")
@@ -311,7 +375,7 @@ def main(argv=None) -> dict:
     )
     print(f"total {wall:.0f} s")
 
-    out = {"rows": rows, "wall_s": wall, "configs": descriptions}
+    out = {"rows": rows, "wall_s": wall, "configs": descriptions, "source": source}
     if args.json:
         config = {k: v for k, v in vars(args).items() if k != "json" and not k.startswith("child_")}
         config.update(policies=policies, tensorflow=tf.__version__, keras=keras.__version__)

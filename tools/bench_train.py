@@ -73,6 +73,20 @@ time of the same method without it, same precision and jit. Target: recon x <= 1
 starts with the CPU's model and whether it has the AVX-512 / bf16 instructions (without
 avx512_bf16 or amx_bf16, bfloat16 math is emulated and slower than float32).
 
+**Device mode (`--devices 1,all`).** Step mode's rows on GPUs: `1` is one device
+(`OneDeviceStrategy` on the first GPU), `all` a `MirroredStrategy` over every visible GPU (with
+synchronised BatchNorm in the backbone and every head, as training on several replicas), `<n>`
+the first n. `--batch` is then pairs per device (each device gets the repeated batch, prefetched
+to it), `--backbone` picks resnet18, resnet34 or resnet50, and every row adds images/s (source
+images over all devices), views/s (every view the step encodes), ms/step, peak memory (the most
+bytes TensorFlow's allocator held at once from the model's build to the last timed step,
+`tf.config.experimental.get_memory_info(gpu)["peak"]` after `reset_memory_stats`, the largest
+over the devices; without a GPU the process's peak RSS, so labelled) and "x 1 device" (images/s
+over the one-device row's). The header names the GPU model(s) (`get_device_details`). Without a
+GPU the rows run on the CPU (`--cpu-devices N` splits it into N devices for `all`), for a check
+of the tool. Without `--devices` the GPUs stay hidden and everything above is unchanged.
+`tools/bench_gpu.sh` runs the full GPU table (ResNet-18 and -50, 224 px, batch 128 per GPU).
+
 Each group (a method and its `+recon`, one precision and jit setting; in end-to-end mode one
 config and setting) runs in its own child process (a fresh Python and TensorFlow), so one group's
 memory (a few GB per compiled step at batch 128, which the allocator keeps) does not add to the
@@ -86,11 +100,14 @@ Usage:
     python tools/bench_train.py --width 0.5 --size 32 --batch 64 --json /tmp/bench_train.json
     python tools/bench_train.py --methods stl --size 96 --backbone-stem imagenet
     python tools/bench_train.py --end-to-end --config configs/stl.py --batch 64 --optimizer sgd
+    python tools/bench_train.py --devices 1,all --precision mixed_float16,mixed_bfloat16 --backbone resnet50 \
+        --backbone-stem imagenet --size 224 --batch 128   # on GPUs, --batch per GPU
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -101,7 +118,8 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # the CPU figures, even where a GPU is present
+if not any(a.startswith(("--devices", "--child-devices")) for a in sys.argv[1:]):
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # the CPU figures, even where a GPU is present
 
 import numpy as np  # noqa: E402
 
@@ -133,6 +151,10 @@ from keras_eqssl.methods import (  # noqa: E402
 )
 from keras_eqssl.nn import backbone_from_name  # noqa: E402
 
+if os.path.dirname(os.path.abspath(__file__)) not in sys.path:  # tools/: its sibling modules
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_devices  # noqa: E402
+
 tf.get_logger().setLevel("ERROR")
 
 # name -> invariance loss; every one also runs "+recon". CIPER has no recon variant.
@@ -144,7 +166,10 @@ ALIASES = {"barlowtwins": "barlow", "barlow_twins": "barlow"}
 RECON = "+recon"
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 STEMS = ("cifar", "imagenet")
+BACKBONES = {"resnet18": "ResNet-18", "resnet34": "ResNet-34", "resnet50": "ResNet-50"}  # step mode's --backbone
 OPTIMIZERS = ("adam", "adamw", "sgd")
+# Keras runs every replica's step inside one XLA function, whose variables are on other devices.
+XLA_REPLICAS_ERROR = "XLA cannot compile the step of several replicas as one function (variables on other devices)"
 REFERENCE = ("float32", False)  # the setting every ratio of the settings table divides by
 # STL's reference figure (the issue): the official PyTorch code, STL at 96 px, batch 64, ResNet-18
 # (ImageNet stem, full width), SGD, on a 2-core CPU with AVX-512 BF16; the target is 1.5x it.
@@ -239,40 +264,57 @@ def recon_target_size(size: int, requested: int, stride: int) -> int:
     return best or limit  # none fits: the objective names the problem
 
 
-def build_model(name: str, args, param_specs: dict):
-    """The model of one row (see the module docstring)."""
+def synced(cls, synchronized: bool, **kwargs):
+    """`cls(**kwargs)`, with `synchronized=True` (BatchNorm over all replicas) where asked and `cls` takes it."""
+    from keras_eqssl.methods.registry import constructor_parameters
+
+    if synchronized and "synchronized" in constructor_parameters(cls):
+        kwargs["synchronized"] = True
+    return cls(**kwargs)
+
+
+def build_model(name: str, args, param_specs: dict, synchronized: bool = False):
+    """The model of one row (see the module docstring); `synchronized`: BatchNorm synchronised over the
+    replicas in the backbone and every head, as training on several replicas has it (`model.sync_bn`)."""
     if name in CONFIG_ROWS:
         from keras_eqssl.methods.factory import model_from_config
 
-        return model_from_config(row_config(name, args), param_specs)
+        return model_from_config(row_config(name, args), param_specs, synchronized=synchronized)
+    extra = {"synchronized": True} if synchronized else {}
     backbone = backbone_from_name(
-        "resnet18", stem=args.backbone_stem, width=args.width, fused_bn=args.batch_norm != "keras"
+        args.backbone, stem=args.backbone_stem, width=args.width, fused_bn=args.batch_norm != "keras", **extra
     )
     base, recon = name.removesuffix(RECON), name.endswith(RECON)
     dim = backbone.feature_dim
     if base == "ciper":
         return PairModel(
             backbone,
-            SimCLR(),
-            [ParameterPrediction(["crop", "color"])],
+            synced(SimCLR, synchronized),
+            [synced(ParameterPrediction, synchronized, targets=["crop", "color"])],
             image_size=args.size,
             param_specs=param_specs,
         )
     if base in ("stl", "essl"):
-        return PairModel(backbone, SimCLR(), [STL() if base == "stl" else ESSL()], image_size=args.size)
+        objective = synced(STL if base == "stl" else ESSL, synchronized)
+        return PairModel(backbone, synced(SimCLR, synchronized), [objective], image_size=args.size)
     if base == "sie":
-        return PairModel(backbone, VICReg(), [SIE()], split=(dim // 2, dim - dim // 2), image_size=args.size)
+        split = (dim // 2, dim - dim // 2)
+        return PairModel(
+            backbone, synced(VICReg, synchronized), [synced(SIE, synchronized)], split=split, image_size=args.size
+        )
     objectives, split = [], None
     if recon:
         split = (dim // 2, dim - dim // 2)
         objectives = [
-            CrossAttentionReconstruction(
+            synced(
+                CrossAttentionReconstruction,
+                synchronized,
                 target_size=recon_target_size(args.size, args.target_size, backbone.feature_stride),
                 decoder_dim=args.decoder_dim,
                 decoder_filters=args.decoder_filters,
             )
         ]
-    return PairModel(backbone, INVARIANCES[base](), objectives, split=split, image_size=args.size)
+    return PairModel(backbone, synced(INVARIANCES[base], synchronized), objectives, split=split, image_size=args.size)
 
 
 def make_optimizer(name: str) -> keras.optimizers.Optimizer:
@@ -286,6 +328,8 @@ def make_optimizer(name: str) -> keras.optimizers.Optimizer:
 
 def short_error(err: BaseException) -> str:
     """The first meaningful line of an error, at most 160 characters."""
+    if "tfvariable_on_a_different_device" in str(err):  # XLA (jit on) with a MirroredStrategy of several devices
+        return XLA_REPLICAS_ERROR
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     if lines and lines[0].startswith("Graph execution error"):  # TF's wrapper: the cause is further down
         causes = [line for line in lines if line.startswith(("Detected unsupported", "No registered", "OOM"))]
@@ -297,7 +341,7 @@ def short_error(err: BaseException) -> str:
 def cpu_only() -> None:
     """Hides any GPU from TensorFlow (the CPU figures); a no-op once TensorFlow has started its devices."""
     try:
-        cpu_only()
+        tf.config.set_visible_devices([], "GPU")
     except RuntimeError:  # already initialised (main() called again in one process); CUDA_VISIBLE_DEVICES="" holds
         pass
 
@@ -308,16 +352,23 @@ def cpu_seconds() -> float:
 
 
 class Runner:
-    """One compiled model and an iterator over the repeated batch; `run(steps)` times `steps` steps."""
+    """One compiled model and an iterator over the repeated batch; `run(steps)` times `steps` steps.
 
-    def __init__(self, name: str, jit: bool, args, data: dict, param_specs: dict, model=None):
+    With a `strategy`, the model is built and compiled in its scope and every replica gets `data` (the
+    batch of one device), prefetched to its device; without, the batch is fed from the host as before."""
+
+    def __init__(self, name: str, jit: bool, args, data: dict, param_specs: dict, model=None, strategy=None):
         self.name, self.jit = name, jit
         if model is None:
-            model = build_model(name, args, param_specs)
-            model.compile(optimizer=make_optimizer(args.optimizer), jit_compile=jit)
+            with strategy.scope() if strategy else contextlib.nullcontext():
+                model = build_model(name, args, param_specs, synchronized=bool(strategy and replicas(strategy) > 1))
+                model.compile(optimizer=make_optimizer(args.optimizer), jit_compile=jit)
         self.model = model
         self.model.make_train_function()
         ds = tf.data.Dataset.from_tensors(data).repeat().prefetch(1)
+        if strategy is not None:
+            per_device = ds
+            ds = strategy.distribute_datasets_from_function(lambda _: per_device)
         self.iterator = iter(ds)
 
     def run(self, steps: int) -> tuple[float, float, float]:
@@ -327,6 +378,17 @@ class Runner:
             logs = self.model.train_function(self.iterator)
         loss = float(logs["loss"])  # waits for the last step
         return time.perf_counter() - start, cpu_seconds() - cpu_start, loss
+
+
+def replicas(strategy) -> int:
+    return strategy.num_replicas_in_sync
+
+
+def views_per_image(data: dict) -> float:
+    """Views the step encodes per source image, of every size: 2 for a pair, 6 for GTSA's 2 global + 4 local."""
+    views = data["views"]
+    batch = next(iter(views.values())).shape[0]
+    return sum(int(np.prod(x.shape[:-3])) for x in views.values()) / batch
 
 
 def label(name: str, precision: str, jit: bool) -> str:
@@ -352,19 +414,32 @@ def time_runner(runner: Runner, args, what: str, per_step: int, warmup: int | No
     return {"step_s": best[0], "cpu_s": best[1]}
 
 
-def bench_group(names: list[str], jit: bool, args, data: dict, param_specs: dict, precision: str = "float32") -> dict:
+def bench_group(
+    names: list[str], jit: bool, args, data: dict, param_specs: dict, precision: str = "float32", devices=None
+) -> dict:
     """Builds, warms up and times the rows of one group (a method and its +recon), one after the other,
     under the dtype policy `precision` (set before each model is built, float32 again after).
 
     One model at a time, so that the memory of a step (several GB at batch 128) is needed once.
-    Returns name -> {"step_s", "cpu_s"} (best run, per step) or {"error"}."""
+    Returns name -> {"step_s", "cpu_s"} (best run, per step) or {"error"}. With `devices` (a setting
+    of `--devices`: "1", "all", "<n>") each model runs under `bench_devices.strategy_for(devices)`,
+    `--batch` pairs per device, and the figures add "replicas", "views_per_image", "peak_bytes" and
+    "peak_what" (the peak memory from the model's build to the last timed step, see bench_devices)."""
     out = {}
     for name in names:
         runner = None
         try:
             keras.mixed_precision.set_global_policy(precision)
-            runner = Runner(name, jit, args, data, param_specs)
-            out[name] = time_runner(runner, args, label(name, precision, jit), args.batch)
+            strategy = bench_devices.strategy_for(devices) if devices else None
+            if strategy is None:
+                runner = Runner(name, jit, args, data, param_specs)
+                out[name] = time_runner(runner, args, label(name, precision, jit), args.batch)
+            else:
+                where, n = bench_devices.strategy_devices(strategy), replicas(strategy)
+                bench_devices.reset_peak(where)
+                runner = Runner(name, jit, args, data, param_specs, strategy=strategy)
+                out[name] = time_runner(runner, args, f"{label(name, precision, jit)} x{n}", args.batch * n)
+                out[name].update(bench_devices.peak_memory(where), replicas=n, views_per_image=views_per_image(data))
         except Exception as err:  # noqa: BLE001 - a failing configuration is a row, not the end of the run
             out[name] = {"error": short_error(err)}
             print(f"  {label(name, precision, jit)} failed: {out[name]['error']}", flush=True)
@@ -395,10 +470,18 @@ def run_child(names: list[str], extra: list[str], args) -> dict:
         return {name: {"error": reason} for name in names}
 
 
-def group_in_child(names: list[str], jit: bool, args, precision: str = "float32") -> dict:
+def group_in_child(names: list[str], jit: bool, args, precision: str = "float32", devices=None) -> dict:
     """`bench_group` in a fresh Python process (see `run_child`)."""
     extra = ["--child-group", ",".join(names), "--child-jit", str(int(jit)), "--child-precision", precision]
-    return run_child(names, extra, args)
+    return run_child(names, extra + (["--child-devices", devices] if devices else []), args)
+
+
+def time_group(method: str, jit: bool, args, precision: str, devices: str | None = None) -> dict:
+    """The figures of `method`'s group in one setting: in this process (`--in-process`) or a child's."""
+    if not args.in_process:
+        return group_in_child(group(method), jit, args, precision, devices)
+    data, param_specs = make_data(method, args)
+    return bench_group(group(method), jit, args, data, param_specs, precision, devices)
 
 
 def child_args(args) -> list[str]:
@@ -406,7 +489,7 @@ def child_args(args) -> list[str]:
     out = []
     for option in (
         "batch", "size", "width", "steps", "repeats", "warmup", "target_size", "decoder_dim", "decoder_filters",
-        "backbone_stem", "optimizer", "source", "batch_norm",
+        "backbone_stem", "optimizer", "source", "batch_norm", "backbone", "cpu_devices",
     ):  # fmt: skip
         value = getattr(args, option)
         if value is not None:
@@ -507,6 +590,130 @@ def print_settings_table(summary: dict, settings: list[tuple[str, bool]], per: s
         cells += [fmt(entry["settings"].get(n, {}).get("cpu_ratio")) for n in others]
         lines.append([*cells, entry["fastest"] or ""])
     print_table(header, lines)
+
+
+# --- device mode (--devices) -----------------------------------------------------------------------
+
+
+def model_line(args, feature_dim: int) -> str:
+    """The step's model and data, e.g. "ResNet-50 (imagenet stem, fused BN, width 1.0, 2048 channels), 224 px"."""
+    bn = "Keras" if args.batch_norm == "keras" else "fused"
+    return (
+        f"{BACKBONES[args.backbone]} ({args.backbone_stem} stem, {bn} BN, width {args.width}, {feature_dim} channels), "
+        f"{args.size} px, {args.optimizer}"
+    )
+
+
+def device_rows(results: dict, keys: list[tuple], args) -> list[dict]:
+    """One row per (devices, name, precision, jit): images/s (source images, all devices), views/s,
+    ms per step, peak memory, x base (as the CPU table) and x 1 device (images/s over the `1` row's)."""
+    rows = []
+    for devices, name, precision, jit in keys:
+        figures = results[(devices, name, precision, jit)]
+        row = {"method": name, "devices": devices, "precision": precision, "jit": jit}
+        if "error" in figures:
+            rows.append({**row, "error": figures["error"]})
+            continue
+        batch = args.batch * figures["replicas"]
+        row.update(
+            replicas=figures["replicas"], batch=batch, step_s=figures["step_s"],
+            images_per_s=batch / figures["step_s"], views_per_s=batch * figures["views_per_image"] / figures["step_s"],
+            ms_per_pair=1000 * figures["step_s"] / batch, cpu_ms_per_pair=1000 * figures["cpu_s"] / batch,
+            peak_bytes=figures["peak_bytes"], peak_what=figures["peak_what"],
+        )  # fmt: skip
+        base = results.get((devices, base_of(name), precision, jit), {})
+        if "step_s" in base:
+            row["base_ratio"] = figures["step_s"] / base["step_s"]
+        one = results.get(("1", name, precision, jit), {})
+        if "step_s" in one and devices != "1":
+            row["x_one_device"] = row["images_per_s"] / (args.batch / one["step_s"])
+        rows.append(row)
+    return rows
+
+
+def print_device_table(rows: list[dict], args) -> None:
+    """The per-row table of device mode (see `device_rows`)."""
+    peak = next((r["peak_what"] for r in rows if "peak_what" in r), "peak memory")
+    header = ["method", "devices", "precision", "jit", "batch", "images/s", "views/s", "ms/step"]
+    header += [f"{peak} GiB", "x base", "x 1 device"]
+    lines = []
+    for row in rows:
+        devices = row["devices"] + (f" ({row['replicas']})" if row["devices"] == "all" and "replicas" in row else "")
+        cells = [row["method"], devices, row["precision"], "on" if row["jit"] else "off"]
+        if "error" in row:
+            lines.append([*cells, "", f"failed: {row['error']}", "", "", "n/a", "", ""])
+            continue
+        lines.append([
+            *cells, str(row["batch"]), f"{row['images_per_s']:.1f}", f"{row['views_per_s']:.1f}",
+            f"{1000 * row['step_s']:.1f}", bench_devices.memory_cell(row), fmt(row.get("base_ratio")),
+            fmt(row.get("x_one_device")),
+        ])  # fmt: skip
+    print_table(header, lines)
+
+
+def main_devices(args, parser, methods: list[str], precisions: list[str], jits: list[bool]) -> dict:
+    """Step mode on one device and on all (`--devices`): the per-row table with images/s and peak memory."""
+    try:
+        settings = bench_devices.parse_devices(args.devices)
+    except ValueError as err:
+        parser.error(str(err))
+    if args.cpu_devices is not None and args.cpu_devices < 1:
+        parser.error("--cpu-devices must be positive")
+    gpu_line = bench_devices.gpu_line()
+    if args.in_process:
+        try:
+            bench_devices.split_cpu(args.cpu_devices or 1)
+        except RuntimeError as err:
+            parser.error(f"--cpu-devices {args.cpu_devices} with --in-process: {err}")
+    else:
+        cpu_only()  # this process computes nothing on the GPUs: every group's child has them to itself
+    feature_dim = backbone_from_name(args.backbone, stem=args.backbone_stem, width=args.width).feature_dim
+    print(f"{machine_line()}; TF {tf.__version__}, Keras {keras.__version__}", flush=True)
+    print(gpu_line, flush=True)
+    print(cpu_features_line(), flush=True)
+    print(
+        f"{model_line(args, feature_dim)}; batch {args.batch} pairs per device; devices {', '.join(settings)}; "
+        f"precision {', '.join(precisions)}; warm-up {args.warmup} + timed {args.steps} steps, best of {args.repeats}; "
+        "data: one repeated in-memory batch per device (no pipeline time).",
+        flush=True,
+    )
+    keys = [(d, n, p, j) for d in settings for p in precisions for j in jits for m in methods for n in group(m)]
+    results, start = {}, time.perf_counter()
+    for devices in settings:
+        for precision in precisions:
+            for jit in jits:
+                for method in methods:
+                    figures = time_group(method, jit, args, precision, devices)
+                    results.update({(devices, name, precision, jit): figures[name] for name in group(method)})
+    wall = time.perf_counter() - start
+    rows = device_rows(results, keys, args)
+
+    print()
+    print(f"Training throughput per device setting, best of {args.repeats} runs of {args.steps} steps;")
+    print(machine_line())
+    print(gpu_line)
+    print(f"{model_line(args, feature_dim)}; batch = {args.batch} pairs per device x devices.")
+    print("images/s = source images (pairs) per second over all devices; views/s = every view the step encodes;")
+    print("ms/step = wall time of one step; peak = the most memory in use at once from the model's build to the")
+    print("last timed step (GPU: TensorFlow's allocator, the largest over the devices; CPU: the process's peak RSS);")
+    print("x base = step time over the base row's (as the CPU table); x 1 device = images/s over the 1-device row's.")
+    print_device_table(rows, args)
+    summaries = {}
+    for devices in settings:
+        subset = [r for r in rows if r["devices"] == devices]
+        summaries[devices] = settings_summary(subset, [(p, j) for p in precisions for j in jits], "pair")
+        print()
+        print_settings_table(
+            summaries[devices], [(p, j) for p in precisions for j in jits], "pair",
+            f"Per method and setting, devices {devices} ({args.size} px, batch {args.batch} per device):",
+        )  # fmt: skip
+    print(f"total {wall:.0f} s")
+    out = {"rows": rows, "settings": summaries, "wall_s": wall, "gpu": gpu_line}
+    if args.json:
+        write_json(
+            args, out, methods=methods, precisions=precisions, jit=jits, devices=settings, feature_dim=feature_dim
+        )
+    return out
 
 
 # --- end-to-end mode ---------------------------------------------------------------------------
@@ -722,7 +929,7 @@ def write_json(args, out: dict, **config) -> None:
 def step_defaults(args) -> None:
     """Step mode's defaults for the options end-to-end mode takes from the config."""
     for option, value in (
-        ("batch", 128), ("size", 64), ("width", 1.0), ("backbone_stem", "cifar"), ("optimizer", "adam"),
+        ("batch", 128), ("size", 64), ("width", 1.0), ("backbone_stem", "cifar"), ("optimizer", "adam"), ("backbone", "resnet18"),
         ("steps", 3), ("repeats", 2), ("warmup", 1),
     ):  # fmt: skip
         if getattr(args, option) is None:
@@ -756,6 +963,16 @@ def main(argv=None) -> dict:
         choices=("fused", "keras"),
         help="the ResNet's BatchNorm: fused (FusedBatchNormalization, the default) or keras (unfused ops)",
     )
+    parser.add_argument("--backbone", choices=BACKBONES, help="step mode's ResNet (default resnet18)")
+    parser.add_argument(
+        "--devices",
+        help="step mode on devices: comma-separated settings, 1 (one GPU), all (MirroredStrategy over every GPU) "
+        "or a count, e.g. 1,all; --batch is then per device, and rows add views/s and peak memory. Without GPUs "
+        "the rows run on the CPU (all: over --cpu-devices logical CPUs). Default: the CPU table, GPUs hidden",
+    )
+    parser.add_argument(
+        "--cpu-devices", type=int, help="with --devices and no GPU: split the CPU into this many devices"
+    )
     jit_group = parser.add_mutually_exclusive_group()
     jit_group.add_argument("--no-jit", action="store_true", help="only jit_compile=False")
     jit_group.add_argument("--jit-only", action="store_true", help="only jit_compile=True")
@@ -766,22 +983,30 @@ def main(argv=None) -> dict:
     parser.add_argument("--child-jit", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-precision", default="float32", help=argparse.SUPPRESS)
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
+    parser.add_argument("--child-devices", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_group or args.child_e2e:
-        cpu_only()
+        if args.child_devices:
+            bench_devices.split_cpu(args.cpu_devices or 1)
+        else:
+            cpu_only()
         if args.child_e2e:
             out = {args.child_e2e: bench_end_to_end(args.child_e2e, bool(args.child_jit), args, args.child_precision)}
         else:
             step_defaults(args)
             names = args.child_group.split(",")
             data, param_specs = make_data(names[0], args)
-            out = bench_group(names, bool(args.child_jit), args, data, param_specs, args.child_precision)
+            out = bench_group(
+                names, bool(args.child_jit), args, data, param_specs, args.child_precision, args.child_devices
+            )
         with open(args.child_out, "w") as f:
             json.dump(out, f)
         return out
     precisions = parse_precisions(args.precision, parser)
     jits = [False] if args.no_jit else [True] if args.jit_only else [False, True]
     if args.end_to_end:
+        if args.devices or args.backbone or args.cpu_devices:
+            parser.error("--devices, --cpu-devices and --backbone are for step mode (end to end: the config's)")
         return main_end_to_end(args, parser, precisions, jits)
     if args.config or args.source:
         parser.error("--config and --source are for --end-to-end")
@@ -791,11 +1016,15 @@ def main(argv=None) -> dict:
         parser.error("--batch, --size, --steps, --repeats, --target-size and --decoder-dim must be positive")
     if args.warmup < 0 or args.width <= 0:
         parser.error("--warmup must be >= 0 and --width > 0")
+    if args.devices:
+        return main_devices(args, parser, methods, precisions, jits)
+    if args.cpu_devices is not None:
+        parser.error("--cpu-devices is for --devices")
 
     cpu_only()
-    feature_dim = backbone_from_name("resnet18", stem=args.backbone_stem, width=args.width).feature_dim
+    feature_dim = backbone_from_name(args.backbone, stem=args.backbone_stem, width=args.width).feature_dim
     print(
-        f"{machine_line()}; TF {tf.__version__}, Keras {keras.__version__}; ResNet-18 ({args.backbone_stem} stem, "
+        f"{machine_line()}; TF {tf.__version__}, Keras {keras.__version__}; {BACKBONES[args.backbone]} ({args.backbone_stem} stem, "
         f"{'Keras' if args.batch_norm == 'keras' else 'fused'} BN, "
         f"width {args.width}, {feature_dim} channels), {args.size} px, batch {args.batch}, {args.optimizer}; "
         f"precision {', '.join(precisions)}; warm-up {args.warmup} + timed {args.steps} steps, best of "
@@ -808,13 +1037,8 @@ def main(argv=None) -> dict:
     for precision in precisions:
         for jit in jits:
             for method in methods:
-                names = group(method)
-                if args.in_process:
-                    data, param_specs = make_data(method, args)
-                    figures = bench_group(names, jit, args, data, param_specs, precision)
-                else:
-                    figures = group_in_child(names, jit, args, precision)
-                for name in names:
+                figures = time_group(method, jit, args, precision)
+                for name in group(method):
                     results[(name, precision, jit)] = figures[name]
     wall = time.perf_counter() - start
 

@@ -137,10 +137,16 @@ def load_config_file(path, *args):
 
 def allow_package_imports(path) -> None:
     """Puts the folder above config file `path`'s folder on `sys.path` (at the end), so that the files in
-    `configs/` import their shared recipes as `from configs.common import method_config`."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(path)))
-    if root not in sys.path:
-        sys.path.append(root)
+    `configs/` import their shared recipes as `from configs.common import method_config`; for a file in
+    a package nested in packages (`configs/papers/FILE.py`), the folder above the outermost one too."""
+    folder = os.path.dirname(os.path.abspath(path))
+    roots = [os.path.dirname(folder)]
+    while all(os.path.isfile(os.path.join(f, "__init__.py")) for f in (folder, os.path.dirname(folder))):
+        folder = os.path.dirname(folder)
+        roots.append(os.path.dirname(folder))
+    for root in roots:
+        if root not in sys.path:
+            sys.path.append(root)
 
 
 def _config_file_argument(argv: list[str]) -> str:
@@ -151,6 +157,24 @@ def _config_file_argument(argv: list[str]) -> str:
         if arg in ("--config", "-config") and i + 1 < len(argv):
             return argv[i + 1]
     return ""
+
+
+def deterministic_on_command_line(argv: list[str]) -> bool:
+    """Whether `argv` sets `--config.train.deterministic` to true (read before TensorFlow is imported;
+    a config file that sets it is seen only once loaded, see `keras_eqssl.onednn`).
+
+    >>> deterministic_on_command_line(["keras-eqssl-train", "--config.train.deterministic=True"])
+    True
+    >>> deterministic_on_command_line(["keras-eqssl-train", "--config.train.deterministic=false"])
+    False
+    """
+    value = None
+    for i, arg in enumerate(argv[1:], start=1):
+        if arg.startswith("--config.train.deterministic="):
+            value = arg.split("=", 1)[1]
+        elif arg == "--config.train.deterministic":
+            value = argv[i + 1] if i + 1 < len(argv) and not argv[i + 1].startswith("-") else "true"
+    return value is not None and value.strip().lower() in ("1", "true", "yes", "on")
 
 
 def _bad_command_line(err: Exception):

@@ -19,12 +19,13 @@ from collections.abc import Iterator
 
 from keras_eqssl.machine import has_nvidia_gpu
 
-# What TensorFlow prints while it looks for CUDA; nothing else is dropped.
+# What TensorFlow prints while it looks for CUDA, and its oneDNN notice; nothing else is dropped.
 CUDA_PROBE_LINES = re.compile(
     r"Could not find cuda drivers on your machine"
     r"|failed call to cuInit"
     r"|Unable to register cu(DNN|FFT|BLAS) factory"
     r"|TF-TRT Warning: Could not find TensorRT"
+    r"|oneDNN custom operations are on"  # the run's banner says whether oneDNN is on, and why
 )
 ABSL_PREAMBLE = "All log messages before absl::InitializeLog() is called are written to STDERR"
 

@@ -34,10 +34,13 @@ import time
 
 from absl import app, flags, logging
 
+from keras_eqssl.cli import _config
 from keras_eqssl.cli._config import checked, define_config_flag, input_errors_exit, parse_flags
 from keras_eqssl.cli._quiet import start_tensorflow
 from keras_eqssl.errors import ConfigError
+from keras_eqssl.onednn import choose_onednn, needs_restart_for, restart_with_onednn_off
 
+choose_onednn(deterministic=_config.deterministic_on_command_line(sys.argv))  # before TensorFlow reads it
 start_tensorflow()  # before anything imports it: no CUDA probe lines on a machine without a GPU
 
 _CONFIG = define_config_flag()
@@ -79,10 +82,11 @@ def _setup(config):
 
         if onednn_enabled():
             logging.warning(
-                "train.deterministic: oneDNN is on, so a resumed or multi-worker run can differ from an "
-                "uninterrupted one-process run by more than rounding (measured: 1e-3 in the weights after 12 "
-                "Adam steps of a tiny model). For bit-exact resume set TF_ENABLE_ONEDNN_OPTS=0 in the shell "
-                "(docs/performance.md)."
+                "train.deterministic: oneDNN is on (TF_ENABLE_ONEDNN_OPTS=%s, set outside keras_eqssl), so a "
+                "resumed or multi-worker run can differ from an uninterrupted one-process run by more than "
+                "rounding (measured: 1e-3 in the weights after 12 Adam steps of a tiny model). For bit-exact "
+                "resume unset it or set TF_ENABLE_ONEDNN_OPTS=0 (docs/performance.md).",
+                os.environ.get("TF_ENABLE_ONEDNN_OPTS", "(TensorFlow's default on this CPU)"),
             )
     from keras_eqssl.precision import resolve_precision
 
@@ -138,7 +142,13 @@ def _callbacks(config, model, sample_batch, resumed_from=None, chief=True):
     import keras
     import tensorflow as tf
 
-    from keras_eqssl.methods.callbacks import Checkpointer, ReconstructionImages, StopOnNonFinite, StopOnSignal
+    from keras_eqssl.methods.callbacks import (
+        Checkpointer,
+        ReconstructionImages,
+        StopOnNonFinite,
+        StopOnSignal,
+        Throughput,
+    )
 
     ckpt_dir = os.path.join(config.workdir, "checkpoints")
     tb_dir = os.path.join(config.workdir, "tb")
@@ -155,6 +165,7 @@ def _callbacks(config, model, sample_batch, resumed_from=None, chief=True):
         t = config.train
         images = next(iter(sample_batch["views"].values()))
         callbacks.append(CollapseMonitor(images, t.log_every, t.collapse_std_fraction, t.collapse_rank_fraction))
+    callbacks.append(Throughput(config.data.batch_size, config.train.log_every))  # images/s, before TensorBoard
     callbacks.append(keras.callbacks.TensorBoard(tb_dir, update_freq=config.train.log_every))
     if config.train.image_every and model.reconstructions(sample_batch):
         callbacks.append(ReconstructionImages(tb_dir, sample_batch, every=config.train.image_every))
@@ -252,19 +263,12 @@ def fit_segments(first_step: int, steps: int, per_epoch: int) -> list[tuple[int,
 
 
 def _batches(config, first_step: int, strategy, progress: bool):
-    """`train_batches` from `first_step`, split over a multi-worker cluster's workers by rows."""
-    import tensorflow as tf
-
+    """`train_batches` from `first_step`, split over a multi-worker cluster's workers: a file-based
+    source by files (each worker reads its shard), any other by rows (`keras_eqssl.data.sharding`)."""
+    from keras_eqssl.data.sharding import worker_input_context
     from keras_eqssl.data.train_batches import train_batches
 
-    dataset, specs = train_batches(config, first_step=first_step, progress=progress)
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        # Every worker makes the same global batches (batch k is a function of the config and k)
-        # and keeps its own replicas' rows: the same split as one process with all the replicas.
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        dataset = dataset.with_options(options)
-    return dataset, specs
+    return train_batches(config, first_step=first_step, progress=progress, workers=worker_input_context(strategy))
 
 
 def _signals_held(callbacks):
@@ -524,6 +528,11 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     config = checked(_CONFIG)
+    if _AS_PROGRAM and needs_restart_for(config.train.deterministic):
+        # train.deterministic=True set in the config file: TensorFlow was imported with keras_eqssl's
+        # oneDNN default, which it reads only once, so the command starts again with oneDNN off.
+        print("keras-eqssl-train: train.deterministic=True: starting again with oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)")
+        restart_with_onednn_off()
     logging.set_verbosity(logging.WARNING)  # TF's SavedModel INFO lines
     import tensorflow as tf
 
@@ -588,7 +597,12 @@ def _worker_down(err) -> None:
     os._exit(4)  # TensorFlow's aborted collectives and gRPC threads can keep a normal exit waiting
 
 
+_AS_PROGRAM = False  # True when started as the command (`run`), which may restart its own process
+
+
 def run():
+    global _AS_PROGRAM
+    _AS_PROGRAM = True
     app.run(main, flags_parser=parse_flags)
 
 

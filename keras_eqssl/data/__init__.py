@@ -35,13 +35,19 @@ __all__ = sorted([*_WHERE, "PHOTO_SPLITS", "SOURCES", "source_from_config"])
 __getattr__ = _lazy_getattr(__name__, _WHERE, globals())
 
 
-def source_from_config(config):
+def source_from_config(config, workers=None):
     """The `tf.data.Dataset` of `{"image", "label"}` named by `config.data.source`.
 
     Sources: `skimage_photos` (bundled photos), `image_folder` (`config.data.root` with one
     subfolder per class, or images directly in it and no subfolder: unlabelled, no "label"),
-    `tfds` (`config.data.tfds_name` already prepared in `config.data.data_dir`; nothing is downloaded),
+    `tfds` (`config.data.tfds_name` already prepared in `config.data.data_dir`; nothing is downloaded;
+    only the classes named in `config.data.tfds_classes`, if any),
     `fashion_mnist` (Debian's dataset-fashion-mnist package). Images have side `config.data.image_size`.
+
+    `workers` (a multi-worker run's `tf.distribute.InputContext`) makes the file-based sources
+    (`image_folder`, `tfds`) read only this worker's shard (`keras_eqssl.data.sharding`). The
+    bundled photos (16 photos held in memory) and Fashion-MNIST (streamed from its idx files)
+    are not sharded.
     """
     d = config.data
     if d.source == "skimage_photos":
@@ -58,11 +64,20 @@ def source_from_config(config):
             skip_bad=d.skip_bad,
             check_decode=d.check_decode,
             decode_check_limit=d.decode_check_limit,
+            workers=workers,
         )
     if d.source == "tfds":
-        from keras_eqssl.data.tfds_source import tfds_images
+        from keras_eqssl.data.tfds_source import class_names, tfds_images
 
-        return tfds_images(d.tfds_name, split=d.split, data_dir=d.data_dir or None, image_size=d.image_size)
+        classes = class_names(d.get("tfds_classes", ""))
+        return tfds_images(
+            d.tfds_name,
+            split=d.split,
+            data_dir=d.data_dir or None,
+            image_size=d.image_size,
+            classes=classes,
+            workers=workers,
+        )
     if d.source == "fashion_mnist":
         from keras_eqssl.data.fashion_mnist import fashion_mnist
 

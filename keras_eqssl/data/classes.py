@@ -10,7 +10,8 @@ def num_classes(config) -> int:
 
     Read from what the source knows, without decoding an image: the photos of `data.photos`
     (`skimage_photos`: one class per photo), the class subfolders of `data.root`
-    (`image_folder`), the dataset's label feature (`tfds`; 0 when it is not a class label),
+    (`image_folder`), the dataset's label feature (`tfds`: the classes of `data.tfds_classes` if any; 0
+    when it is not a class label),
     Fashion-MNIST's 10 classes, and the labels of a 3DIEBench root's train and val split files
     (`threedie`; the mini-3DIEBench is rendered first if it is not in the cache yet).
 
@@ -33,8 +34,10 @@ def num_classes(config) -> int:
     if d.source == "tfds":
         import tensorflow_datasets as tfds
 
-        from keras_eqssl.data.tfds_source import image_label_keys
+        from keras_eqssl.data.tfds_source import class_names, image_label_keys
 
+        if class_names(d.get("tfds_classes", "")):
+            return len(set(class_names(d.tfds_classes)))
         builder = tfds.builder(d.tfds_name, data_dir=d.data_dir or None)
         features, key = builder.info.features, image_label_keys(builder)[1]
         return int(getattr(features[key], "num_classes", 0) or 0) if key in features else 0

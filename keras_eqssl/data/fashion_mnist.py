@@ -2,7 +2,8 @@
 
 Install it with `apt-get install -y dataset-fashion-mnist`; it puts the original gzipped idx files
 in /usr/share/datasets/fashion-mnist ({train,t10k}-{images-idx3,labels-idx1}-ubyte.gz). The files
-are streamed with `tf.data.FixedLengthRecordDataset` (GZIP), headers checked first.
+are streamed with `tf.data.FixedLengthRecordDataset` (GZIP), headers checked first: nothing is
+held in memory, and every worker of a multi-worker run reads the two files whole (not sharded).
 """
 
 from __future__ import annotations

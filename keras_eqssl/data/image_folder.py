@@ -24,6 +24,7 @@ from keras_eqssl.data.image_files import (
     decode_image_checked,
     square_resize,
 )
+from keras_eqssl.data.sharding import mark_sharded, shard_items
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,12 +169,14 @@ def image_folder(
     skip_bad: bool = False,
     check_decode: bool = False,
     decode_check_limit: int = DECODE_CHECK_LIMIT,
+    workers: tf.distribute.InputContext | None = None,
 ) -> tf.data.Dataset:
     """Images of class subfolders as `{"image": (S, S, 3) uint8, "label": () int64}`, or of a flat
     folder as `{"image"}` alone (unlabelled), decoded in tf.data.
 
     Each image is centre-cropped to a square and resized to `image_size` (antialiased); gray and
-    RGBA images become RGB. Only the file list is held in memory.
+    RGBA images become RGB. Only the file list is held in memory: every epoch reads and decodes
+    the files again (nothing is cached), so a folder of any size streams.
 
     Args:
         root: `ROOT/CLASS/...` or flat `ROOT/image` folder (see `image_folder_layout`).
@@ -181,6 +184,8 @@ def image_folder(
         shuffle: shuffle the file list (seeded, reshuffled on each iteration), before decoding.
         seed: the shuffle seed.
         check_files, skip_bad, check_decode, decode_check_limit: see `list_image_folder`.
+        workers: a multi-worker run's input context: this worker lists every file but reads only
+            its shard of the sorted list (`keras_eqssl.data.sharding`); None reads them all.
 
     Example:
     >>> ds = image_folder("/data/flowers", image_size=64)  # doctest: +SKIP
@@ -196,13 +201,18 @@ def image_folder(
         check_decode=check_decode,
         decode_check_limit=decode_check_limit,
     )
-    ds = tf.data.Dataset.from_tensor_slices((list(listing.paths), tf.constant(listing.labels, tf.int64)))
+    paths, labels = list(listing.paths), list(listing.labels)
+    shard = shard_items(list(zip(paths, labels)), workers)
+    if shard is not None:
+        paths, labels = [p for p, _ in shard], [y for _, y in shard]
+    ds = tf.data.Dataset.from_tensor_slices((paths, tf.constant(labels, tf.int64)))
     if shuffle:
-        ds = ds.shuffle(len(listing.paths), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
 
     def load(path, label):
         image = decode_image_checked(tf.io.read_file(path), path)
         image = tf.ensure_shape(square_resize(image, image_size), (image_size, image_size, 3))
         return {"image": image, "label": label} if listing.labelled else {"image": image}
 
-    return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds if shard is None else mark_sharded(ds)

@@ -18,6 +18,7 @@ with AUTOTUNE parallelism. Bad files raise errors that name them (see `threedie_
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import tensorflow as tf
@@ -25,6 +26,7 @@ import tensorflow as tf
 from keras_eqssl.augment.seeds import fold
 from keras_eqssl.data.image_files import decode_jpeg_checked
 from keras_eqssl.data.quaternions import relative_rotation
+from keras_eqssl.data.sharding import mark_sharded, shard_items
 from keras_eqssl.data.threedie_index import LATENT_SIZE, ThreeDIEObjects, list_objects
 
 COLOR_INDICES = (3, 6)  # floor hue, spot-light hue
@@ -164,6 +166,7 @@ def threedie_pairs(
     objects: ThreeDIEObjects | None = None,
     skip: int = 0,
     first_step: int = 0,
+    workers: tf.distribute.InputContext | None = None,
 ) -> tf.data.Dataset:
     """View pairs of 3DIEBench objects (real or rendered by us), streamed from disk.
 
@@ -185,6 +188,9 @@ def threedie_pairs(
         skip: drop this many elements from the start of the stream before reading any file (a
             resumed run passes `step * batch_size`; cheap: only indices are skipped).
         first_step: the step of the first batch, for the policy's seeds (see `pair_batches`).
+        workers: a multi-worker run's input context: this worker reads only its shard of the
+            objects (`keras_eqssl.data.sharding`; pairs stay keyed by each object's index in the
+            split file) and its policy seeds fold in the worker index; None reads every object.
 
     Returns:
         Unbatched: the element of the module doc; batched: each leaf gains a leading B.
@@ -198,6 +204,9 @@ def threedie_pairs(
         objects = list_objects(root, split, check_files=check_files, skip_bad=skip_bad)
     if augment is not None and batch_size is None:
         raise ValueError("threedie_pairs: augment needs batch_size (the policy runs on batches).")
+    rows = shard_items(range(len(objects)), workers)
+    if rows is not None:
+        objects = object_shard(objects, rows)
     dirs = tf.constant([os.path.join(objects.root, o) for o in objects.object_ids])
     labels = tf.constant(objects.labels, tf.int64)
     counts = tf.constant(objects.num_views, tf.int32)
@@ -222,9 +231,22 @@ def threedie_pairs(
     if skip:
         positions = positions.skip(skip)
     ds = positions.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if batch_size is None:
-        return ds
-    return pair_batches(ds, batch_size, augment=augment, seed=seed, first_step=first_step)
+    if batch_size is not None:
+        replica = 0 if rows is None else workers.input_pipeline_id
+        ds = pair_batches(ds, batch_size, augment=augment, seed=seed, replica=replica, first_step=first_step)
+    return ds if rows is None else mark_sharded(ds)
+
+
+def object_shard(objects: ThreeDIEObjects, rows) -> ThreeDIEObjects:
+    """The listing of the objects at `rows` of `objects` (in that order), each keeping its split-file index."""
+    rows = list(rows)
+    return dataclasses.replace(
+        objects,
+        object_ids=tuple(objects.object_ids[i] for i in rows),
+        labels=objects.labels[rows],
+        num_views=objects.num_views[rows],
+        indices=objects.indices[rows],
+    )
 
 
 def pair_batches(

@@ -7,6 +7,14 @@ import os
 import tensorflow as tf
 
 from keras_eqssl.augment.policies import policy_from_config, rotated_pair
+from keras_eqssl.data.sharding import (
+    local_batch_size,
+    marked_sharded,
+    regroup_for_workers,
+    several_workers,
+    shard_items,
+    shard_rows,
+)
 from keras_eqssl.errors import ConfigError
 
 
@@ -29,7 +37,13 @@ def threedie_root(config, progress: bool = True) -> str:
     return str(root)
 
 
-def train_batches(config, first_step: int = 0, split: str = "train", progress: bool = True):
+def train_batches(
+    config,
+    first_step: int = 0,
+    split: str = "train",
+    progress: bool = True,
+    workers: tf.distribute.InputContext | None = None,
+):
     """The stream of training batches for `config`, starting at step `first_step`.
 
     Batch k (counting from 0 at the start of the run) is a pure function of (config, k): a run
@@ -45,45 +59,73 @@ def train_batches(config, first_step: int = 0, split: str = "train", progress: b
       other views it makes, e.g. the `essl` policy's rotated crops), and their parameters are
       recorded under `"params"`.
 
+    Under a multi-worker strategy (`workers`: this worker's input context, see
+    `keras_eqssl.data.sharding`), a file-based source (image folder, tfds, a 3DIEBench root) is
+    read in shards: each worker decodes only its files and makes `batch_size / workers` rows for
+    each step (batch k of worker w a pure function of (config, k, w, workers)); any other source
+    makes the same global batches on every worker, which keeps its replicas' rows.
+
     Returns:
         (dataset, param_specs): an infinite dataset of batches in the architecture's batch format
         (`config.data.batch_size` examples each), and the policy's `ParamSpec`s of every view it
         makes (None when no policy runs); the model keeps those of the views it trains on.
     """
-    batch = config.data.batch_size
-    skip = first_step * batch
     if config.data.source == "threedie":
-        from keras_eqssl.data.threedie import threedie_pairs
+        ds, specs = _threedie_batches(config, first_step, split, progress, workers)
+    else:
+        ds, specs = _image_batches(config, first_step, workers)
+    if marked_sharded(ds):
+        return regroup_for_workers(ds, workers), specs
+    return (shard_rows(ds) if several_workers(workers) else ds), specs
 
-        t = config.data.threedie
-        resize = not t.augment_renders  # the policy's crop makes views of augment.size
-        policy = (
-            policy_from_config(config.augment)
-            if t.augment_renders
-            else (rotated_pair(t.rotation) if t.rotation > 0 else None)
-        )
-        ds = threedie_pairs(
-            threedie_root(config, progress=progress),
-            split,
-            seed=config.seed,
-            num_epochs=None,
-            image_size=config.augment.size if resize else None,
-            batch_size=batch,
-            augment=policy,
-            skip=skip,
-            first_step=first_step,
-            skip_bad=config.data.skip_bad,
-        )
-        return ds, (None if policy is None else policy.param_specs())
 
+def _threedie_batches(config, first_step: int, split: str, progress: bool, workers):
+    """Batches of 3DIEBench pairs: this worker's objects' (`config.data.batch_size / workers` rows) when sharded."""
+    from keras_eqssl.data.threedie import threedie_pairs
+    from keras_eqssl.data.threedie_index import list_objects
+
+    root = threedie_root(config, progress=progress)
+    objects = list_objects(root, split, check_files=True, skip_bad=config.data.skip_bad)
+    sharded = shard_items(range(len(objects)), workers) is not None
+    batch = local_batch_size(config.data.batch_size, workers) if sharded else config.data.batch_size
+    t = config.data.threedie
+    resize = not t.augment_renders  # the policy's crop makes views of augment.size
+    policy = (
+        policy_from_config(config.augment)
+        if t.augment_renders
+        else (rotated_pair(t.rotation) if t.rotation > 0 else None)
+    )
+    ds = threedie_pairs(
+        root,
+        split,
+        seed=config.seed,
+        num_epochs=None,
+        image_size=config.augment.size if resize else None,
+        batch_size=batch,
+        augment=policy,
+        skip=first_step * batch,
+        first_step=first_step,
+        skip_bad=config.data.skip_bad,
+        objects=objects,
+        workers=workers if sharded else None,
+    )
+    return ds, (None if policy is None else policy.param_specs())
+
+
+def _image_batches(config, first_step: int, workers):
+    """Batches of views of the source's images: this worker's shard's (`batch_size / workers` rows) when sharded."""
     from keras_eqssl.data import source_from_config
     from keras_eqssl.data.pipeline import view_batches
 
     policy = policy_from_config(config.augment)
-    images = source_from_config(config).repeat()
-    if skip:
-        images = images.skip(skip)
-    ds = view_batches(images, policy, batch, seed=config.seed, first_step=first_step)
+    images = source_from_config(config, workers=workers)
+    sharded = marked_sharded(images)
+    batch = local_batch_size(config.data.batch_size, workers) if sharded else config.data.batch_size
+    images = images.repeat()
+    if first_step:
+        images = images.skip(first_step * batch)
+    replica = workers.input_pipeline_id if sharded else 0
+    ds = view_batches(images, policy, batch, seed=config.seed, replica=replica, first_step=first_step)
     return ds, policy.param_specs()
 
 

@@ -1,4 +1,5 @@
-"""Keras callbacks for pretraining: stop on a non-finite loss term, atomic checkpoints, reconstruction images."""
+"""Keras callbacks for pretraining: stop on a non-finite loss term, atomic checkpoints, reconstruction images,
+throughput."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import pathlib
 import signal
 import threading
+import time
 
 import keras
 import numpy as np
@@ -275,3 +277,51 @@ class ReconstructionImages(keras.callbacks.Callback):
                 )
                 tf.summary.image(f"reconstruction/{name}", both, max_outputs=self.max_images)
         self.writer.flush()
+
+
+class Throughput(keras.callbacks.Callback):
+    """Adds `images_per_s` to the batch logs: source images trained per second over the last
+    `every` steps (the global batch `batch_size` per step), which TensorBoard writes as
+    `batch_images_per_s` when it logs batches (not on an epoch's last step: see `last_step_of_epoch`).
+
+    The input pipeline runs ahead of the step (prefetched), so this is what it supplied and the
+    step consumed together: when it is well below the step's own rate (`tools/bench_train.py`,
+    or `tools/bench_pipeline.py`'s consume column), the run waits for data. Timed between batch
+    ends with `time.perf_counter` (nothing added to the step); each epoch's first window starts
+    after its first step, so tracing and the checkpoint written at an epoch's end are left out.
+
+    Example:
+    >>> meter = Throughput(batch_size=64, every=2)
+    >>> logs = {}
+    >>> for step in range(5):
+    ...     meter.on_train_batch_end(step, logs)
+    >>> meter.images_per_s > 0 and logs["images_per_s"] == meter.images_per_s
+    True
+    """
+
+    def __init__(self, batch_size: int, every: int = 100):
+        super().__init__()
+        self.batch_size, self.every = int(batch_size), max(1, int(every))
+        self.images_per_s: float | None = None
+        self._start: tuple[int, float] | None = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        if self._start is None:
+            self._start = (batch, now)
+        elif batch - self._start[0] >= self.every:
+            steps, seconds = batch - self._start[0], now - self._start[1]
+            self.images_per_s = steps * self.batch_size / max(seconds, 1e-9)
+            self._start = (batch, now)
+        if logs is not None and self.images_per_s is not None and not last_step_of_epoch(self.params, batch):
+            logs["images_per_s"] = self.images_per_s
+
+
+def last_step_of_epoch(params: dict | None, batch: int) -> bool:
+    """Whether `batch` ends the epoch of `fit`'s `params`: a callback adding numbers to a step's logs
+    leaves that step's alone, since `fit` takes them as the epoch's logs (and its History)."""
+    steps = (params or {}).get("steps")
+    return bool(steps) and batch + 1 >= steps
