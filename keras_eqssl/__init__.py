@@ -48,7 +48,7 @@ _EXPORTS = {
     "keras_eqssl.methods.collapse": ("CollapseMonitor",),
     "keras_eqssl.methods.callbacks": (
         "CheckpointWriteError", "Checkpointer", "ModelWriteError", "NonFiniteLossError", "ReconstructionImages",
-        "StopOnNonFinite", "StopOnSignal", "TrainingInterrupted",
+        "StopOnNonFinite", "StopOnSignal", "Throughput", "TrainingInterrupted",
     ),
     "keras_eqssl.methods.factory": ("model_from_config", "optimizer_from_config"),
     "keras_eqssl.losses": (
