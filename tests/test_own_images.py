@@ -7,11 +7,11 @@ import json
 import re
 import subprocess
 import sys
-from unittest import mock
 
 import numpy as np
 import pytest
 from PIL import Image
+from train_helpers import mock_prepared_tfds
 
 from keras_eqssl.data.image_files import BadFileError
 from keras_eqssl.data.image_folder import FLAT, LABELLED, image_folder, image_folder_layout, list_image_folder
@@ -78,14 +78,9 @@ def test_mixed_empty_and_unreadable_folders_are_named(tmp_path):
 
 @pytest.mark.slow  # importing tensorflow_datasets: about 3 s
 def test_evaluate_data_tfds_with_mock_data():
-    import tensorflow_datasets as tfds
-
     from keras_eqssl.cli.evaluate import eval_data
 
-    with (
-        tfds.testing.mock_data(num_examples=16),
-        mock.patch.object(tfds.core.DatasetBuilder, "is_prepared", return_value=True),
-    ):
+    with mock_prepared_tfds(16):
         data = eval_data("tfds:mnist:train", num_images=12, image_size=16, families=["rotation"], repeats=1)
     images, labels = data.images
     assert images.shape == (12, 16, 16, 3) and labels.shape == (12,) and not data.no_labels

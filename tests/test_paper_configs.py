@@ -8,10 +8,9 @@ and a required config field (a 3DIEBench root given on the command line).
 from __future__ import annotations
 
 import re
-from unittest import mock
 
 import pytest
-from train_helpers import CONFIG_DIR, tiny
+from train_helpers import CONFIG_DIR, mock_prepared_tfds, tiny
 
 from keras_eqssl.cli._config import load_config_file
 from keras_eqssl.config_validation import validate
@@ -71,22 +70,11 @@ def test_an_unset_required_field_fails_and_a_set_one_passes():
     validate(config)
 
 
-def _mock_tfds(num_examples: int):
-    """tfds's mock data, with the builders reporting prepared (mock_data fakes the reading, not the files)."""
-    import tensorflow_datasets as tfds
-
-    return (
-        tfds.testing.mock_data(num_examples=num_examples),
-        mock.patch.object(tfds.core.DatasetBuilder, "is_prepared", return_value=True),
-    )
-
-
 @pytest.mark.slow  # importing tensorflow_datasets: about 3 s
 def test_tfds_classes_keeps_and_relabels_the_named_classes():
     from keras_eqssl.data.tfds_source import tfds_images
 
-    mocked, prepared = _mock_tfds(64)
-    with mocked, prepared:
+    with mock_prepared_tfds(64):
         every = [int(e["label"]) for e in tfds_images("mnist", image_size=8).as_numpy_iterator()]
         kept = [int(e["label"]) for e in tfds_images("mnist", image_size=8, classes=("7", "2")).as_numpy_iterator()]
         with pytest.raises(ConfigError, match=r"tfds_classes: tfds dataset 'mnist' has no class named \['eleven'\]"):
@@ -139,8 +127,7 @@ def test_paper_config_trains_2_steps_and_exports(path, tmp_path, threedie_root):
 
     config = _tiny_paper_config(path, tmp_path / "run", threedie_root)
     validate(config)
-    mocked, prepared = _mock_tfds(200)  # ImageNet-100 keeps about 10% of the mock examples
-    with mocked, prepared:
+    with mock_prepared_tfds(200):  # ImageNet-100 keeps about 10% of the mock examples
         metrics = train(config)
     assert len(metrics["history"]["loss"]) == 1 and metrics["steps"] == 2
     assert (tmp_path / "run" / "export" / "saved_model.pb").is_file()

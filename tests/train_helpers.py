@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
+from unittest import mock
 
 from keras_eqssl.cli._config import load_config_file
 
@@ -35,3 +37,15 @@ def tiny(config, workdir, threedie_root, steps: int = 20, every: int = 10):
     config.eval.enabled = False  # the probes have their own tests; the main-job test runs them once
     config.eval.random_init = False
     return config
+
+
+@contextlib.contextmanager
+def mock_prepared_tfds(num_examples: int):
+    """tfds's mock data, with the builders reporting prepared (mock_data fakes the reading, not the files)."""
+    import tensorflow_datasets as tfds
+
+    with (
+        tfds.testing.mock_data(num_examples=num_examples),
+        mock.patch.object(tfds.core.DatasetBuilder, "is_prepared", return_value=True),
+    ):
+        yield

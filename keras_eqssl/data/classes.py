@@ -36,8 +36,9 @@ def num_classes(config) -> int:
 
         from keras_eqssl.data.tfds_source import class_names, image_label_keys
 
-        if class_names(d.get("tfds_classes", "")):
-            return len(set(class_names(d.tfds_classes)))
+        kept = class_names(d.get("tfds_classes", ""))
+        if kept:
+            return len(set(kept))
         builder = tfds.builder(d.tfds_name, data_dir=d.data_dir or None)
         features, key = builder.info.features, image_label_keys(builder)[1]
         return int(getattr(features[key], "num_classes", 0) or 0) if key in features else 0

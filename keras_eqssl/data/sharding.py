@@ -60,18 +60,20 @@ def shard_items(items: Sequence, workers: tf.distribute.InputContext | None) -> 
     return list(items[workers.input_pipeline_id :: workers.num_input_pipelines])
 
 
+def _with_auto_shard(dataset: tf.data.Dataset, policy) -> tf.data.Dataset:
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = policy
+    return dataset.with_options(options)
+
+
 def mark_sharded(dataset: tf.data.Dataset) -> tf.data.Dataset:
     """`dataset` with `tf.distribute`'s auto-sharding off: it already holds this worker's shard."""
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    return dataset.with_options(options)
+    return _with_auto_shard(dataset, tf.data.experimental.AutoShardPolicy.OFF)
 
 
 def shard_rows(dataset: tf.data.Dataset) -> tf.data.Dataset:
     """`dataset` (the same global batches on every worker) split by rows: each worker keeps its replicas'."""
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return dataset.with_options(options)
+    return _with_auto_shard(dataset, tf.data.experimental.AutoShardPolicy.DATA)
 
 
 def marked_sharded(dataset: tf.data.Dataset) -> bool:

@@ -22,6 +22,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_eqssl.methods.callbacks import last_step_of_epoch
+
 STD_KEY, RANK_KEY = "embedding_std", "effective_rank"
 # The defaults flag a near-complete collapse only: at initialisation a ResNet's embedding of varied
 # photos already has a std of about 0.1/sqrt(d) (its features share one large mean direction).
@@ -165,6 +167,5 @@ class CollapseMonitor(keras.callbacks.Callback):
         step = int(self.model.optimizer.iterations.numpy())
         if self.every and (step % self.every == 0 or not self.latest):
             self.measure(step)
-        last_of_epoch = batch + 1 >= (self.params or {}).get("steps") if (self.params or {}).get("steps") else False
-        if logs is not None and not last_of_epoch:
+        if logs is not None and not last_step_of_epoch(self.params, batch):
             logs.update(self.latest)  # the progress bar and TensorBoard read the step's logs
